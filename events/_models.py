@@ -1,0 +1,313 @@
+"""Typed events: one frozen class per event name.
+
+Every event carries the id of the task it is about; session-level events use
+``"*"``.  The remaining fields are the event's ``data`` on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import attrs
+from attrs import validators as v
+
+from ._exceptions import EventValidationError
+
+SESSION_TOPIC = "*"
+MAX_OUTPUT_LINE = 4096
+MAX_TEXT = 2048
+
+CostSource = Literal["reported", "computed", "user_table", "unpriced"]
+COST_SOURCES: frozenset[str] = frozenset(("reported", "computed", "user_table", "unpriced"))
+Actor = Literal["operator", "budget", "startup", "system"]
+ACTORS: frozenset[str] = frozenset(("operator", "budget", "startup", "system"))
+OutputStream = Literal["stdout", "stderr"]
+
+
+def _non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
+    if value < 0:
+        raise EventValidationError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventValidationError(f"{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise EventValidationError(f"{attribute.name} must be finite and >= 0, got {value}")
+
+
+def _optional(
+    check: Any,
+) -> Any:
+    def validate(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check(inst, attribute, value)
+
+    return validate
+
+
+def _one_of(choices: frozenset[str]) -> Any:
+    def validate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices:
+            raise EventValidationError(
+                f"{attribute.name} must be one of {sorted(choices)}, got {value!r}"
+            )
+
+    return validate
+
+
+def _task_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise EventValidationError(f"{attribute.name} must be a non-empty string of <= 256 chars")
+    if value == SESSION_TOPIC:
+        raise EventValidationError(f"{attribute.name} '*' is reserved for session events")
+
+
+def _session_topic(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value != SESSION_TOPIC:
+        raise EventValidationError(f"{attribute.name} of a session event must be '*'")
+
+
+def _bounded_text(limit: int) -> Any:
+    def validate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, str):
+            raise EventValidationError(f"{attribute.name} must be a string, got {value!r}")
+        if len(value) > limit:
+            raise EventValidationError(f"{attribute.name} is longer than {limit} characters")
+
+    return validate
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise EventValidationError(f"{attribute.name} must be a timezone-aware datetime")
+
+
+def truncate(text: str, limit: int = MAX_TEXT) -> str:
+    """Cut ``text`` to ``limit`` characters, marking the cut."""
+    if len(text) <= limit:
+        return text
+    marker = "…[truncated]"
+    return text[: limit - len(marker)] + marker
+
+
+def _count_field() -> Any:
+    return attrs.field(validator=_non_negative_int, default=0)
+
+
+def _task_id_field() -> Any:
+    return attrs.field(validator=_task_id)
+
+
+def _session_field() -> Any:
+    return attrs.field(default=SESSION_TOPIC, validator=_session_topic)
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of all events; ``event_name`` is the wire name."""
+
+    event_name: ClassVar[str] = ""
+    task_id: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskQueued(Event):
+    event_name: ClassVar[str] = "task_queued"
+    task_id: str = _task_id_field()
+    name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    priority: int = attrs.field(default=0, validator=v.instance_of(int))
+
+
+@attrs.frozen(kw_only=True)
+class TaskStarted(Event):
+    event_name: ClassVar[str] = "task_started"
+    task_id: str = _task_id_field()
+    name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+
+
+@attrs.frozen(kw_only=True)
+class TaskUsage(Event):
+    """Tokens (and maybe cost) a task recorded; counts are increments."""
+
+    event_name: ClassVar[str] = "task_usage"
+    task_id: str = _task_id_field()
+    model: str = attrs.field(default="", validator=_bounded_text(256))
+    provider: str | None = attrs.field(default=None, validator=_optional(_bounded_text(256)))
+    input_tokens: int = _count_field()
+    output_tokens: int = _count_field()
+    cache_read_tokens: int = _count_field()
+    cache_write_tokens: int = _count_field()
+    cost_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
+    cost_source: CostSource = attrs.field(default="unpriced", validator=_one_of(COST_SOURCES))
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+@attrs.frozen(kw_only=True)
+class TaskOutput(Event):
+    """One line of a task's output, cut to ``MAX_OUTPUT_LINE`` characters."""
+
+    event_name: ClassVar[str] = "task_output"
+    task_id: str = _task_id_field()
+    stream: OutputStream = attrs.field(
+        default="stdout", validator=_one_of(frozenset(("stdout", "stderr")))
+    )
+    line: str = attrs.field(validator=_bounded_text(MAX_OUTPUT_LINE))
+    truncated: bool = attrs.field(default=False, validator=v.instance_of(bool))
+
+
+@attrs.frozen(kw_only=True)
+class TaskCompleted(Event):
+    event_name: ClassVar[str] = "task_completed"
+    task_id: str = _task_id_field()
+    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
+    exit_code: int | None = attrs.field(default=None, validator=_optional(v.instance_of(int)))
+
+
+@attrs.frozen(kw_only=True)
+class TaskFailed(Event):
+    event_name: ClassVar[str] = "task_failed"
+    task_id: str = _task_id_field()
+    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
+    exit_code: int | None = attrs.field(default=None, validator=_optional(v.instance_of(int)))
+    timed_out: bool = attrs.field(default=False, validator=v.instance_of(bool))
+
+
+@attrs.frozen(kw_only=True)
+class TaskCancelled(Event):
+    event_name: ClassVar[str] = "task_cancelled"
+    task_id: str = _task_id_field()
+    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    was_running: bool = attrs.field(default=False, validator=v.instance_of(bool))
+
+
+@attrs.frozen(kw_only=True)
+class TaskRetrying(Event):
+    event_name: ClassVar[str] = "task_retrying"
+    task_id: str = _task_id_field()
+    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    delay_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
+    error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorPaused(Event):
+    event_name: ClassVar[str] = "executor_paused"
+    task_id: str = _session_field()
+    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
+    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorResumed(Event):
+    event_name: ClassVar[str] = "executor_resumed"
+    task_id: str = _session_field()
+    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
+    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+
+
+@attrs.frozen(kw_only=True)
+class BudgetChanged(Event):
+    event_name: ClassVar[str] = "budget_changed"
+    task_id: str = _session_field()
+    budget_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
+    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
+    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+
+
+@attrs.frozen(kw_only=True)
+class BudgetWarning(Event):
+    event_name: ClassVar[str] = "budget_warning"
+    task_id: str = _session_field()
+    budget_usd: float = attrs.field(validator=_non_negative_float)
+    spent_usd: float = attrs.field(validator=_non_negative_float)
+    threshold: float = attrs.field(default=0.8, validator=_non_negative_float)
+
+
+@attrs.frozen(kw_only=True)
+class BudgetExhausted(Event):
+    event_name: ClassVar[str] = "budget_exhausted"
+    task_id: str = _session_field()
+    budget_usd: float = attrs.field(validator=_non_negative_float)
+    spent_usd: float = attrs.field(validator=_non_negative_float)
+
+
+@attrs.frozen(kw_only=True)
+class SessionUpdate(Event):
+    """The session aggregate; the first seven data fields are orc's, by name and type."""
+
+    event_name: ClassVar[str] = "session_update"
+    task_id: str = _session_field()
+    duration_seconds: int = _count_field()
+    total_tokens: int = _count_field()
+    input_tokens: int = _count_field()
+    output_tokens: int = _count_field()
+    estimated_cost_usd: float = attrs.field(default=0.0, validator=_non_negative_float)
+    tasks_running: int = _count_field()
+    is_paused: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    session_id: str = attrs.field(default="", validator=_bounded_text(256))
+    started_at: datetime | None = attrs.field(default=None, validator=_aware)
+    cache_read_tokens: int = _count_field()
+    cache_write_tokens: int = _count_field()
+    tasks_queued: int = _count_field()
+    tasks_completed: int = _count_field()
+    tasks_failed: int = _count_field()
+    tasks_cancelled: int = _count_field()
+    unpriced_tokens: int = _count_field()
+    budget_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
+    budget_remaining_usd: float | None = attrs.field(
+        default=None, validator=_optional(_non_negative_float)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        expected = (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+        if self.total_tokens != expected:
+            raise EventValidationError(
+                f"total_tokens must equal input + output + cache read + cache write "
+                f"({expected}), got {self.total_tokens}"
+            )
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_name: cls
+    for cls in (
+        TaskQueued,
+        TaskStarted,
+        TaskUsage,
+        TaskOutput,
+        TaskCompleted,
+        TaskFailed,
+        TaskCancelled,
+        TaskRetrying,
+        ExecutorPaused,
+        ExecutorResumed,
+        BudgetChanged,
+        BudgetWarning,
+        BudgetExhausted,
+        SessionUpdate,
+    )
+}
+
+TASK_END_EVENTS: frozenset[str] = frozenset(("task_completed", "task_failed", "task_cancelled"))

@@ -1,0 +1,284 @@
+"""In-process pub/sub of events.
+
+``publish`` is synchronous and never blocks: each subscription has a bounded
+buffer, and what does not fit is conflated (``session_update``: only the newest
+is kept) or announced to the subscriber as a :class:`Gap` and counted.
+Listeners (the broadcaster, metrics, the store) are called inline and see every
+event, so aggregates are never built from a lossy stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Self
+
+import attrs
+import trio
+
+from ._models import SESSION_TOPIC, Event, SessionUpdate
+from ._wire import EventCodec, Gap, Published
+
+Listener = Callable[[Published], None]
+Item = Published | Gap
+
+DEFAULT_BUFFER = 1024
+DEFAULT_HISTORY = 10_000
+
+
+@attrs.define(eq=False)
+class _PendingGap:
+    """A run of drops still being extended; frozen into a Gap when read."""
+
+    first_seq: int
+    last_seq: int
+    missed: int
+
+
+@attrs.define(eq=False)
+class Subscription:
+    """One subscriber's bounded view of a topic (a task id, or ``"*"`` for all).
+
+    Iterate it, or ``await receive()``; both end when the subscription or the
+    publisher is closed and the buffer is drained.
+    """
+
+    topic: str
+    capacity: int
+    _publisher: Publisher | None
+    _queue: deque[Published | Gap | _PendingGap] = attrs.field(factory=deque)
+    _events_held: int = 0
+    _queued_update: Published | None = None
+    _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    closed: bool = False
+    dropped: int = 0
+    conflated: int = 0
+
+    # -- publisher side ----------------------------------------------------
+    def _offer(self, item: Published) -> None:
+        if isinstance(item.event, SessionUpdate):
+            if self._queued_update is not None:
+                self._queue.remove(self._queued_update)
+                self.conflated += 1
+            self._queued_update = item
+            self._queue.append(item)
+        elif self._events_held >= self.capacity:
+            self._record_drop(item.seq)
+            return
+        else:
+            self._events_held += 1
+            self._queue.append(item)
+        self._lot.unpark_all()
+
+    def _record_drop(self, seq: int) -> None:
+        self.dropped += 1
+        if self._publisher is not None:
+            self._publisher.dropped_total += 1
+        tail = self._queue[-1] if self._queue else None
+        if isinstance(tail, _PendingGap):
+            tail.last_seq = seq
+            tail.missed += 1
+        else:
+            self._queue.append(_PendingGap(seq, seq, 1))
+        self._lot.unpark_all()
+
+    def _push_front_gap(self, gap: Gap) -> None:
+        self._queue.appendleft(gap)
+
+    def _end(self) -> None:
+        self.closed = True
+        self._publisher = None
+        self._lot.unpark_all()
+
+    # -- subscriber side ---------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def receive_nowait(self) -> Item:
+        """The next item; ``trio.WouldBlock`` if none, ``trio.EndOfChannel`` once ended."""
+        if not self._queue:
+            if self.closed:
+                raise trio.EndOfChannel
+            raise trio.WouldBlock
+        item = self._queue.popleft()
+        if isinstance(item, _PendingGap):
+            return Gap(self.topic, item.first_seq, item.last_seq, item.missed, "overflow")
+        if item is self._queued_update:
+            self._queued_update = None
+        elif isinstance(item, Published):
+            self._events_held -= 1
+        return item
+
+    async def receive(self) -> Item:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                item = self.receive_nowait()
+            except trio.WouldBlock:
+                await self._lot.park()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return item
+
+    def drain(self) -> Iterator[Item]:
+        """Everything buffered now, without waiting."""
+        while self._queue:
+            yield self.receive_nowait()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Item:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Unsubscribe; idempotent. Buffered items can still be read."""
+        if self._publisher is not None:
+            self._publisher._remove(self)
+        self._end()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@attrs.define(eq=False)
+class Publisher:
+    """Numbers, stamps and encodes each event once, then fans it out."""
+
+    history_size: int = DEFAULT_HISTORY
+    buffer_size: int = DEFAULT_BUFFER
+    codec: EventCodec = attrs.field(factory=EventCodec)
+    clock: Callable[[], datetime] = attrs.field(default=lambda: datetime.now(UTC))
+    last_seq: int = 0
+    dropped_total: int = 0
+    published_total: int = 0
+    closed: bool = False
+    _history: deque[Published] = attrs.field(init=False)
+    _evicted_through: int = 0
+    _topics: dict[str, set[Subscription]] = attrs.field(factory=dict)
+    _listeners: list[Listener] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        if self.history_size < 1 or self.buffer_size < 1:
+            raise ValueError("history_size and buffer_size must be >= 1")
+        self._history = deque()
+
+    # -- publishing --------------------------------------------------------
+    def _stamp(self, event: Event) -> Published:
+        self.last_seq += 1
+        return self.codec.publish(self.last_seq, self.clock(), event)
+
+    def publish(self, event: Event) -> Published | None:
+        """Deliver ``event`` to listeners and subscribers; None once closed."""
+        if self.closed:
+            return None
+        item = self._stamp(event)
+        self.published_total += 1
+        if not isinstance(event, SessionUpdate):
+            # Snapshots are not replayed: a fresh one follows every subscribe.
+            self._remember(item)
+        for listener in tuple(self._listeners):
+            listener(item)
+        for sub in tuple(self._topics.get(SESSION_TOPIC, ())):
+            sub._offer(item)
+        if event.task_id != SESSION_TOPIC:
+            for sub in tuple(self._topics.get(event.task_id, ())):
+                sub._offer(item)
+        return item
+
+    def deliver_to(self, subscription: Subscription, event: Event) -> Published | None:
+        """Send ``event`` to one subscription only (e.g. its initial snapshot)."""
+        if self.closed or subscription.closed:
+            return None
+        item = self._stamp(event)
+        subscription._offer(item)
+        return item
+
+    def _remember(self, item: Published) -> None:
+        self._history.append(item)
+        if len(self._history) > self.history_size:
+            self._evicted_through = self._history.popleft().seq
+
+    # -- subscribing -------------------------------------------------------
+    def subscribe(
+        self, topic: str, *, since: int | None = None, buffer_size: int | None = None
+    ) -> Subscription:
+        """Subscribe to ``topic``; with ``since``, replay kept events after that seq first."""
+        capacity = self.buffer_size if buffer_size is None else buffer_size
+        if capacity < 1:
+            raise ValueError("buffer_size must be >= 1")
+        if self.closed:
+            sub = Subscription(topic, capacity, None)
+            sub._end()
+            return sub
+        sub = Subscription(topic, capacity, self)
+        if since is not None:
+            self._replay(sub, since)
+        self._topics.setdefault(topic, set()).add(sub)
+        return sub
+
+    def _replay(self, sub: Subscription, since: int) -> None:
+        if since < 0:
+            raise ValueError("since must be >= 0")
+        if since < self._evicted_through:
+            sub._queue.append(Gap(sub.topic, since + 1, self._evicted_through, None, "history"))
+        for item in self._history:
+            if item.seq <= since:
+                continue
+            if sub.topic == SESSION_TOPIC or item.event.task_id == sub.topic:
+                # Replay may exceed the live capacity; it is bounded by history_size.
+                sub._queue.append(item)
+                sub._events_held += 1
+
+    def _remove(self, sub: Subscription) -> None:
+        subs = self._topics.get(sub.topic)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._topics[sub.topic]
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is not None:
+            return len(self._topics.get(topic, ()))
+        return sum(len(subs) for subs in self._topics.values())
+
+    @property
+    def topic_count(self) -> int:
+        return len(self._topics)
+
+    def history_since(self, since: int) -> list[Published]:
+        return [item for item in self._history if item.seq > since]
+
+    # -- listeners ---------------------------------------------------------
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` inline with every published event; returns its remover."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    # -- closing -----------------------------------------------------------
+    def close(self) -> None:
+        """End every subscription; later publishes are no-ops. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        topics, self._topics = self._topics, {}
+        for subs in topics.values():
+            for sub in subs:
+                sub._end()

@@ -1,0 +1,194 @@
+"""The JSON wire form of events, shaped like orc's WebSocket event frames.
+
+``{"type": "event", "event": name, "task_id": id, "seq": n, "time": rfc3339, "data": {...}}``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+import cattrs
+
+from ._exceptions import EventDecodeError, EventValidationError
+from ._models import EVENT_TYPES, Event
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, ``Z`` suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    if not isinstance(text, str):
+        raise TypeError(f"expected an RFC 3339 string, got {type(text).__name__}")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no timezone")
+    return moment.astimezone(UTC)
+
+
+def _strict_int(value: object, _type: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected int, got {type(value).__name__}")
+    return value
+
+
+def _strict_float(value: object, _type: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected number, got {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError("expected a finite number")
+    return result
+
+
+def _strict_bool(value: object, _type: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected bool, got {type(value).__name__}")
+    return value
+
+
+def _strict_str(value: object, _type: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected string, got {type(value).__name__}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter for every event; strict about JSON types, never coercing."""
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(datetime, lambda value, _t: parse_time(value))
+    converter.register_unstructure_hook(datetime, format_time)
+    return converter
+
+
+@attrs.frozen
+class Published:
+    """An event as the publisher sent it: numbered, stamped, encoded once."""
+
+    seq: int
+    time: datetime
+    event: Event
+    wire: str = attrs.field(eq=False, repr=False)
+
+    @property
+    def event_name(self) -> str:
+        return self.event.event_name
+
+    @property
+    def task_id(self) -> str:
+        return self.event.task_id
+
+
+@attrs.frozen
+class Gap:
+    """What a subscriber missed: events ``first_seq..last_seq`` of its topic.
+
+    ``reason`` is ``"overflow"`` (its buffer was full; ``missed`` is exact) or
+    ``"history"`` (the replay it asked for is no longer kept; ``missed`` is None).
+    """
+
+    topic: str
+    first_seq: int
+    last_seq: int
+    missed: int | None
+    reason: Literal["overflow", "history"]
+
+    @property
+    def wire(self) -> str:
+        return json.dumps(
+            {
+                "type": "gap",
+                "task_id": self.topic,
+                "first_seq": self.first_seq,
+                "last_seq": self.last_seq,
+                "missed": self.missed,
+                "reason": self.reason,
+            },
+            separators=(",", ":"),
+        )
+
+
+def _describe_error(exc: BaseException, type_: object) -> str:
+    if isinstance(exc, EventValidationError):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)  # type: ignore[arg-type]
+
+
+@attrs.define
+class EventCodec:
+    """Encodes and decodes wire frames with one converter."""
+
+    converter: cattrs.Converter = attrs.field(factory=make_converter)
+
+    def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
+        data = self.converter.unstructure(event)
+        del data["task_id"]
+        return {
+            "type": "event",
+            "event": event.event_name,
+            "task_id": event.task_id,
+            "seq": seq,
+            "time": format_time(time),
+            "data": data,
+        }
+
+    def encode(self, seq: int, time: datetime, event: Event) -> str:
+        return json.dumps(self.to_dict(seq, time, event), separators=(",", ":"))
+
+    def publish(self, seq: int, time: datetime, event: Event) -> Published:
+        return Published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))
+
+    def decode(self, text: str | bytes) -> Published:
+        try:
+            frame = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventDecodeError(f"not JSON: {exc}") from exc
+        return self.from_dict(frame, wire=text if isinstance(text, str) else text.decode())
+
+    def from_dict(self, frame: object, *, wire: str | None = None) -> Published:
+        if not isinstance(frame, dict):
+            raise EventDecodeError("frame must be a JSON object")
+        if frame.get("type") != "event":
+            raise EventDecodeError(f"type: expected 'event', got {frame.get('type')!r}")
+        name = frame.get("event")
+        cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise EventDecodeError(f"event: unknown event name {name!r}")
+        seq = frame.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise EventDecodeError(f"seq: expected a non-negative int, got {seq!r}")
+        try:
+            time = parse_time(frame.get("time"))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise EventDecodeError(f"time: {exc}") from exc
+        task_id = frame.get("task_id")
+        if not isinstance(task_id, str):
+            raise EventDecodeError(f"task_id: expected string, got {task_id!r}")
+        data = frame.get("data")
+        if not isinstance(data, dict):
+            raise EventDecodeError(f"{name}.data: expected an object, got {data!r}")
+        event = self._structure(cls, {**data, "task_id": task_id})
+        if wire is None:
+            wire = self.encode(seq, time, event)
+        return Published(seq=seq, time=time, event=event, wire=wire)
+
+    def _structure(self, cls: type[Event], data: dict[str, Any]) -> Event:
+        name = cls.event_name
+        try:
+            return self.converter.structure(data, cls)
+        except cattrs.BaseValidationError as exc:
+            messages = cattrs.transform_error(
+                exc, path=f"{name}.data", format_exception=_describe_error
+            )
+            raise EventDecodeError("; ".join(messages)) from exc
+        except (TypeError, ValueError) as exc:
+            raise EventDecodeError(f"{name}.data: {exc}") from exc
