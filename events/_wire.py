@@ -19,7 +19,7 @@ from ._models import EVENT_TYPES, Event
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, ``Z`` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:
