@@ -1,0 +1,362 @@
+"""The durable store: SQLite (WAL) holding sessions, tasks, usage, controls and history.
+
+Every method here is synchronous and touches the database; the recorder calls
+the write path from a worker thread so the trio thread never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._store_exceptions import StoreError, UnknownSessionError
+from ._store_schema import migrate
+
+MEMORY = ":memory:"
+
+# One write operation: a statement key and its parameters. Kept as plain tuples so
+# batches are cheap to build on the trio thread.
+WriteOp = tuple[str, tuple[Any, ...]]
+
+STATEMENTS: dict[str, str] = {
+    "task_upsert": """
+        INSERT INTO tasks (session_id, task_id, name, state, attempts)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (session_id, task_id) DO UPDATE SET
+            name = CASE WHEN excluded.name != '' THEN excluded.name ELSE tasks.name END,
+            state = excluded.state
+    """,
+    "task_started": """
+        UPDATE tasks SET state = 'running', attempts = ?, started_at = ?, ended_at = NULL,
+            error = NULL
+        WHERE session_id = ? AND task_id = ?
+    """,
+    "task_ended": """
+        UPDATE tasks SET state = ?, ended_at = ?, duration_seconds = ?, exit_code = ?, error = ?
+        WHERE session_id = ? AND task_id = ?
+    """,
+    "task_retrying": """
+        UPDATE tasks SET state = 'retrying', error = ? WHERE session_id = ? AND task_id = ?
+    """,
+    "usage": """
+        INSERT INTO usage (session_id, task_id, seq, recorded_at, model, provider,
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+            cost_usd, cost_source)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    """,
+    "control": """
+        INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+    """,
+    "paused": "UPDATE sessions SET is_paused = ? WHERE session_id = ?",
+    "budget": "UPDATE sessions SET budget_usd = ? WHERE session_id = ?",
+    "snapshot": """
+        UPDATE sessions SET started_at = COALESCE(?, started_at), duration_seconds = ?,
+            tasks_completed = ?, tasks_failed = ?, tasks_cancelled = ?
+        WHERE session_id = ?
+    """,
+    "event": """
+        INSERT OR REPLACE INTO events (session_id, seq, time, event, task_id, wire)
+        VALUES (?, ?, ?, ?, ?, ?)
+    """,
+}
+
+
+@attrs.frozen
+class TaskRecord:
+    task_id: str
+    name: str
+    state: str
+    attempts: int
+    started_at: str | None
+    ended_at: str | None
+    duration_seconds: float | None
+    exit_code: int | None
+    error: str | None
+
+
+@attrs.frozen
+class UsageTotals:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_tokens: int = 0
+    records: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+@attrs.frozen
+class SessionRecord:
+    session_id: str
+    job_key: str | None
+    job_path: str | None
+    status: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    duration_seconds: float
+    is_paused: bool
+    budget_usd: float | None
+    tasks_completed: int
+    tasks_failed: int
+    tasks_cancelled: int
+    usage: UsageTotals
+
+
+_USAGE_SUMS = """
+    SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+        COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
+        COALESCE(SUM(cost_usd), 0.0),
+        COALESCE(SUM(CASE WHEN cost_source = 'unpriced'
+            THEN input_tokens + output_tokens + cache_read_tokens + cache_write_tokens
+            ELSE 0 END), 0),
+        COUNT(*)
+    FROM usage
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@attrs.define(eq=False)
+class SessionStore:
+    """One SQLite connection, used by one thread at a time."""
+
+    path: str
+    _conn: sqlite3.Connection | None
+
+    @classmethod
+    def open(cls, path: str | Path) -> SessionStore:
+        target = str(path)
+        try:
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            if target != MEMORY:
+                conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a committed batch survives the process being killed.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {target}: {exc}") from exc
+        return cls(target, conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    # -- writing -------------------------------------------------------------
+    def begin_session(
+        self, session_id: str, *, job_key: str | None = None, job_path: str | None = None
+    ) -> None:
+        self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO sessions (session_id, job_key, job_path, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (session_id, job_key, job_path, _now()),
+                )
+            ],
+            raw=True,
+        )
+
+    def end_session(self, session_id: str, *, status: str) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE sessions SET status = ?, ended_at = ? WHERE session_id = ?",
+                    (status, _now(), session_id),
+                )
+            ],
+            raw=True,
+        )
+
+    def write_batch(self, ops: Sequence[WriteOp]) -> None:
+        """Apply ``ops`` in one transaction, grouping runs of the same statement."""
+        self._write(ops, raw=False)
+
+    def _write(self, ops: Iterable[WriteOp], *, raw: bool) -> None:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in _group(ops):
+                    conn.executemany(sql if raw else STATEMENTS[sql], rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
+
+    def prune_events(self, session_id: str, *, keep: int) -> int:
+        """Drop all but the newest ``keep`` history events of a session."""
+        cursor = self.conn.execute(
+            "DELETE FROM events WHERE session_id = ? AND seq <= "
+            "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?) - ?",
+            (session_id, session_id, keep),
+        )
+        return cursor.rowcount
+
+    def prune_events_before(self, time: str) -> int:
+        return self.conn.execute("DELETE FROM events WHERE time < ?", (time,)).rowcount
+
+    # -- reading -------------------------------------------------------------
+    def integrity_ok(self) -> bool:
+        (result,) = self.conn.execute("PRAGMA integrity_check").fetchone()
+        return bool(result == "ok")
+
+    def sessions(self) -> list[SessionRecord]:
+        rows = self.conn.execute(
+            "SELECT session_id FROM sessions ORDER BY created_at DESC, rowid DESC"
+        ).fetchall()
+        return [self.session(session_id) for (session_id,) in rows]
+
+    def resolve(self, session_id: str) -> str:
+        """A full session id from an id or a unique prefix of one."""
+        rows = self.conn.execute(
+            "SELECT session_id FROM sessions WHERE session_id = ? OR session_id LIKE ? || '%'",
+            (session_id, session_id.replace("%", "").replace("_", "")),
+        ).fetchall()
+        exact = [row[0] for row in rows if row[0] == session_id]
+        if exact:
+            return str(exact[0])
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if not rows:
+            raise UnknownSessionError(f"no session {session_id!r} in store {self.path}")
+        raise UnknownSessionError(f"session prefix {session_id!r} is ambiguous ({len(rows)})")
+
+    def session(self, session_id: str) -> SessionRecord:
+        row = self.conn.execute(
+            "SELECT session_id, job_key, job_path, status, created_at, started_at, ended_at, "
+            "duration_seconds, is_paused, budget_usd, tasks_completed, tasks_failed, "
+            "tasks_cancelled FROM sessions WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownSessionError(f"no session {session_id!r} in store {self.path}")
+        return SessionRecord(
+            session_id=row[0],
+            job_key=row[1],
+            job_path=row[2],
+            status=row[3],
+            created_at=row[4],
+            started_at=row[5],
+            ended_at=row[6],
+            duration_seconds=row[7],
+            is_paused=bool(row[8]),
+            budget_usd=row[9],
+            tasks_completed=row[10],
+            tasks_failed=row[11],
+            tasks_cancelled=row[12],
+            usage=self.usage_totals(session_id),
+        )
+
+    def usage_totals(self, session_id: str, task_id: str | None = None) -> UsageTotals:
+        where, params = " WHERE session_id = ?", [session_id]
+        if task_id is not None:
+            where += " AND task_id = ?"
+            params.append(task_id)
+        return UsageTotals(*self.conn.execute(_USAGE_SUMS + where, params).fetchone())
+
+    def usage_by_model(self, session_id: str) -> dict[str, UsageTotals]:
+        models = self.conn.execute(
+            "SELECT DISTINCT model FROM usage WHERE session_id = ? ORDER BY model", (session_id,)
+        ).fetchall()
+        return {
+            model: UsageTotals(
+                *self.conn.execute(
+                    _USAGE_SUMS + " WHERE session_id = ? AND model = ?", (session_id, model)
+                ).fetchone()
+            )
+            for (model,) in models
+        }
+
+    def tasks(self, session_id: str) -> list[TaskRecord]:
+        rows = self.conn.execute(
+            "SELECT task_id, name, state, attempts, started_at, ended_at, duration_seconds, "
+            "exit_code, error FROM tasks WHERE session_id = ? ORDER BY rowid",
+            (session_id,),
+        ).fetchall()
+        return [TaskRecord(*row) for row in rows]
+
+    def usage_rows(self, session_id: str) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT session_id, task_id, seq, recorded_at, model, provider, input_tokens, "
+            "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_source "
+            "FROM usage WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def controls(self, session_id: str) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT seq, at, kind, actor, reason, budget_usd FROM controls "
+            "WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def history(self, session_id: str, *, since: int = 0) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT wire FROM events WHERE session_id = ? AND seq > ? ORDER BY seq",
+            (session_id, since),
+        ).fetchall()
+        return [wire for (wire,) in rows]
+
+    def last_seq(self, session_id: str) -> int:
+        (seq,) = self.conn.execute(
+            "SELECT MAX(m) FROM (SELECT COALESCE(MAX(seq), 0) AS m FROM events WHERE session_id = ?"
+            " UNION ALL SELECT COALESCE(MAX(seq), 0) FROM usage WHERE session_id = ?)",
+            (session_id, session_id),
+        ).fetchone()
+        return int(seq or 0)
+
+    def find_resumable(self, job_key: str) -> str | None:
+        """The newest unfinished session of the same job, if any."""
+        row = self.conn.execute(
+            "SELECT session_id FROM sessions WHERE job_key = ? AND status = 'running' "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (job_key,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+
+def _group(ops: Iterable[WriteOp]) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+    current: str | None = None
+    rows: list[tuple[Any, ...]] = []
+    for sql, params in ops:
+        if sql != current and rows:
+            assert current is not None
+            yield current, rows
+            rows = []
+        current = sql
+        rows.append(params)
+    if rows and current is not None:
+        yield current, rows

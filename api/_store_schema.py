@@ -1,0 +1,119 @@
+"""The store's schema, as numbered migrations applied in order.
+
+``PRAGMA user_version`` holds the applied version. A database written by a newer
+runcast (a higher version than we know) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ._store_exceptions import StoreError
+
+# Version 1: sessions, tasks, usage and the event history.
+_V1 = """
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    job_key TEXT,
+    job_path TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT,
+    duration_seconds REAL NOT NULL DEFAULT 0,
+    tasks_completed INTEGER NOT NULL DEFAULT 0,
+    tasks_failed INTEGER NOT NULL DEFAULT 0,
+    tasks_cancelled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_job ON sessions (job_key, status);
+CREATE TABLE tasks (
+    session_id TEXT NOT NULL REFERENCES sessions (session_id),
+    task_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT,
+    ended_at TEXT,
+    duration_seconds REAL,
+    exit_code INTEGER,
+    error TEXT,
+    PRIMARY KEY (session_id, task_id)
+);
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (session_id),
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cost_usd REAL
+);
+CREATE INDEX usage_by_session ON usage (session_id, task_id);
+CREATE TABLE events (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    event TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    wire TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"""
+
+# Version 2: where each cost came from and which provider; pause/resume/budget
+# changes with who and why; the session's pause and budget state for restarts.
+_V2 = """
+ALTER TABLE usage ADD COLUMN provider TEXT;
+ALTER TABLE usage ADD COLUMN cost_source TEXT NOT NULL DEFAULT 'unpriced';
+UPDATE usage SET cost_source = 'computed' WHERE cost_usd IS NOT NULL;
+ALTER TABLE sessions ADD COLUMN is_paused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN budget_usd REAL;
+CREATE TABLE controls (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (session_id),
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    budget_usd REAL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations after the database's version, each in its own transaction."""
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"store schema version {current} is newer than this runcast knows "
+            f"({SCHEMA_VERSION}); upgrade runcast"
+        )
+    for version in range(current + 1, target + 1):
+        script = MIGRATIONS[version - 1]
+        try:
+            conn.execute("BEGIN")
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"migration to schema version {version} failed: {exc}") from exc
+    return schema_version(conn)
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
