@@ -1,0 +1,286 @@
+"""The session aggregate, built from executor events alone.
+
+Every task's latest state is kept in a dict, and the per-state counts are
+moved with each transition, so ``tasks_running`` is always the number of tasks
+whose latest state is running: it cannot go negative, and duplicate or racing
+end events (a cancel racing a completion) move a task only once.
+
+Rules, applied in the order events arrive:
+
+* an end event (completed, failed, cancelled) is final: later events about
+  that task are ignored, so duplicates are harmless;
+* an event about an older attempt than the task's latest is stale and ignored;
+* ``task_retrying`` puts the task in ``retrying``, which counts as queued: the
+  task will run again after its backoff without anyone acting on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final, Literal
+
+import attrs
+import trio
+
+from events import (
+    BudgetChanged,
+    BudgetExhausted,
+    BudgetWarning,
+    Event,
+    ExecutorPaused,
+    ExecutorResumed,
+    Published,
+    SessionUpdate,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskRetrying,
+    TaskStarted,
+    TaskUsage,
+)
+
+from ._exceptions import RestoreError
+
+TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
+TASK_STATES: Final[tuple[TaskState, ...]] = (
+    "queued",
+    "running",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+)
+END_STATES: Final[frozenset[TaskState]] = frozenset(("completed", "failed", "cancelled"))
+
+#: What a change to the aggregate asks of the broadcaster.
+Trigger = Literal["task_start", "task_end", "pause", "budget", "subscribe", "usage", "tick"]
+TRIGGERS: Final[tuple[Trigger, ...]] = (
+    "task_start",
+    "task_end",
+    "pause",
+    "budget",
+    "subscribe",
+    "usage",
+    "tick",
+)
+
+
+def _zero_counts() -> dict[TaskState, int]:
+    return dict.fromkeys(TASK_STATES, 0)
+
+
+@attrs.define(eq=False)
+class TaskTransition:
+    """What ``SessionAggregate.apply`` changed for one task event."""
+
+    task_id: str
+    old_state: TaskState | None
+    new_state: TaskState
+
+
+@attrs.define(eq=False)
+class SessionAggregate:
+    """Duration, tokens, cost, task counts, pause and budget of one session.
+
+    ``clock`` is monotonic seconds (``trio.current_time`` by default); it is
+    only read when a task starts and when the duration is asked for.
+    """
+
+    session_id: str
+    clock: Callable[[], float] = trio.current_time
+    started_at: datetime | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_tokens: int = 0
+    is_paused: bool = False
+    budget_usd: float | None = None
+    restored: bool = False
+    _tasks: dict[str, tuple[TaskState, int]] = attrs.field(factory=dict)
+    _counts: dict[TaskState, int] = attrs.field(factory=_zero_counts)
+    _base_ended: dict[TaskState, int] = attrs.field(factory=_zero_counts)
+    _first_start: float | None = None
+    _duration_offset: int = 0
+    _last_duration: int = 0
+    last_transition: TaskTransition | None = None
+
+    # -- reading -------------------------------------------------------------
+    @property
+    def tasks_running(self) -> int:
+        return self._counts["running"]
+
+    @property
+    def tasks_queued(self) -> int:
+        return self._counts["queued"] + self._counts["retrying"]
+
+    def ended(self, state: TaskState) -> int:
+        """Tasks that ended in ``state``, restored ones included."""
+        return self._base_ended[state] + self._counts[state]
+
+    def task_state(self, task_id: str) -> TaskState | None:
+        record = self._tasks.get(task_id)
+        return None if record is None else record[0]
+
+    def count(self, state: TaskState) -> int:
+        """Tasks of this process whose latest state is ``state``."""
+        return self._counts[state]
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+    @property
+    def budget_remaining_usd(self) -> float | None:
+        if self.budget_usd is None:
+            return None
+        return max(0.0, self.budget_usd - self.cost_usd)
+
+    def duration_seconds(self) -> int:
+        """Whole seconds since the first task start, plus any restored duration; never falls."""
+        if self._first_start is None:
+            return self._last_duration
+        elapsed = int(self.clock() - self._first_start)
+        self._last_duration = max(self._last_duration, self._duration_offset + elapsed)
+        return self._last_duration
+
+    def snapshot(self) -> SessionUpdate:
+        return SessionUpdate(
+            duration_seconds=self.duration_seconds(),
+            total_tokens=self.total_tokens,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            estimated_cost_usd=self.cost_usd,
+            tasks_running=self.tasks_running,
+            is_paused=self.is_paused,
+            session_id=self.session_id,
+            started_at=self.started_at,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            tasks_queued=self.tasks_queued,
+            tasks_completed=self.ended("completed"),
+            tasks_failed=self.ended("failed"),
+            tasks_cancelled=self.ended("cancelled"),
+            unpriced_tokens=self.unpriced_tokens,
+            budget_usd=self.budget_usd,
+            budget_remaining_usd=self.budget_remaining_usd,
+        )
+
+    # -- seeding -------------------------------------------------------------
+    def restore(self, previous: SessionUpdate) -> None:
+        """Carry on from a stored snapshot of the same session.
+
+        Tokens, cost, end counts and duration become the base the live values
+        add to; the session id, start time, pause and budget are taken as they
+        were. Running and queued counts are not: the executor re-queues those
+        tasks and its events count them again.
+        """
+        if self.restored:
+            raise RestoreError("the session was already restored once")
+        if self._tasks or self.total_tokens or self.cost_usd or self._first_start is not None:
+            raise RestoreError(
+                "restore must happen before the first task or usage event of this process"
+            )
+        self.restored = True
+        self.session_id = previous.session_id or self.session_id
+        self.started_at = previous.started_at
+        self.input_tokens = previous.input_tokens
+        self.output_tokens = previous.output_tokens
+        self.cache_read_tokens = previous.cache_read_tokens
+        self.cache_write_tokens = previous.cache_write_tokens
+        self.cost_usd = previous.estimated_cost_usd
+        self.unpriced_tokens = previous.unpriced_tokens
+        self.is_paused = previous.is_paused
+        self.budget_usd = previous.budget_usd
+        self._base_ended["completed"] = previous.tasks_completed
+        self._base_ended["failed"] = previous.tasks_failed
+        self._base_ended["cancelled"] = previous.tasks_cancelled
+        self._duration_offset = previous.duration_seconds
+        self._last_duration = previous.duration_seconds
+
+    # -- applying events -------------------------------------------------------
+    def apply(self, item: Published) -> Trigger | None:
+        """Fold one published event in; returns the broadcast it calls for, if any."""
+        self.last_transition = None
+        event = item.event
+        if isinstance(event, TaskUsage):
+            self._add_usage(event)
+            return "usage"
+        if isinstance(event, ExecutorPaused | ExecutorResumed):
+            self.is_paused = isinstance(event, ExecutorPaused)
+            return "pause"
+        if isinstance(event, BudgetChanged | BudgetWarning | BudgetExhausted):
+            changed = event.budget_usd != self.budget_usd
+            self.budget_usd = event.budget_usd
+            return "budget" if changed else None
+        return self._apply_task_event(item, event)
+
+    def _add_usage(self, event: TaskUsage) -> None:
+        self.input_tokens += event.input_tokens
+        self.output_tokens += event.output_tokens
+        self.cache_read_tokens += event.cache_read_tokens
+        self.cache_write_tokens += event.cache_write_tokens
+        if event.cost_usd is None:
+            self.unpriced_tokens += event.total_tokens
+        else:
+            self.cost_usd += event.cost_usd
+
+    def _apply_task_event(self, item: Published, event: Event) -> Trigger | None:
+        target = _target_state(event)
+        if target is None:
+            return None
+        new_state, attempt = target
+        record = self._tasks.get(event.task_id)
+        if record is not None:
+            old_state, old_attempt = record
+            if old_state in END_STATES or (attempt is not None and attempt < old_attempt):
+                return None
+            attempt = old_attempt if attempt is None else attempt
+            if old_state == new_state:
+                self._tasks[event.task_id] = (new_state, attempt)
+                return None
+            self._counts[old_state] -= 1
+        else:
+            old_state = None
+        attempt = 1 if attempt is None else attempt
+        self._tasks[event.task_id] = (new_state, attempt)
+        self._counts[new_state] += 1
+        self.last_transition = TaskTransition(event.task_id, old_state, new_state)
+        if new_state == "running":
+            self._note_start(item)
+            return "task_start"
+        if old_state == "running" or new_state in END_STATES:
+            return "task_end"
+        return None
+
+    def _note_start(self, item: Published) -> None:
+        if self._first_start is None:
+            self._first_start = self.clock()
+            if self.started_at is None:
+                self.started_at = item.time
+
+
+def _target_state(event: Event) -> tuple[TaskState, int | None] | None:
+    """The state a task event moves its task to, and the attempt it is about."""
+    if isinstance(event, TaskStarted):
+        return "running", event.attempt
+    if isinstance(event, TaskQueued):
+        return "queued", event.attempt
+    if isinstance(event, TaskRetrying):
+        return "retrying", event.attempt
+    if isinstance(event, TaskCompleted):
+        return "completed", event.attempt
+    if isinstance(event, TaskFailed):
+        return "failed", event.attempt
+    if isinstance(event, TaskCancelled):
+        # Carries no attempt; a cancel always applies to the latest one.
+        return "cancelled", None
+    return None

@@ -1,0 +1,321 @@
+"""Prometheus metrics, fed by the same event stream as the broadcaster.
+
+Everything but ``runcast_websocket_connections`` is kept in plain dicts by a
+publisher listener and turned into metric families only when scraped, so an
+event costs a few dict updates, not a prometheus_client lock per metric.
+No label carries a task or session id; the ``model`` label, whose values come
+from task output, keeps the first ``max_models`` distinct names and counts the
+rest as ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final
+
+import attrs
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+
+from events import (
+    EVENT_TYPES,
+    Published,
+    Publisher,
+    SessionUpdate,
+    TaskCompleted,
+    TaskFailed,
+    TaskUsage,
+)
+
+from ._aggregate import END_STATES, TRIGGERS, SessionAggregate, Trigger
+from ._exceptions import BroadcasterConfigError
+
+DEFAULT_MAX_MODELS: Final = 50
+OTHER_MODEL: Final = "other"
+UNKNOWN_MODEL: Final = "unknown"
+TOKEN_KINDS: Final = ("input", "output", "cache_read", "cache_write")
+#: Agent runs take from seconds to hours.
+DURATION_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+@attrs.define(eq=False)
+class _ModelTotals:
+    tokens: list[int] = attrs.field(factory=lambda: [0, 0, 0, 0])
+    cost_usd: float = 0.0
+    unpriced_tokens: int = 0
+
+
+@attrs.define(eq=False)
+class _Histogram:
+    """Cumulative-at-scrape histogram of task durations."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = attrs.field(init=False)
+    total: int = 0
+    sum: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        self.counts = [0] * len(self.bounds)
+
+    def observe(self, value: float) -> None:
+        self.total += 1
+        self.sum += value
+        for index, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[index] += 1
+                return
+
+    def buckets(self) -> list[tuple[str, float]]:
+        result: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            running += count
+            result.append((_float_label(bound), running))
+        result.append(("+Inf", self.total))
+        return result
+
+
+def _float_label(value: float) -> str:
+    return repr(float(value))
+
+
+@attrs.define(eq=False)
+class RuncastMetrics:
+    """Every ``runcast_*`` metric, registered on ``registry`` and fed by ``publisher``.
+
+    The api moves ``websocket_connections`` itself. Call :meth:`close` to
+    detach the listener and unregister (idempotent).
+    """
+
+    registry: CollectorRegistry
+    publisher: Publisher
+    max_models: int = DEFAULT_MAX_MODELS
+    websocket_connections: Gauge = attrs.field(init=False)
+    aggregate: SessionAggregate = attrs.field(init=False)
+    tasks_ended: dict[str, int] = attrs.field(init=False)
+    models: dict[str, _ModelTotals] = attrs.field(init=False, factory=dict)
+    model_overflow_total: int = 0
+    task_durations: _Histogram = attrs.field(init=False)
+    session_updates: dict[Trigger, int] = attrs.field(init=False)
+    events_published: dict[str, int] = attrs.field(init=False)
+    _collector: _RuncastCollector | None = None
+    _remove_listener: Callable[[], None] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.max_models, bool) or not isinstance(self.max_models, int):
+            raise BroadcasterConfigError(f"max_models must be an int, got {self.max_models!r}")
+        if self.max_models < 1:
+            raise BroadcasterConfigError(f"max_models must be >= 1, got {self.max_models}")
+        self.aggregate = SessionAggregate(session_id="metrics")
+        self.tasks_ended = {state: 0 for state in sorted(END_STATES)}
+        self.task_durations = _Histogram(DURATION_BUCKETS)
+        self.session_updates = dict.fromkeys(TRIGGERS, 0)
+        self.events_published = dict.fromkeys(EVENT_TYPES, 0)
+        self.websocket_connections = Gauge(
+            "runcast_websocket_connections",
+            "WebSocket clients connected now.",
+            registry=self.registry,
+        )
+        collector = _RuncastCollector(self)
+        try:
+            self.registry.register(collector)
+        except BaseException:
+            self.registry.unregister(self.websocket_connections)
+            raise
+        self._collector = collector
+        self._remove_listener = self.publisher.add_listener(self.on_event)
+
+    def close(self) -> None:
+        """Stop listening and unregister every metric; idempotent."""
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if self._collector is not None:
+            self.registry.unregister(self._collector)
+            self.registry.unregister(self.websocket_connections)
+            self._collector = None
+
+    # -- feeding ---------------------------------------------------------------
+    def on_event(self, item: Published) -> None:
+        event = item.event
+        name = event.event_name
+        self.events_published[name] = self.events_published.get(name, 0) + 1
+        if isinstance(event, SessionUpdate):
+            return
+        self.aggregate.apply(item)
+        if isinstance(event, TaskUsage):
+            self._add_usage(event)
+            return
+        transition = self.aggregate.last_transition
+        if transition is None or transition.new_state not in END_STATES:
+            return
+        self.tasks_ended[transition.new_state] += 1
+        if isinstance(event, TaskCompleted | TaskFailed):
+            self.task_durations.observe(event.duration_seconds)
+
+    def _add_usage(self, event: TaskUsage) -> None:
+        totals = self._model_totals(event.model)
+        totals.tokens[0] += event.input_tokens
+        totals.tokens[1] += event.output_tokens
+        totals.tokens[2] += event.cache_read_tokens
+        totals.tokens[3] += event.cache_write_tokens
+        if event.cost_usd is None:
+            totals.unpriced_tokens += event.total_tokens
+        else:
+            totals.cost_usd += event.cost_usd
+
+    def _model_totals(self, model: str) -> _ModelTotals:
+        label = model or UNKNOWN_MODEL
+        totals = self.models.get(label)
+        if totals is not None:
+            return totals
+        if len(self.models) >= self.max_models + (OTHER_MODEL in self.models):
+            self.model_overflow_total += 1
+            label = OTHER_MODEL
+        return self.models.setdefault(label, _ModelTotals())
+
+    def count_session_update(self, trigger: Trigger) -> None:
+        """Called by the broadcaster for each ``session_update`` it sends."""
+        self.session_updates[trigger] += 1
+
+    def restore(self, previous: SessionUpdate) -> None:
+        """Seed the session gauges (duration, pause, budget) from a stored snapshot."""
+        self.aggregate.restore(previous)
+
+
+class _RuncastCollector:
+    """Builds the metric families from ``RuncastMetrics`` at scrape time."""
+
+    def __init__(self, metrics: RuncastMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(with_samples=False))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families(with_samples=True))
+
+    def _families(self, *, with_samples: bool) -> Iterator[Metric]:
+        m = self._metrics
+        agg = m.aggregate
+        yield _gauge("runcast_tasks_running", "Tasks running now.", agg.tasks_running, with_samples)
+        yield _gauge(
+            "runcast_tasks_queued",
+            "Tasks waiting to run, including those waiting to retry.",
+            agg.tasks_queued,
+            with_samples,
+        )
+        tasks_total = CounterMetricFamily(
+            "runcast_tasks", "Tasks that ended, by final status.", labels=("status",)
+        )
+        for status, count in m.tasks_ended.items():
+            if with_samples:
+                tasks_total.add_metric((status,), count)
+        yield tasks_total
+        yield self._duration_histogram(with_samples)
+        yield from self._model_families(with_samples)
+        yield _gauge(
+            "runcast_session_duration_seconds",
+            "Whole seconds since the session's first task started.",
+            agg.duration_seconds() if with_samples else 0,
+            with_samples,
+        )
+        yield _gauge(
+            "runcast_executor_paused",
+            "1 while the executor is paused.",
+            agg.is_paused,
+            with_samples,
+        )
+        if agg.budget_usd is not None or not with_samples:
+            yield _gauge(
+                "runcast_budget_usd", "The session's budget in USD.", agg.budget_usd, with_samples
+            )
+            yield _gauge(
+                "runcast_budget_remaining_usd",
+                "USD left of the budget (never below 0).",
+                agg.budget_remaining_usd,
+                with_samples,
+            )
+        yield from self._event_families(with_samples)
+
+    def _duration_histogram(self, with_samples: bool) -> Metric:
+        histogram = self._metrics.task_durations
+        if not with_samples:
+            return HistogramMetricFamily(
+                "runcast_task_duration_seconds",
+                "Run time of tasks that completed or failed.",
+            )
+        return HistogramMetricFamily(
+            "runcast_task_duration_seconds",
+            "Run time of tasks that completed or failed.",
+            buckets=histogram.buckets(),
+            sum_value=histogram.sum,
+        )
+
+    def _model_families(self, with_samples: bool) -> Iterator[Metric]:
+        m = self._metrics
+        tokens = CounterMetricFamily(
+            "runcast_tokens",
+            "Tokens recorded by tasks, by kind and model; input excludes cache tokens.",
+            labels=("kind", "model"),
+        )
+        cost = CounterMetricFamily(
+            "runcast_cost_usd", "Estimated cost in USD, by model.", labels=("model",)
+        )
+        unpriced = CounterMetricFamily(
+            "runcast_unpriced_tokens",
+            "Tokens of models with no known price, by model.",
+            labels=("model",),
+        )
+        overflow = CounterMetricFamily(
+            "runcast_model_label_overflow",
+            f"Usage records counted as model '{OTHER_MODEL}' because the model label is full.",
+        )
+        if with_samples:
+            for model, totals in m.models.items():
+                for kind, count in zip(TOKEN_KINDS, totals.tokens, strict=True):
+                    tokens.add_metric((kind, model), count)
+                cost.add_metric((model,), totals.cost_usd)
+                unpriced.add_metric((model,), totals.unpriced_tokens)
+            overflow.add_metric((), m.model_overflow_total)
+        yield from (tokens, cost, unpriced, overflow)
+
+    def _event_families(self, with_samples: bool) -> Iterator[Metric]:
+        m = self._metrics
+        updates = CounterMetricFamily(
+            "runcast_session_updates",
+            "session_update events sent, by the trigger that caused each.",
+            labels=("trigger",),
+        )
+        published = CounterMetricFamily(
+            "runcast_events_published", "Events published, by event name.", labels=("event",)
+        )
+        dropped = CounterMetricFamily(
+            "runcast_events_dropped",
+            "Events dropped because a subscriber's buffer was full (each announced as a gap).",
+        )
+        if with_samples:
+            for trigger, count in m.session_updates.items():
+                updates.add_metric((trigger,), count)
+            for name, count in m.events_published.items():
+                published.add_metric((name,), count)
+            dropped.add_metric((), m.publisher.dropped_total)
+        yield from (updates, published, dropped)
+
+
+def _gauge(name: str, documentation: str, value: float | None, with_samples: bool) -> Metric:
+    if not with_samples or value is None:
+        return GaugeMetricFamily(name, documentation)
+    return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def render_metrics(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
+    """The exposition of ``registry`` and its content type, OpenMetrics when asked for."""
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(registry), content_type
