@@ -1,0 +1,277 @@
+"""WebSocket and HTTP clients of a runcast server, used by the ``runcast`` CLI clients.
+
+``open_client`` connects to the WebSocket endpoint (trio-websocket) and translates
+every way of failing into one of the client errors below, so the CLI can map them
+to exit codes; ``fetch_json`` does the same for the read-only HTTP endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+import h11
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from events import RuncastError
+
+DEFAULT_URL = "ws://127.0.0.1:8765/ws"
+CONNECT_TIMEOUT = 5.0
+MAX_FRAME = 1 << 20
+MAX_HTTP_BODY = 16 << 20
+# Frames the client skips while waiting for a reply (events of a live subscription).
+MAX_SKIPPED_FRAMES = 10_000
+
+EXIT_OK = 0
+EXIT_ERROR_REPLY = 1
+EXIT_UNREACHABLE = 3
+EXIT_REFUSED = 4
+
+
+class ClientError(RuncastError):
+    """A client could not do what it was asked; ``exit_code`` is the CLI's."""
+
+    exit_code = EXIT_ERROR_REPLY
+
+
+class ServerUnreachableError(ClientError):
+    """No runcast server answered at the URL (refused, timed out, dropped)."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class AuthRefusedError(ClientError):
+    """The server refused the token (HTTP 401/403 at the handshake)."""
+
+    exit_code = EXIT_REFUSED
+
+
+class ErrorReplyError(ClientError):
+    """The server answered with an ``error`` frame or an error status."""
+
+
+class ProtocolError(ClientError):
+    """The server sent something the protocol does not allow."""
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ClientError(f"URL must look like ws://HOST:PORT/ws, got {url!r}")
+
+
+def http_url(ws_url: str, path: str) -> str:
+    """The HTTP(S) URL of ``path`` on the server whose WebSocket URL is ``ws_url``."""
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def _auth_headers(token: str | None) -> list[tuple[bytes, bytes]]:
+    return [] if not token else [(b"authorization", f"Bearer {token}".encode())]
+
+
+def _refused(status: int, url: str) -> ClientError:
+    if status in (401, 403):
+        reason = "missing or wrong token" if status == 401 else "forbidden"
+        return AuthRefusedError(f"{url}: refused ({status} {reason})")
+    return ErrorReplyError(f"{url}: server answered HTTP {status}")
+
+
+def decode_frame(text: str | bytes) -> dict[str, Any]:
+    """A server frame as a dict; ``ProtocolError`` naming what was wrong otherwise."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"server sent a frame that is not JSON: {exc}") from exc
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise ProtocolError(f"server sent a frame without a string 'type': {text[:200]!r}")
+    return frame
+
+
+@attrs.define(eq=False)
+class RuncastClient:
+    """One WebSocket connection to a runcast server, speaking its JSON protocol."""
+
+    url: str
+    _ws: WebSocketConnection
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        try:
+            await self._ws.send_message(json.dumps(frame, separators=(",", ":")))
+        except ConnectionClosed as exc:
+            raise ServerUnreachableError(f"{self.url}: connection closed ({exc.reason})") from exc
+
+    async def receive(self) -> dict[str, Any]:
+        """The next frame; ``ServerUnreachableError`` once the connection is gone."""
+        try:
+            message = await self._ws.get_message()
+        except ConnectionClosed as exc:
+            raise ServerUnreachableError(f"{self.url}: connection closed ({exc.reason})") from exc
+        return decode_frame(message)
+
+    async def request(self, frame: dict[str, Any], reply_type: str) -> dict[str, Any]:
+        """Send ``frame`` and return the first ``reply_type`` frame; error frames raise."""
+        await self.send(frame)
+        for _ in range(MAX_SKIPPED_FRAMES):
+            reply = await self.receive()
+            if reply["type"] == reply_type:
+                return reply
+            if reply["type"] == "error":
+                raise ErrorReplyError(f"server error: {reply.get('error', '(no message)')}")
+        raise ProtocolError(f"no {reply_type!r} reply within {MAX_SKIPPED_FRAMES} frames")
+
+    async def command(
+        self, action: str, *, task_id: str = "*", data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "command", "action": action, "task_id": task_id}
+        if data is not None:
+            frame["data"] = data
+        return await self.request(frame, "command_result")
+
+    async def subscribe(self, task_id: str = "*", *, since: int | None = None) -> None:
+        frame: dict[str, Any] = {"type": "subscribe", "task_id": task_id}
+        if since is not None:
+            frame["since"] = since
+        await self.request(frame, "subscribed")
+
+    async def ping(self) -> None:
+        await self.request({"type": "ping"}, "pong")
+
+    async def session_snapshot(self) -> dict[str, Any]:
+        """Subscribe to ``"*"`` and return the ``session_update`` data that follows."""
+        await self.subscribe("*")
+        for _ in range(MAX_SKIPPED_FRAMES):
+            frame = await self.receive()
+            if frame["type"] == "event" and frame.get("event") == "session_update":
+                data = frame.get("data")
+                if not isinstance(data, dict):
+                    raise ProtocolError("session_update without a data object")
+                return data
+            if frame["type"] == "error":
+                raise ErrorReplyError(f"server error: {frame.get('error', '(no message)')}")
+        raise ProtocolError(f"no session_update within {MAX_SKIPPED_FRAMES} frames")
+
+
+@asynccontextmanager
+async def open_client(
+    url: str = DEFAULT_URL, *, token: str | None = None, connect_timeout: float = CONNECT_TIMEOUT
+) -> AsyncIterator[RuncastClient]:
+    """Connect to ``url``; handshake failures become client errors naming the cause."""
+    _check_url(url)
+    try:
+        async with open_websocket_url(
+            url,
+            extra_headers=_auth_headers(token),
+            max_message_size=MAX_FRAME,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=connect_timeout,
+        ) as ws:
+            yield RuncastClient(url, ws)
+    except ConnectionRejected as exc:
+        raise _refused(exc.status_code, url) from exc
+    except HandshakeError as exc:
+        cause = exc.__cause__ or exc
+        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(cause)})") from exc
+    except OSError as exc:
+        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(exc)})") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    # trio's multi-address connect error lists every attempt; the first line says enough.
+    return text.splitlines()[0]
+
+
+async def _open_http_stream(url: str) -> trio.abc.Stream:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        return await trio.open_ssl_over_tcp_stream(host, parts.port or 443, ssl_context=context)
+    return await trio.open_tcp_stream(host, parts.port or 80)
+
+
+async def fetch_json(ws_url: str, path: str, *, token: str | None = None) -> Any:
+    """GET ``path`` from the server of ``ws_url`` and decode its JSON body.
+
+    Callers bound the time with ``trio.fail_after``.
+    """
+    _check_url(ws_url)
+    url = http_url(ws_url, path)
+    try:
+        stream = await _open_http_stream(url)
+    except OSError as exc:
+        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(exc)})") from exc
+    async with stream:
+        try:
+            status, body = await _http_get(stream, urlsplit(url).netloc, path, token)
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise ServerUnreachableError(f"{url}: connection lost ({_describe(exc)})") from exc
+        except h11.ProtocolError as exc:
+            raise ProtocolError(f"{url}: malformed HTTP response ({exc})") from exc
+    if status != 200:
+        raise _refused(status, url)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"{url}: response is not JSON ({exc})") from exc
+
+
+async def _http_get(
+    stream: trio.abc.Stream, authority: str, path: str, token: str | None
+) -> tuple[int, bytes]:
+    conn = h11.Connection(h11.CLIENT)
+    headers = [(b"host", authority.encode()), (b"connection", b"close")]
+    headers += [(b"accept", b"application/json"), *_auth_headers(token)]
+    await stream.send_all(conn.send(h11.Request(method="GET", target=path, headers=headers)))
+    await stream.send_all(conn.send(h11.EndOfMessage()))
+    status = 0
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_HTTP_BODY:
+                raise h11.RemoteProtocolError(f"body larger than {MAX_HTTP_BODY} bytes")
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            return status, bytes(body)
+
+
+@attrs.define
+class Backoff:
+    """Capped exponential backoff with jitter, for reconnecting forever."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    rng: random.Random = attrs.field(factory=random.Random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        # The exponent is capped so a client retrying for days never overflows a float.
+        base = min(self.maximum, self.initial * self.factor ** min(self.attempt, 64))
+        self.attempt += 1
+        spread = base * self.jitter
+        return max(0.0, min(self.maximum, base + self.rng.uniform(-spread, spread)))
+
+    def reset(self) -> None:
+        self.attempt = 0

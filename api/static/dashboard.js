@@ -1,0 +1,458 @@
+// runcast dashboard: plain ES2020, no build step, no dependencies.
+//
+// It subscribes to "*" over the WebSocket, loads the task table once from
+// /api/tasks, and keeps both current from the event stream. When the connection
+// drops it marks everything stale and reconnects forever with capped exponential
+// backoff, resubscribing with `since` = the last seq it saw so nothing is missed.
+"use strict";
+
+(function () {
+  const BACKOFF_INITIAL_MS = 500;
+  const BACKOFF_MAX_MS = 30000;
+  const MAX_FINISHED_ROWS = 500;
+  // Frames kept while /api/tasks is loading, to replay on top of its answer.
+  const MAX_PENDING_FRAMES = 5000;
+  const STATE_ORDER = { running: 0, retrying: 1, queued: 2, failed: 3, cancelled: 4, completed: 5 };
+  const STATE_OF_EVENT = {
+    task_queued: "queued",
+    task_started: "running",
+    task_retrying: "retrying",
+    task_completed: "completed",
+    task_failed: "failed",
+    task_cancelled: "cancelled",
+  };
+  const FINISHED = new Set(["completed", "failed", "cancelled"]);
+  const TOKEN_FIELDS = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"];
+
+  const token = new URLSearchParams(window.location.search).get("token");
+
+  const state = {
+    session: null, // the latest session_update data
+    sessionAt: 0, // performance.now() when it arrived
+    lastSeq: null,
+    tasks: new Map(),
+    ws: null,
+    attempt: 0,
+    connected: false,
+    subscribing: false,
+    stale: true,
+    needsResync: true,
+    loading: false,
+    pending: [],
+    reconnectTimer: null,
+    renderTimer: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // -- URLs ------------------------------------------------------------------
+  function withToken(path, protocol) {
+    const url = new URL(path, window.location.href);
+    if (protocol) url.protocol = protocol;
+    if (token) url.searchParams.set("token", token);
+    return url.href;
+  }
+
+  function wsUrl() {
+    return withToken("ws", window.location.protocol === "https:" ? "wss:" : "ws:");
+  }
+
+  // -- connection --------------------------------------------------------------
+  function connect() {
+    state.reconnectTimer = null;
+    setConn("connecting", state.attempt ? `reconnecting (attempt ${state.attempt})…` : "connecting…");
+    let ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch (err) {
+      scheduleReconnect(String(err));
+      return;
+    }
+    state.ws = ws;
+    ws.onopen = () => {
+      subscribe(ws, state.lastSeq);
+      if (state.needsResync) loadTasks();
+    };
+    ws.onmessage = (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch (err) {
+        return;
+      }
+      if (frame && typeof frame === "object") handleFrame(frame);
+    };
+    ws.onclose = (event) => {
+      if (state.ws !== ws) return;
+      state.ws = null;
+      state.connected = false;
+      state.subscribing = false;
+      markStale();
+      scheduleReconnect(event.code === 1000 ? "closed by server" : `closed (${event.code})`);
+    };
+  }
+
+  function subscribe(ws, since) {
+    const frame = { type: "subscribe", task_id: "*" };
+    if (since !== null) frame.since = since;
+    state.subscribing = true;
+    ws.send(JSON.stringify(frame));
+  }
+
+  function scheduleReconnect(why) {
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** Math.min(state.attempt, 20));
+    const delay = Math.min(BACKOFF_MAX_MS, base * (0.8 + 0.4 * Math.random()));
+    state.attempt += 1;
+    setConn("disconnected", `disconnected (${why}); retrying in ${(delay / 1000).toFixed(1)}s`);
+    render();
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function setConn(kind, text) {
+    const el = $("conn-status");
+    el.dataset.state = kind;
+    el.textContent = text;
+  }
+
+  function send(frame) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+      showResult("not connected", "error");
+      return;
+    }
+    state.ws.send(JSON.stringify(frame));
+  }
+
+  // -- frames ----------------------------------------------------------------
+  function handleFrame(frame) {
+    switch (frame.type) {
+      case "subscribed":
+        state.subscribing = false;
+        state.connected = true;
+        state.attempt = 0;
+        setConn("connected", "connected");
+        break;
+      case "event":
+        if (state.loading && frame.event !== "session_update") {
+          if (state.pending.length < MAX_PENDING_FRAMES) state.pending.push(frame);
+        }
+        handleEvent(frame);
+        break;
+      case "gap":
+        state.needsResync = true;
+        loadTasks();
+        break;
+      case "command_result":
+        showResult(`${frame.action}: ${frame.status}`, "ok");
+        break;
+      case "error":
+        if (state.subscribing && state.ws) {
+          // The server would not replay from our `since` (e.g. it restarted): start afresh.
+          state.needsResync = true;
+          subscribe(state.ws, null);
+          loadTasks();
+        }
+        showResult(String(frame.error), "error");
+        break;
+      default:
+        break;
+    }
+  }
+
+  function handleEvent(frame) {
+    const data = frame.data || {};
+    if (frame.event === "session_update") {
+      applySession(frame.seq, data);
+    } else {
+      noteSeq(frame.seq);
+      if (frame.task_id && frame.task_id !== "*") {
+        applyTask(frame, true);
+      } else if (state.session) {
+        applySessionEvent(frame.event, data);
+      }
+    }
+    scheduleRender();
+  }
+
+  function noteSeq(seq) {
+    if (typeof seq === "number") state.lastSeq = state.lastSeq === null ? seq : Math.max(state.lastSeq, seq);
+  }
+
+  function applySession(seq, data) {
+    const restarted = state.session !== null && (
+      data.session_id !== state.session.session_id ||
+      (state.lastSeq !== null && typeof seq === "number" && seq <= state.lastSeq));
+    if (restarted) {
+      // A new server process: its seqs start again and the old rows are not its tasks.
+      state.tasks.clear();
+      state.lastSeq = seq;
+      state.needsResync = true;
+      loadTasks();
+    } else {
+      noteSeq(seq);
+    }
+    state.session = data;
+    state.sessionAt = performance.now();
+    clearStale();
+  }
+
+  function applySessionEvent(name, data) {
+    if (name === "executor_paused") state.session.is_paused = true;
+    else if (name === "executor_resumed") state.session.is_paused = false;
+    else if (name === "budget_changed") state.session.budget_usd = data.budget_usd;
+  }
+
+  function applyTask(frame, withUsage) {
+    const data = frame.data || {};
+    let row = state.tasks.get(frame.task_id);
+    if (!row) {
+      row = emptyRow(frame.task_id);
+      state.tasks.set(frame.task_id, row);
+    }
+    if (frame.event === "task_usage") {
+      if (!withUsage) return;
+      for (const key of TOKEN_FIELDS) row[key] += num(data[key]);
+      row.cost += num(data.cost_usd);
+      return;
+    }
+    const next = STATE_OF_EVENT[frame.event];
+    if (!next) return;
+    row.state = next;
+    if (typeof data.name === "string" && data.name) row.name = data.name;
+    if (typeof data.attempt === "number") row.attempts = Math.max(row.attempts, data.attempt);
+    if (frame.event === "task_started") {
+      row.startedAt = Date.parse(frame.time);
+      row.endedAt = null;
+      row.error = "";
+    } else if (FINISHED.has(next)) {
+      row.endedAt = Date.parse(frame.time);
+      row.error = data.error || data.reason || "";
+      forgetFinished();
+    }
+  }
+
+  function emptyRow(taskId) {
+    return {
+      taskId, name: "", state: "queued", attempts: 0, startedAt: null, endedAt: null,
+      input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0,
+      cost: 0, error: "",
+    };
+  }
+
+  function rowFromApi(api) {
+    const row = emptyRow(String(api.task_id));
+    row.name = api.name || "";
+    row.state = api.state || "queued";
+    row.attempts = num(api.attempts);
+    row.startedAt = api.started_at ? Date.parse(api.started_at) : null;
+    row.endedAt = api.ended_at ? Date.parse(api.ended_at) : null;
+    for (const key of TOKEN_FIELDS) row[key] = num(api[key]);
+    row.cost = num(api.estimated_cost_usd);
+    row.error = api.error || "";
+    return row;
+  }
+
+  function forgetFinished() {
+    let excess = -MAX_FINISHED_ROWS;
+    for (const row of state.tasks.values()) if (FINISHED.has(row.state)) excess += 1;
+    for (const [key, row] of state.tasks) {
+      if (excess <= 0) break;
+      if (FINISHED.has(row.state)) {
+        state.tasks.delete(key);
+        excess -= 1;
+      }
+    }
+  }
+
+  async function loadTasks() {
+    if (state.loading) return;
+    state.loading = true;
+    state.pending = [];
+    try {
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      const response = await fetch(withToken("api/tasks"), { headers, cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        setConn("disconnected", `refused (${response.status}): check the ?token= of this page`);
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json();
+      state.tasks = new Map();
+      for (const api of body.tasks || []) state.tasks.set(String(api.task_id), rowFromApi(api));
+      // Transitions seen while loading may be newer than the answer; replaying them in
+      // order leaves each task in its latest state. Usage is already in the answer.
+      for (const frame of state.pending) applyTask(frame, false);
+      forgetFinished();
+      state.needsResync = false;
+    } catch (err) {
+      showResult(`could not load tasks: ${err}`, "error");
+    } finally {
+      state.loading = false;
+      state.pending = [];
+      scheduleRender();
+    }
+  }
+
+  // -- stale marking -----------------------------------------------------------
+  function markStale() {
+    state.stale = true;
+    for (const id of ["session", "tasks"]) {
+      $(id).classList.add("stale");
+      $(id).dataset.stale = "true";
+    }
+  }
+
+  function clearStale() {
+    state.stale = false;
+    for (const id of ["session", "tasks"]) {
+      $(id).classList.remove("stale");
+      $(id).dataset.stale = "false";
+    }
+  }
+
+  // -- rendering ---------------------------------------------------------------
+  function num(value) {
+    return typeof value === "number" && Number.isFinite(value) ? value : 0;
+  }
+
+  function fmtInt(value) {
+    return num(value).toLocaleString("en-US");
+  }
+
+  function fmtUsd(value) {
+    const amount = num(value);
+    return amount >= 1 ? `$${amount.toFixed(2)}` : `$${amount.toFixed(4)}`;
+  }
+
+  function fmtDuration(seconds) {
+    const whole = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(whole / 3600);
+    const m = Math.floor((whole % 3600) / 60);
+    const s = whole % 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    if (h) return `${h}h${pad(m)}m${pad(s)}s`;
+    if (m) return `${m}m${pad(s)}s`;
+    return `${s}s`;
+  }
+
+  function scheduleRender() {
+    if (state.renderTimer === null) state.renderTimer = setTimeout(render, 50);
+  }
+
+  function render() {
+    clearTimeout(state.renderTimer);
+    state.renderTimer = null;
+    renderSession();
+    renderTasks();
+  }
+
+  function setText(id, text) {
+    const el = $(id);
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function sessionDuration() {
+    const s = state.session;
+    if (!s) return 0;
+    const ticking = state.stale ? 0 : (performance.now() - state.sessionAt) / 1000;
+    return num(s.duration_seconds) + ticking;
+  }
+
+  function renderSession() {
+    const s = state.session;
+    const paused = Boolean(s && s.is_paused);
+    $("btn-pause").disabled = !state.connected || !s || paused;
+    $("btn-resume").disabled = !state.connected || !s || !paused;
+    $("paused-badge").hidden = !paused;
+    if (!s) return;
+    setText("session-duration", fmtDuration(sessionDuration()));
+    setText("tokens-total", fmtInt(s.total_tokens));
+    setText("tokens-input", fmtInt(s.input_tokens));
+    setText("tokens-output", fmtInt(s.output_tokens));
+    setText("tokens-cache-read", fmtInt(s.cache_read_tokens));
+    setText("tokens-cache-write", fmtInt(s.cache_write_tokens));
+    setText("cost", fmtUsd(s.estimated_cost_usd));
+    setText("tasks-running", fmtInt(s.tasks_running));
+    setText("tasks-queued", fmtInt(s.tasks_queued));
+    setText("tasks-completed", fmtInt(s.tasks_completed));
+    setText("tasks-failed", fmtInt(s.tasks_failed));
+    setText("tasks-cancelled", fmtInt(s.tasks_cancelled));
+    renderBudget(s);
+  }
+
+  function renderBudget(s) {
+    const fill = $("budget-fill");
+    const budget = s.budget_usd;
+    if (typeof budget !== "number") {
+      fill.style.width = "0%";
+      fill.className = "fill";
+      $("budget-bar").setAttribute("aria-valuenow", "0");
+      setText("budget-text", "no budget");
+      return;
+    }
+    const spent = num(s.estimated_cost_usd);
+    const share = budget > 0 ? spent / budget : 1;
+    const percent = Math.min(100, Math.round(share * 100));
+    fill.style.width = `${percent}%`;
+    fill.className = share >= 1 ? "fill over" : share >= 0.8 ? "fill warn" : "fill";
+    $("budget-bar").setAttribute("aria-valuenow", String(percent));
+    const left = typeof s.budget_remaining_usd === "number" ? ` · ${fmtUsd(s.budget_remaining_usd)} left` : "";
+    setText("budget-text", `${fmtUsd(spent)} of ${fmtUsd(budget)} (${percent}%)${left}`);
+  }
+
+  function renderTasks() {
+    const rows = Array.from(state.tasks.values());
+    rows.sort((a, b) => (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9));
+    const now = Date.now();
+    const body = document.createDocumentFragment();
+    for (const row of rows) body.appendChild(taskRow(row, now));
+    $("task-rows").replaceChildren(body);
+    $("tasks-empty").hidden = rows.length > 0;
+  }
+
+  function taskRow(row, now) {
+    const tr = document.createElement("tr");
+    tr.dataset.taskId = row.taskId;
+    tr.dataset.state = row.state;
+    const elapsed = row.startedAt === null || Number.isNaN(row.startedAt)
+      ? "–"
+      : fmtDuration(((row.endedAt || now) - row.startedAt) / 1000);
+    const cells = [
+      ["task-id", row.taskId], ["name", row.name], ["state", row.state],
+      ["attempts", String(row.attempts)], ["elapsed", elapsed],
+      ["in", fmtInt(row.input_tokens)], ["out", fmtInt(row.output_tokens)],
+      ["cache", `${fmtInt(row.cache_read_tokens)} / ${fmtInt(row.cache_write_tokens)}`],
+      ["cost", fmtUsd(row.cost)], ["error", row.error],
+    ];
+    for (const [cls, text] of cells) {
+      const td = document.createElement("td");
+      td.className = cls;
+      td.textContent = text;
+      if (cls === "error" && text) td.title = text;
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+
+  function showResult(text, status) {
+    const el = $("command-result");
+    el.textContent = text;
+    el.dataset.status = status;
+  }
+
+  // -- start -------------------------------------------------------------------
+  function start() {
+    $("btn-pause").addEventListener("click", () => {
+      send({ type: "command", action: "pause", task_id: "*" });
+    });
+    $("btn-resume").addEventListener("click", () => {
+      send({ type: "command", action: "resume", task_id: "*" });
+    });
+    // Duration and elapsed times tick between updates.
+    setInterval(render, 1000);
+    connect();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
