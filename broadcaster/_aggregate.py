@@ -238,20 +238,15 @@ class SessionAggregate:
         if target is None:
             return None
         new_state, attempt = target
-        record = self._tasks.get(event.task_id)
-        if record is not None:
-            old_state, old_attempt = record
-            if old_state in END_STATES or (attempt is not None and attempt < old_attempt):
-                return None
-            attempt = old_attempt if attempt is None else attempt
-            if old_state == new_state:
-                self._tasks[event.task_id] = (new_state, attempt)
-                return None
-            self._counts[old_state] -= 1
-        else:
-            old_state = None
-        attempt = 1 if attempt is None else attempt
+        old_state, old_attempt = self._tasks.get(event.task_id, (None, 0))
+        if old_state in END_STATES or (attempt is not None and attempt < old_attempt):
+            return None  # final already, or about an attempt that was superseded
+        attempt = max(attempt or 1, old_attempt)
         self._tasks[event.task_id] = (new_state, attempt)
+        if old_state == new_state:
+            return None
+        if old_state is not None:
+            self._counts[old_state] -= 1
         self._counts[new_state] += 1
         self.last_transition = TaskTransition(event.task_id, old_state, new_state)
         if new_state == "running":

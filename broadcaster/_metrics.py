@@ -117,17 +117,24 @@ class RuncastMetrics:
         self.task_durations = _Histogram(DURATION_BUCKETS)
         self.session_updates = dict.fromkeys(TRIGGERS, 0)
         self.events_published = dict.fromkeys(EVENT_TYPES, 0)
-        self.websocket_connections = Gauge(
-            "runcast_websocket_connections",
-            "WebSocket clients connected now.",
-            registry=self.registry,
-        )
+        try:
+            self.websocket_connections = Gauge(
+                "runcast_websocket_connections",
+                "WebSocket clients connected now.",
+                registry=self.registry,
+            )
+        except ValueError as exc:
+            raise BroadcasterConfigError(
+                f"the registry already holds runcast metrics (close the other first): {exc}"
+            ) from exc
         collector = _RuncastCollector(self)
         try:
             self.registry.register(collector)
-        except BaseException:
+        except ValueError as exc:
             self.registry.unregister(self.websocket_connections)
-            raise
+            raise BroadcasterConfigError(
+                f"the registry already holds a runcast_* metric: {exc}"
+            ) from exc
         self._collector = collector
         self._remove_listener = self.publisher.add_listener(self.on_event)
 
