@@ -23,7 +23,7 @@ from trio_websocket import (
     ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
-    open_websocket_url,
+    wrap_client_stream,
 )
 
 from events import RuncastError
@@ -170,39 +170,96 @@ class RuncastClient:
 async def open_client(
     url: str = DEFAULT_URL, *, token: str | None = None, connect_timeout: float = CONNECT_TIMEOUT
 ) -> AsyncIterator[RuncastClient]:
-    """Connect to ``url``; handshake failures become client errors naming the cause."""
+    """Connect to ``url``; every way of failing becomes a client error naming the cause.
+
+    The TCP stream is opened and closed here rather than by ``open_websocket_url``,
+    which leaves the socket to the garbage collector when the handshake is refused.
+    """
     _check_url(url)
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
     try:
-        async with open_websocket_url(
-            url,
+        with trio.fail_after(connect_timeout):
+            stream = await _open_stream(parts.hostname or "", port, secure=secure)
+    except (OSError, trio.TooSlowError) as exc:
+        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(exc)})") from exc
+    resource = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await _handshake(nursery, stream, parts.netloc, resource, token, connect_timeout)
+            try:
+                yield RuncastClient(url, ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        failure = _single_failure(group)
+        raise _translate(failure, url) from failure.__cause__
+    except (HandshakeError, OSError, trio.BrokenResourceError) as exc:
+        raise _translate(exc, url) from exc
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _handshake(
+    nursery: trio.Nursery,
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    host: str,
+    resource: str,
+    token: str | None,
+    connect_timeout: float,
+) -> WebSocketConnection:
+    with trio.move_on_after(connect_timeout):
+        return await wrap_client_stream(
+            nursery,
+            stream,
+            host,
+            resource,
             extra_headers=_auth_headers(token),
             max_message_size=MAX_FRAME,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=connect_timeout,
-        ) as ws:
-            yield RuncastClient(url, ws)
-    except ConnectionRejected as exc:
-        raise _refused(exc.status_code, url) from exc
-    except HandshakeError as exc:
-        cause = exc.__cause__ or exc
-        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(cause)})") from exc
-    except OSError as exc:
-        raise ServerUnreachableError(f"{url}: cannot connect ({_describe(exc)})") from exc
+        )
+    raise ServerUnreachableError(f"no WebSocket handshake within {connect_timeout:g}s")
+
+
+async def _open_stream(
+    host: str, port: int, *, secure: bool
+) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    if secure:
+        context = ssl.create_default_context()
+        return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=context)
+    return await trio.open_tcp_stream(host, port)
+
+
+def _single_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real exception of a nursery's group (trio-websocket's reader or the body)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(reversed(exc.exceptions))
+        else:
+            leaves.append(exc)
+    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+    if len(real) == 1:
+        return real[0]
+    return leaves[0] if not real else group
+
+
+def _translate(exc: BaseException, url: str) -> BaseException:
+    if isinstance(exc, ConnectionRejected):
+        return _refused(exc.status_code, url)
+    if isinstance(exc, HandshakeError | OSError | trio.BrokenResourceError):
+        return ServerUnreachableError(f"{url}: connection failed ({_describe(exc)})")
+    return exc
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     # trio's multi-address connect error lists every attempt; the first line says enough.
     return text.splitlines()[0]
-
-
-async def _open_http_stream(url: str) -> trio.abc.Stream:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        return await trio.open_ssl_over_tcp_stream(host, parts.port or 443, ssl_context=context)
-    return await trio.open_tcp_stream(host, parts.port or 80)
 
 
 async def fetch_json(ws_url: str, path: str, *, token: str | None = None) -> Any:
@@ -212,8 +269,12 @@ async def fetch_json(ws_url: str, path: str, *, token: str | None = None) -> Any
     """
     _check_url(ws_url)
     url = http_url(ws_url, path)
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
     try:
-        stream = await _open_http_stream(url)
+        stream = await _open_stream(
+            parts.hostname or "", parts.port or (443 if secure else 80), secure=secure
+        )
     except OSError as exc:
         raise ServerUnreachableError(f"{url}: cannot connect ({_describe(exc)})") from exc
     async with stream:
