@@ -1,1 +1,59 @@
-"""Placeholder."""
+"""The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets."""
+
+from ._context import TaskContext
+from ._cost import (
+    Cost,
+    CostCalculator,
+    ModelPrice,
+    PriceTable,
+    TokenCounts,
+    load_price_table,
+    parse_price_table,
+)
+from ._exceptions import (
+    BudgetExceededError,
+    DuplicateTaskError,
+    ExecutorClosedError,
+    ExecutorError,
+    InvalidArgumentError,
+    InvalidTransitionError,
+    JobFileError,
+    PriceTableError,
+    TaskCancelledError,
+    TaskFailedError,
+    UnknownTaskError,
+)
+from ._executor import BUDGET_WARNING_THRESHOLD, Executor, open_executor
+from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
+from ._task import TaskHandle
+
+__all__ = [
+    "BUDGET_WARNING_THRESHOLD",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "BudgetExceededError",
+    "Cost",
+    "CostCalculator",
+    "DuplicateTaskError",
+    "Executor",
+    "ExecutorClosedError",
+    "ExecutorError",
+    "InvalidArgumentError",
+    "InvalidTransitionError",
+    "JobFileError",
+    "ModelPrice",
+    "PriceTable",
+    "PriceTableError",
+    "TaskCancelledError",
+    "TaskContext",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskInfo",
+    "TaskState",
+    "TokenCounts",
+    "UnknownTaskError",
+    "check_transition",
+    "load_price_table",
+    "open_executor",
+    "parse_price_table",
+]

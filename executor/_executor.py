@@ -1,0 +1,578 @@
+"""The trio executor: bounded concurrency, validated task states, pause and budget.
+
+Every state change happens synchronously in the executor (never in a detached
+task), then its event is published; so ``tasks()``, ``is_paused`` and the event
+stream always agree with each other.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from events import (
+    BudgetChanged,
+    BudgetExhausted,
+    BudgetWarning,
+    Event,
+    ExecutorPaused,
+    ExecutorResumed,
+    Publisher,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskRetrying,
+    TaskStarted,
+    TaskUsage,
+    truncate,
+)
+
+from ._context import TaskContext
+from ._cost import CostCalculator, PriceTable, TokenCounts
+from ._exceptions import (
+    BudgetExceededError,
+    DuplicateTaskError,
+    ExecutorClosedError,
+    InvalidArgumentError,
+    UnknownTaskError,
+)
+from ._states import TERMINAL_STATES, TaskInfo, as_actor
+from ._task import TaskFunction, TaskHandle, TaskRecord
+
+log = structlog.get_logger("runcast.executor")
+
+BUDGET_WARNING_THRESHOLD = 0.8
+_MAX_TASK_ID = 256
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return truncate(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def _check_budget(usd: float | None) -> float | None:
+    if usd is None:
+        return None
+    if isinstance(usd, bool) or not isinstance(usd, int | float):
+        raise InvalidArgumentError(f"budget_usd must be a number or None, got {usd!r}")
+    if not math.isfinite(usd) or usd < 0:
+        raise InvalidArgumentError(f"budget_usd must be finite and >= 0, got {usd}")
+    return float(usd)
+
+
+def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidArgumentError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
+
+
+@attrs.define(eq=False)
+class Executor:
+    """Runs submitted tasks in its nursery; open it with :func:`open_executor`."""
+
+    _publisher: Publisher = attrs.field(repr=False)
+    _nursery: trio.Nursery = attrs.field(repr=False)
+    concurrency: int
+    retry_backoff: float
+    kill_grace: float
+    suspend_on_pause: bool
+    _costs: CostCalculator = attrs.field(repr=False)
+    _budget: float | None
+    _spent: float = 0.0
+    _warned: bool = False
+    _exhausted: bool = False
+    _paused: bool = False
+    _unpaused: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _tasks: dict[str, TaskRecord] = attrs.field(factory=dict, repr=False)
+    _queue: list[tuple[int, int, TaskRecord]] = attrs.field(factory=list, repr=False)
+    _running: int = 0
+    _active: int = 0
+    _idle: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _submitted: int = 0
+    _closed: bool = False
+
+    # -- properties --------------------------------------------------------
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    @property
+    def budget_usd(self) -> float | None:
+        return self._budget
+
+    @property
+    def spent_usd(self) -> float:
+        """USD of all priced usage so far (unpriced usage adds nothing)."""
+        return self._spent
+
+    @property
+    def running_count(self) -> int:
+        return self._running
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
+    def tasks(self) -> list[TaskInfo]:
+        """A snapshot of every task, in submission order."""
+        return [record.info() for record in self._tasks.values()]
+
+    def task(self, task_id: str) -> TaskInfo:
+        return self._get(task_id).info()
+
+    async def join(self) -> None:
+        """Wait until no task is queued, running or waiting to retry."""
+        while self._active:
+            await self._idle.wait()
+        await trio.lowlevel.checkpoint()
+
+    # -- submitting --------------------------------------------------------
+    def submit(
+        self,
+        fn: TaskFunction,
+        *args: Any,
+        task_id: str | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        priority: int = 0,
+        model: str = "",
+        provider: str | None = None,
+    ) -> TaskHandle:
+        """Queue ``await fn(ctx, *args)``; higher ``priority`` starts first, then FIFO."""
+        if self._closed:
+            raise ExecutorClosedError("the executor is closed; tasks can no longer be submitted")
+        if not callable(fn):
+            raise InvalidArgumentError(f"fn must be an async function, got {fn!r}")
+        task_id = self._check_task_id(task_id)
+        _check_positive("timeout", timeout)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgumentError(f"retries must be an int >= 0, got {retries!r}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+        if name is None:
+            name = getattr(fn, "__name__", "") or task_id
+        record = TaskRecord(
+            task_id=task_id,
+            name=truncate(name),
+            fn=fn,
+            args=args,
+            timeout=timeout,
+            retries=retries,
+            priority=priority,
+            order=self._submitted,
+            model=model,
+            provider=provider,
+        )
+        self._submitted += 1
+        self._tasks[task_id] = record
+        if self._active == 0:
+            self._idle = trio.Event()
+        self._active += 1
+        self._enqueue(record)
+        return TaskHandle(self, record)
+
+    def _check_task_id(self, task_id: str | None) -> str:
+        if task_id is None:
+            number = len(self._tasks) + 1
+            while f"task-{number}" in self._tasks:
+                number += 1
+            return f"task-{number}"
+        if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_TASK_ID:
+            raise InvalidArgumentError(
+                f"task_id must be a non-empty string of <= {_MAX_TASK_ID} chars, got {task_id!r}"
+            )
+        if task_id == "*":
+            raise InvalidArgumentError("task_id '*' is reserved for session events")
+        if task_id in self._tasks:
+            raise DuplicateTaskError(f"task_id {task_id!r} is already in use")
+        return task_id
+
+    def _enqueue(self, record: TaskRecord) -> None:
+        heapq.heappush(self._queue, (-record.priority, record.order, record))
+        self._publish(
+            TaskQueued(
+                task_id=record.task_id,
+                name=record.name,
+                attempt=record.attempts + 1,
+                priority=record.priority,
+            )
+        )
+        self._fill()
+
+    # -- scheduling --------------------------------------------------------
+    def _fill(self) -> None:
+        """Start queued tasks while slots are free and the executor is not paused."""
+        if self._closed:
+            return
+        while not self._paused and self._running < self.concurrency and self._queue:
+            _, _, record = heapq.heappop(self._queue)
+            if record.state == "queued":  # cancelled ones are dropped lazily here
+                self._start(record)
+
+    def _start(self, record: TaskRecord) -> None:
+        record.move_to("running")
+        self._running += 1
+        record.attempts += 1
+        if record.started_at is None:
+            record.started_at = self._publisher.clock()
+        record.attempt_started = trio.current_time()
+        record.scope = trio.CancelScope()
+        if record.timeout is not None:
+            record.scope.relative_deadline = record.timeout
+        self._publish(
+            TaskStarted(task_id=record.task_id, name=record.name, attempt=record.attempts)
+        )
+        self._nursery.start_soon(self._run_attempt, record, name=f"runcast task {record.task_id}")
+
+    async def _run_attempt(self, record: TaskRecord) -> None:
+        ctx = TaskContext(self, record, record.attempts)
+        assert record.scope is not None
+        scope = record.scope
+        error: Exception | None = None
+        result: Any = None
+        unwound = True
+        try:
+            with scope:
+                result = await record.fn(ctx, *record.args)
+            unwound = False
+        except Exception as exc:
+            error = exc
+            unwound = False
+        finally:
+            ctx._ended = True
+            if unwound and record.state == "running":
+                # The executor's own nursery is being cancelled (shutdown).
+                self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
+        if record.cancel_reason is not None:
+            self._end(record, "cancelled", reason=record.cancel_reason)
+        elif scope.cancelled_caught:
+            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
+        elif error is not None:
+            self._attempt_failed(record, error)
+        else:
+            record.result = result
+            self._end(record, "completed")
+
+    def _attempt_failed(self, record: TaskRecord, error: BaseException) -> None:
+        if record.attempts > record.retries:
+            self._end(record, "failed", error=error)
+            return
+        delay = self.retry_backoff * 2 ** (record.attempts - 1)
+        record.move_to("retrying")
+        self._running -= 1
+        record.scope = trio.CancelScope()
+        self._publish(
+            TaskRetrying(
+                task_id=record.task_id,
+                attempt=record.attempts,
+                delay_seconds=delay,
+                error=_describe(error),
+            )
+        )
+        self._nursery.start_soon(self._retry_after, record, delay, record.scope)
+        self._fill()
+
+    async def _retry_after(self, record: TaskRecord, delay: float, scope: trio.CancelScope) -> None:
+        slept = False
+        try:
+            with scope:
+                await trio.sleep(delay)
+                slept = True
+        finally:
+            # ``cancel()`` ends a retrying task itself; anything else that cuts
+            # the sleep short is the executor shutting down.
+            if record.state == "retrying":
+                if slept:
+                    record.move_to("queued")
+                    self._enqueue(record)
+                else:
+                    self._end(record, "cancelled", reason="executor stopped")
+
+    def _end(
+        self,
+        record: TaskRecord,
+        state: str,
+        *,
+        reason: str = "",
+        error: BaseException | None = None,
+    ) -> None:
+        was_running = record.state == "running"
+        duration = max(0.0, trio.current_time() - record.attempt_started) if was_running else 0.0
+        if state == "completed":
+            record.move_to("completed")
+            event: Event = TaskCompleted(
+                task_id=record.task_id,
+                attempt=max(1, record.attempts),
+                duration_seconds=duration,
+                exit_code=record.exit_code,
+            )
+        elif state == "failed":
+            assert error is not None
+            record.move_to("failed")
+            record.failure = error
+            record.error = _describe(error)
+            event = TaskFailed(
+                task_id=record.task_id,
+                attempt=max(1, record.attempts),
+                error=record.error,
+                duration_seconds=duration,
+                exit_code=record.exit_code,
+                timed_out=isinstance(error, trio.TooSlowError),
+            )
+        else:
+            record.move_to("cancelled")
+            record.cancel_reason = record.cancel_reason or reason
+            record.error = truncate(reason)
+            event = TaskCancelled(
+                task_id=record.task_id, reason=truncate(reason), was_running=was_running
+            )
+        if was_running:
+            self._running -= 1
+        record.ended_at = self._publisher.clock()
+        record.scope = None
+        self._active -= 1
+        record.done.set()
+        self._publish(event)
+        if self._active == 0:
+            self._idle.set()
+        self._fill()
+
+    # -- operator controls -------------------------------------------------
+    def cancel(self, task_id: str, *, reason: str = "cancelled by operator") -> bool:
+        """Cancel a queued, retrying or running task; False if it had already ended.
+
+        A running task is cancelled where it is (a subprocess gets SIGTERM, then
+        SIGKILL after ``kill_grace``); it reaches ``cancelled`` once it is gone.
+        """
+        record = self._get(task_id)
+        if record.state in TERMINAL_STATES or record.cancel_reason is not None:
+            return False
+        if not isinstance(reason, str):
+            raise InvalidArgumentError(f"reason must be a string, got {reason!r}")
+        record.cancel_reason = truncate(reason)
+        if record.state == "running":
+            assert record.scope is not None
+            record.scope.cancel()
+        else:
+            if record.scope is not None:  # a retry back-off
+                record.scope.cancel()
+            self._end(record, "cancelled", reason=reason)
+        return True
+
+    def cancel_all(self, *, reason: str = "cancelled by operator") -> int:
+        """Cancel every task that has not ended; returns how many were cancelled."""
+        return sum(self.cancel(task_id, reason=reason) for task_id in list(self._tasks))
+
+    def pause(self, *, by: str = "operator", reason: str = "") -> None:
+        """Stop starting queued tasks; idempotent (a second pause publishes nothing)."""
+        event = ExecutorPaused(by=as_actor(by), reason=truncate(reason))
+        if self._paused:
+            return
+        self._paused = True
+        self._unpaused = trio.Event()
+        self._publish(event)
+        if self.suspend_on_pause:
+            self._signal_groups(signal.SIGSTOP)
+
+    def resume(self, *, by: str = "operator", reason: str = "") -> None:
+        """Start queued tasks again; refused while the spend has reached the budget."""
+        event = ExecutorResumed(by=as_actor(by), reason=truncate(reason))
+        if self._budget is not None and self._spent >= self._budget:
+            raise BudgetExceededError(
+                f"cannot resume: spent ${self._spent:.4f} of the ${self._budget:.4f} budget; "
+                "raise the budget first"
+            )
+        if not self._paused:
+            return
+        self._paused = False
+        self._unpaused.set()
+        self._publish(event)
+        if self.suspend_on_pause:
+            self._signal_groups(signal.SIGCONT)
+        self._fill()
+
+    def set_budget(self, usd: float | None, *, by: str = "operator") -> None:
+        """Change (or with None remove) the budget; publishes ``budget_changed``.
+
+        Raising the budget does not resume a budget pause: that is a separate
+        operator decision.  Lowering it below the spend pauses at once.
+        """
+        usd = _check_budget(usd)
+        event = BudgetChanged(budget_usd=usd, by=as_actor(by))
+        self._budget = usd
+        if usd is None or self._spent < BUDGET_WARNING_THRESHOLD * usd:
+            self._warned = False
+        if usd is None or self._spent < usd:
+            self._exhausted = False
+        self._publish(event)
+        self._check_spend()
+
+    async def _wait_unpaused(self) -> None:
+        await self._unpaused.wait()
+
+    # -- usage and budget --------------------------------------------------
+    def _record_usage(
+        self,
+        record: TaskRecord,
+        model: str,
+        provider: str | None,
+        tokens: TokenCounts,
+        reported_usd: float | None,
+    ) -> TaskUsage:
+        model = model or record.model
+        provider = provider if provider is not None else record.provider
+        cost = self._costs.cost(model, provider, tokens, reported_usd)
+        event = TaskUsage(
+            task_id=record.task_id,
+            model=model,
+            provider=provider,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
+            cache_write_tokens=tokens.cache_write,
+            cost_usd=cost.usd,
+            cost_source=cost.source,
+        )
+        record.tokens += tokens
+        if cost.usd is None:
+            record.unpriced_tokens += tokens.total
+        else:
+            record.cost_usd += cost.usd
+            self._spent += cost.usd
+        self._publish(event)
+        self._check_spend()
+        return event
+
+    def _check_spend(self) -> None:
+        budget = self._budget
+        if budget is None:
+            return
+        if not self._warned and self._spent >= BUDGET_WARNING_THRESHOLD * budget:
+            self._warned = True
+            self._publish(
+                BudgetWarning(
+                    budget_usd=budget,
+                    spent_usd=self._spent,
+                    threshold=BUDGET_WARNING_THRESHOLD,
+                )
+            )
+        if not self._exhausted and self._spent >= budget:
+            self._exhausted = True
+            self._publish(BudgetExhausted(budget_usd=budget, spent_usd=self._spent))
+            self.pause(
+                by="budget",
+                reason=f"budget exhausted: spent ${self._spent:.4f} of ${budget:.4f}",
+            )
+
+    # -- process groups (suspend mode) -------------------------------------
+    def _add_process_group(self, record: TaskRecord, pgid: int) -> None:
+        record.process_groups.add(pgid)
+        if self.suspend_on_pause and self._paused:
+            self._signal_group(pgid, signal.SIGSTOP)
+
+    def _signal_groups(self, signum: signal.Signals) -> None:
+        for record in self._tasks.values():
+            if record.state == "running":
+                for pgid in tuple(record.process_groups):
+                    self._signal_group(pgid, signum)
+
+    def _signal_group(self, pgid: int, signum: signal.Signals) -> None:
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            log.warning("signal_failed", pgid=pgid, signal=signum.name, error=str(exc))
+
+    # -- helpers -----------------------------------------------------------
+    def _get(self, task_id: str) -> TaskRecord:
+        record = self._tasks.get(task_id)
+        if record is None:
+            raise UnknownTaskError(f"no task with id {task_id!r}")
+        return record
+
+    def _publish(self, event: Event) -> None:
+        self._publisher.publish(event)
+
+    def _startup(self, *, start_paused: bool) -> None:
+        if self._budget is not None:
+            self._publish(BudgetChanged(budget_usd=self._budget, by="startup"))
+        if start_paused:
+            self.pause(by="startup", reason="started paused")
+        else:
+            self._unpaused.set()
+        self._check_spend()
+
+
+def _check_options(concurrency: int, retry_backoff: float, kill_grace: float) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    _check_positive("retry_backoff", retry_backoff, allow_zero=True)
+    _check_positive("kill_grace", kill_grace, allow_zero=True)
+
+
+@asynccontextmanager
+async def open_executor(
+    publisher: Publisher,
+    *,
+    concurrency: int = 4,
+    budget_usd: float | None = None,
+    prices: PriceTable | None = None,
+    start_paused: bool = False,
+    retry_backoff: float = 1.0,
+    kill_grace: float = 5.0,
+    suspend_on_pause: bool = False,
+) -> AsyncIterator[Executor]:
+    """Open an executor whose tasks run in a nursery this block owns.
+
+    Leaving the block normally waits for every submitted task; leaving it with
+    an exception (or cancellation) cancels them all first.
+    """
+    _check_options(concurrency, retry_backoff, kill_grace)
+    budget = _check_budget(budget_usd)
+    # The body's own error is re-raised outside the nursery so callers see it
+    # as raised, not wrapped in an ExceptionGroup by the nursery.
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        executor = Executor(
+            publisher,
+            nursery,
+            concurrency,
+            retry_backoff,
+            kill_grace,
+            suspend_on_pause,
+            CostCalculator(prices),
+            budget,
+        )
+        executor._startup(start_paused=start_paused)
+        try:
+            yield executor
+        except BaseException as exc:
+            body_error = exc
+            executor._closed = True  # nothing more starts while we cancel
+            executor.cancel_all(reason="executor stopped")
+        else:
+            try:
+                await executor.join()
+            except BaseException:
+                executor._closed = True
+                executor.cancel_all(reason="executor stopped")
+                raise
+        finally:
+            executor._closed = True
+    if body_error is not None:
+        raise body_error

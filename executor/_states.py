@@ -1,0 +1,70 @@
+"""Task states, the transitions between them, and the public view of a task."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, cast
+
+import attrs
+
+from ._exceptions import InvalidArgumentError, InvalidTransitionError
+
+TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
+
+Actor = Literal["operator", "budget", "startup", "system"]
+ACTORS: frozenset[str] = frozenset(("operator", "budget", "startup", "system"))
+
+TERMINAL_STATES: frozenset[TaskState] = frozenset(("completed", "failed", "cancelled"))
+
+# Every allowed move; anything else is a bug in the executor and raises.
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    "queued": frozenset(("running", "cancelled")),
+    "running": frozenset(("completed", "failed", "cancelled", "retrying")),
+    "retrying": frozenset(("queued", "cancelled")),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+def check_transition(task_id: str, current: TaskState, target: TaskState) -> None:
+    """Raise ``InvalidTransitionError`` unless ``current -> target`` is allowed."""
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransitionError(f"task {task_id!r}: cannot go from {current!r} to {target!r}")
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """A snapshot of one task, as ``Executor.tasks()`` reports it."""
+
+    task_id: str
+    name: str
+    state: TaskState
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    estimated_cost_usd: float
+    error: str | None
+    exit_code: int | None
+    priority: int = 0
+    unpriced_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+def as_actor(by: str) -> Actor:
+    """Check who is pausing/resuming/budgeting; a clear error otherwise."""
+    if by not in ACTORS:
+        raise InvalidArgumentError(f"by must be one of {sorted(ACTORS)}, got {by!r}")
+    return cast(Actor, by)

@@ -1,0 +1,113 @@
+"""The executor's private record of one task, and the handle given to callers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._cost import TokenCounts
+from ._exceptions import TaskCancelledError, TaskFailedError
+from ._states import TaskInfo, TaskState, check_transition
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+@attrs.define(eq=False)
+class TaskRecord:
+    """Mutable state of one task; only the executor changes it."""
+
+    task_id: str
+    name: str
+    fn: TaskFunction
+    args: tuple[Any, ...]
+    timeout: float | None
+    retries: int
+    priority: int
+    order: int
+    model: str = ""
+    provider: str | None = None
+    state: TaskState = "queued"
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    attempt_started: float = 0.0
+    tokens: TokenCounts = attrs.field(factory=TokenCounts)
+    cost_usd: float = 0.0
+    unpriced_tokens: int = 0
+    error: str | None = None
+    exit_code: int | None = None
+    result: Any = None
+    failure: BaseException | None = None
+    cancel_reason: str | None = None
+    # The scope of the running attempt or of the retry back-off, whichever is live.
+    scope: trio.CancelScope | None = None
+    done: trio.Event = attrs.field(factory=trio.Event)
+    process_groups: set[int] = attrs.field(factory=set)
+
+    def move_to(self, target: TaskState) -> None:
+        check_transition(self.task_id, self.state, target)
+        self.state = target
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            task_id=self.task_id,
+            name=self.name,
+            state=self.state,
+            attempts=self.attempts,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            input_tokens=self.tokens.input,
+            output_tokens=self.tokens.output,
+            cache_read_tokens=self.tokens.cache_read,
+            cache_write_tokens=self.tokens.cache_write,
+            estimated_cost_usd=self.cost_usd,
+            error=self.error,
+            exit_code=self.exit_code,
+            priority=self.priority,
+            unpriced_tokens=self.unpriced_tokens,
+        )
+
+
+@attrs.frozen(eq=False)
+class TaskHandle:
+    """What ``submit`` returns: await the outcome or cancel the task."""
+
+    _executor: Executor
+    _record: TaskRecord
+
+    @property
+    def task_id(self) -> str:
+        return self._record.task_id
+
+    @property
+    def state(self) -> TaskState:
+        return self._record.state
+
+    def info(self) -> TaskInfo:
+        return self._record.info()
+
+    async def wait(self) -> Any:
+        """The task's result; raises ``TaskFailedError`` or ``TaskCancelledError``."""
+        await self._record.done.wait()
+        record = self._record
+        if record.state == "completed":
+            return record.result
+        if record.state == "cancelled":
+            raise TaskCancelledError(record.task_id, record.cancel_reason or "cancelled")
+        raise TaskFailedError(
+            record.task_id,
+            record.error or "failed",
+            exit_code=record.exit_code,
+            timed_out=isinstance(record.failure, trio.TooSlowError),
+        ) from record.failure
+
+    def cancel(self, reason: str = "cancelled by operator") -> bool:
+        """Cancel the task; False if it had already ended."""
+        return self._executor.cancel(self.task_id, reason=reason)

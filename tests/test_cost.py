@@ -1,0 +1,146 @@
+"""Cost precedence: reported > user table > genai-prices > unpriced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from genai_prices import Usage, calc_price
+
+from executor import (
+    CostCalculator,
+    ModelPrice,
+    PriceTableError,
+    TokenCounts,
+    load_price_table,
+    parse_price_table,
+)
+
+TOKENS = TokenCounts(input=1000, output=500, cache_read=2000, cache_write=400)
+
+
+def test_reported_cost_wins_over_everything() -> None:
+    table = parse_price_table({"models": {"claude-sonnet-4-5": {"input": 1, "output": 1}}})
+    cost = CostCalculator(table).cost("claude-sonnet-4-5", "anthropic", TOKENS, 0.5)
+    assert (cost.usd, cost.source) == (0.5, "reported")
+
+
+def test_user_table_overrides_genai_prices() -> None:
+    table = parse_price_table(
+        {
+            "models": {
+                "claude-sonnet-4-5": {
+                    "input": 2.0,
+                    "output": 10.0,
+                    "cache_read": 0.5,
+                    "cache_write": 1.0,
+                }
+            }
+        }
+    )
+    cost = CostCalculator(table).cost("claude-sonnet-4-5", "anthropic", TOKENS, None)
+    expected = (1000 * 2.0 + 500 * 10.0 + 2000 * 0.5 + 400 * 1.0) / 1_000_000
+    assert cost.source == "user_table"
+    assert cost.usd == pytest.approx(expected)
+
+
+def test_provider_specific_table_entry_wins() -> None:
+    table = parse_price_table(
+        {
+            "models": {
+                "m": {"input": 1.0, "output": 1.0},
+                "bedrock/m": {"input": 9.0, "output": 9.0},
+            }
+        }
+    )
+    calc = CostCalculator(table)
+    plain = TokenCounts(input=1_000_000)
+    assert calc.cost("m", "bedrock", plain).usd == pytest.approx(9.0)
+    assert calc.cost("m", "anthropic", plain).usd == pytest.approx(1.0)
+    assert calc.cost("m", None, plain).usd == pytest.approx(1.0)
+
+
+def test_missing_cache_prices_default_to_the_input_price() -> None:
+    table = parse_price_table({"models": {"m": {"input": 4.0, "output": 8.0}}})
+    assert table.models["m"] == ModelPrice(4.0, 8.0, 4.0, 4.0)
+
+
+def test_genai_prices_is_given_input_tokens_including_cache_tokens() -> None:
+    # Anthropic's public Sonnet 4.5 prices per million: $3 in, $15 out,
+    # $0.30 cache read, $3.75 cache write.  Had cache tokens been left out of
+    # genai-prices' input_tokens, it would subtract them from the plain input.
+    cost = CostCalculator().cost("claude-sonnet-4-5", "anthropic", TOKENS, None)
+    expected = (1000 * 3 + 500 * 15 + 2000 * 0.30 + 400 * 3.75) / 1_000_000
+    assert cost.source == "computed"
+    assert cost.usd == pytest.approx(expected)
+    reference = calc_price(
+        Usage(input_tokens=3400, output_tokens=500, cache_read_tokens=2000, cache_write_tokens=400),
+        model_ref="claude-sonnet-4-5",
+        provider_id="anthropic",
+    )
+    assert cost.usd == pytest.approx(float(reference.total_price))
+
+
+def test_openai_model_without_provider_is_found() -> None:
+    cost = CostCalculator().cost("gpt-4o", None, TokenCounts(input=1_000_000), None)
+    assert cost.source == "computed"
+    assert cost.usd is not None
+    assert cost.usd > 0
+
+
+def test_unknown_model_is_unpriced_not_free() -> None:
+    calc = CostCalculator()
+    cost = calc.cost("acme-llm-9000", None, TOKENS, None)
+    assert (cost.usd, cost.source) == (None, "unpriced")
+    assert calc.cost("", None, TOKENS, None).source == "unpriced"
+
+
+def test_unknown_models_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    calc = CostCalculator()
+    calc.cost("acme-llm-9000", None, TOKENS, None)
+    calls: list[str] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append("called")
+        raise LookupError("unknown")
+
+    monkeypatch.setattr("executor._cost.calc_price", counting)
+    assert calc.cost("acme-llm-9000", None, TOKENS, None).source == "unpriced"
+    assert calls == []
+
+
+def test_load_price_table_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "prices.toml"
+    path.write_text(
+        '[models."my-model"]\ninput = 1.5\noutput = 6\ncache_read = 0.15\ncache_write = 2\n'
+    )
+    table = load_price_table(path)
+    assert table.lookup("my-model", None) == ModelPrice(1.5, 6.0, 0.15, 2.0)
+    assert table.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[models."m"]\ninput = "cheap"\noutput = 1\n', "model 'm': input: expected a number"),
+        ('[models."m"]\ninput = 1\n', "model 'm': output: missing"),
+        ('[models."m"]\ninput = 1\noutput = -2\n', "model 'm': output: must be finite and >= 0"),
+        ('[models."m"]\ninput = 1\noutput = 1\ncached = 1\n', "model 'm': unknown key(s)"),
+        ("[gpt]\ninput = 1\n", "unknown top-level key(s) ['gpt']"),
+        ("models = [", "not valid TOML"),
+    ],
+)
+def test_bad_price_tables_name_file_model_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "prices.toml"
+    path.write_text(text)
+    with pytest.raises(PriceTableError) as caught:
+        load_price_table(path)
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_missing_price_table_file(tmp_path: Path) -> None:
+    with pytest.raises(PriceTableError, match="cannot read price table"):
+        load_price_table(tmp_path / "absent.toml")

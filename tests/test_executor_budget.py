@@ -1,0 +1,162 @@
+"""Usage recording, cost sources and the budget, through the Python task API."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import pytest
+import trio
+import trio.testing
+
+from events import (
+    BudgetChanged,
+    BudgetExhausted,
+    BudgetWarning,
+    Event,
+    ExecutorPaused,
+    Published,
+    Publisher,
+    TaskUsage,
+)
+from executor import (
+    BudgetExceededError,
+    InvalidArgumentError,
+    TaskContext,
+    open_executor,
+    parse_price_table,
+)
+
+E = TypeVar("E", bound=Event)
+
+PRICES = parse_price_table({"models": {"house-model": {"input": 1_000_000.0, "output": 0.0}}})
+
+
+def events_of(items: list[Published], kind: type[E]) -> list[E]:
+    return [p.event for p in items if isinstance(p.event, kind)]
+
+
+@pytest.fixture
+def publisher() -> Publisher:
+    return Publisher()
+
+
+@pytest.fixture
+def items(publisher: Publisher) -> list[Published]:
+    seen: list[Published] = []
+    publisher.add_listener(seen.append)
+    return seen
+
+
+async def spend(ctx: TaskContext, dollars: list[float]) -> None:
+    """Each increment costs ``dollars[i]`` USD at the house price ($1 per input token)."""
+    for amount in dollars:
+        await ctx.wait_if_paused()
+        ctx.record_usage(model="house-model", input_tokens=int(amount))
+        await trio.sleep(1)
+
+
+async def test_usage_events_carry_cost_and_source(
+    publisher: Publisher, items: list[Published]
+) -> None:
+    async def agent(ctx: TaskContext) -> None:
+        ctx.record_usage(model="claude-sonnet-4-5", provider="anthropic", input_tokens=1000)
+        ctx.record_usage(model="claude-sonnet-4-5", output_tokens=10, cost_usd=0.25)
+        ctx.record_usage(model="house-model", input_tokens=2)
+        ctx.record_usage(model="acme-9000", input_tokens=7, cache_read_tokens=3)
+
+    async with open_executor(publisher, prices=PRICES) as executor:
+        await executor.submit(agent, task_id="a").wait()
+    usages = events_of(items, TaskUsage)
+    assert [u.cost_source for u in usages] == ["computed", "reported", "user_table", "unpriced"]
+    assert usages[0].cost_usd == pytest.approx(0.003)
+    assert usages[3].cost_usd is None
+    info = executor.task("a")
+    assert (info.input_tokens, info.output_tokens, info.cache_read_tokens) == (1009, 10, 3)
+    assert info.unpriced_tokens == 10
+    assert info.estimated_cost_usd == pytest.approx(0.003 + 0.25 + 2.0)
+    assert executor.spent_usd == pytest.approx(info.estimated_cost_usd)
+
+
+async def test_task_default_model_is_used_when_none_given(
+    publisher: Publisher, items: list[Published]
+) -> None:
+    async def agent(ctx: TaskContext) -> None:
+        ctx.record_usage(model="", input_tokens=3)
+
+    async with open_executor(publisher, prices=PRICES) as executor:
+        executor.submit(agent, model="house-model", provider="acme")
+    [usage] = events_of(items, TaskUsage)
+    assert (usage.model, usage.provider, usage.cost_usd) == ("house-model", "acme", 3.0)
+
+
+async def test_bad_usage_is_refused_naming_the_field(publisher: Publisher) -> None:
+    async def agent(ctx: TaskContext) -> None:
+        ctx.record_usage(model="m", output_tokens=-1)
+
+    async with open_executor(publisher) as executor:
+        handle = executor.submit(agent)
+        with pytest.raises(Exception, match="failed") as caught:
+            await handle.wait()
+    assert isinstance(caught.value.__cause__, InvalidArgumentError)
+    assert "output_tokens must be >= 0" in str(caught.value)
+
+
+async def test_budget_warns_once_then_pauses_itself_and_refuses_resume(
+    publisher: Publisher, items: list[Published], autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_executor(publisher, prices=PRICES, budget_usd=10.0, concurrency=1) as executor:
+        first = executor.submit(spend, [5, 3, 1, 1, 1], task_id="first")
+        queued = executor.submit(spend, [1], task_id="queued")
+        await trio.sleep(2.5)  # $9 spent: warned once, not exhausted
+        assert len(events_of(items, BudgetWarning)) == 1
+        assert not executor.is_paused
+        await trio.sleep(1)  # the 4th increment reaches $10
+        assert executor.is_paused
+        assert executor.spent_usd == pytest.approx(10.0)
+        with pytest.raises(BudgetExceededError, match=r"spent \$10.0000 of the \$10.0000"):
+            executor.resume()
+        await trio.sleep(100)
+        # The running task waits at its pause point; the queued one never started.
+        assert first.state == "running"
+        assert queued.state == "queued"
+        executor.set_budget(20.0)
+        assert executor.is_paused  # raising the budget is not resuming
+        executor.resume()
+    assert [t.state for t in executor.tasks()] == ["completed", "completed"]
+    [warning] = events_of(items, BudgetWarning)
+    assert (warning.budget_usd, warning.spent_usd, warning.threshold) == (10.0, 8.0, 0.8)
+    [exhausted] = events_of(items, BudgetExhausted)
+    assert exhausted.spent_usd == pytest.approx(10.0)
+    [paused] = events_of(items, ExecutorPaused)
+    assert paused.by == "budget"
+    assert "budget exhausted" in paused.reason
+    changes = events_of(items, BudgetChanged)
+    assert [(c.budget_usd, c.by) for c in changes] == [(10.0, "startup"), (20.0, "operator")]
+    assert executor.spent_usd == pytest.approx(12.0)
+    assert len(events_of(items, BudgetWarning)) == 1  # $12 < 80% of $20
+
+
+async def test_lowering_the_budget_below_the_spend_pauses(
+    publisher: Publisher, items: list[Published]
+) -> None:
+    async with open_executor(publisher, prices=PRICES) as executor:
+        await executor.submit(spend, [4]).wait()
+        executor.set_budget(3.0)
+        assert executor.is_paused
+        with pytest.raises(BudgetExceededError):
+            executor.resume()
+        executor.set_budget(None)
+        executor.resume()
+    assert len(events_of(items, BudgetExhausted)) == 1
+    assert len(events_of(items, BudgetWarning)) == 1
+
+
+async def test_unpriced_usage_does_not_spend_the_budget(publisher: Publisher) -> None:
+    async def agent(ctx: TaskContext) -> None:
+        ctx.record_usage(model="acme-9000", input_tokens=10**9)
+
+    async with open_executor(publisher, budget_usd=0.01) as executor:
+        await executor.submit(agent).wait()
+        assert not executor.is_paused
+        assert executor.spent_usd == 0
+        assert executor.tasks()[0].unpriced_tokens == 10**9
