@@ -144,6 +144,11 @@ class SessionAggregate:
             return None
         return max(0.0, self.budget_usd - self.cost_usd)
 
+    @property
+    def last_duration_seconds(self) -> int:
+        """The duration as last computed, readable without a clock (outside trio)."""
+        return self._last_duration
+
     def duration_seconds(self) -> int:
         """Whole seconds since the first task start, plus any restored duration; never falls."""
         if self._first_start is None:
@@ -211,6 +216,10 @@ class SessionAggregate:
         """Fold one published event in; returns the broadcast it calls for, if any."""
         self.last_transition = None
         event = item.event
+        # Dispatch on the exact class: this runs inline for every event published.
+        target = _TASK_TARGETS.get(type(event))
+        if target is not None:
+            return self._apply_task_event(item, event, target)
         if isinstance(event, TaskUsage):
             self._add_usage(event)
             return "usage"
@@ -221,7 +230,7 @@ class SessionAggregate:
             changed = event.budget_usd != self.budget_usd
             self.budget_usd = event.budget_usd
             return "budget" if changed else None
-        return self._apply_task_event(item, event)
+        return None
 
     def _add_usage(self, event: TaskUsage) -> None:
         self.input_tokens += event.input_tokens
@@ -233,11 +242,11 @@ class SessionAggregate:
         else:
             self.cost_usd += event.cost_usd
 
-    def _apply_task_event(self, item: Published, event: Event) -> Trigger | None:
-        target = _target_state(event)
-        if target is None:
-            return None
-        new_state, attempt = target
+    def _apply_task_event(
+        self, item: Published, event: Event, new_state: TaskState
+    ) -> Trigger | None:
+        # task_cancelled carries no attempt: a cancel applies to the latest one.
+        attempt: int | None = getattr(event, "attempt", None)
         old_state, old_attempt = self._tasks.get(event.task_id, (None, 0))
         if old_state in END_STATES or (attempt is not None and attempt < old_attempt):
             return None  # final already, or about an attempt that was superseded
@@ -263,19 +272,11 @@ class SessionAggregate:
                 self.started_at = item.time
 
 
-def _target_state(event: Event) -> tuple[TaskState, int | None] | None:
-    """The state a task event moves its task to, and the attempt it is about."""
-    if isinstance(event, TaskStarted):
-        return "running", event.attempt
-    if isinstance(event, TaskQueued):
-        return "queued", event.attempt
-    if isinstance(event, TaskRetrying):
-        return "retrying", event.attempt
-    if isinstance(event, TaskCompleted):
-        return "completed", event.attempt
-    if isinstance(event, TaskFailed):
-        return "failed", event.attempt
-    if isinstance(event, TaskCancelled):
-        # Carries no attempt; a cancel always applies to the latest one.
-        return "cancelled", None
-    return None
+_TASK_TARGETS: Final[dict[type[Event], TaskState]] = {
+    TaskQueued: "queued",
+    TaskStarted: "running",
+    TaskRetrying: "retrying",
+    TaskCompleted: "completed",
+    TaskFailed: "failed",
+    TaskCancelled: "cancelled",
+}

@@ -230,7 +230,7 @@ class _RuncastCollector:
         yield _gauge(
             "runcast_session_duration_seconds",
             "Whole seconds since the session's first task started.",
-            agg.duration_seconds() if with_samples else 0,
+            _session_duration(agg) if with_samples else 0,
             with_samples,
         )
         yield _gauge(
@@ -314,6 +314,15 @@ class _RuncastCollector:
                 published.add_metric((name,), count)
             dropped.add_metric((), m.publisher.dropped_total)
         yield from (updates, published, dropped)
+
+
+def _session_duration(aggregate: SessionAggregate) -> int:
+    try:
+        return aggregate.duration_seconds()
+    except RuntimeError:
+        # Scraped outside trio (e.g. from a prometheus_client HTTP thread): no
+        # trio clock to read, so report the duration as last computed.
+        return aggregate.last_duration_seconds
 
 
 def _gauge(name: str, documentation: str, value: float | None, with_samples: bool) -> Metric:

@@ -291,3 +291,19 @@ def test_close_unregisters_and_stops_listening() -> None:
 def test_bad_max_models_is_refused(max_models: object, message: str) -> None:
     with pytest.raises(BroadcasterConfigError, match=f"max_models.*{message}"):
         RuncastMetrics(CollectorRegistry(), Publisher(), max_models=max_models)  # type: ignore[arg-type]
+
+
+def test_a_scrape_outside_trio_reports_the_last_known_duration() -> None:
+    registry = CollectorRegistry()
+    publisher = Publisher()
+    metrics = RuncastMetrics(registry, publisher)
+
+    async def run() -> None:
+        publisher.publish(TaskStarted(task_id="a"))
+        await trio.sleep(42.5)
+        metrics.aggregate.duration_seconds()
+
+    trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+    scraped = scrape(registry)  # no trio run here
+    assert value(scraped["runcast_session_duration_seconds"]) == 42
+    assert value(scraped["runcast_tasks_running"]) == 1
