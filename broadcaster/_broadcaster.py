@@ -111,6 +111,11 @@ class SessionBroadcaster:
         if self.metrics is not None:
             self.metrics.restore(previous)
 
+    def flush(self) -> None:
+        """Send the pending update now, if a change is waiting to be sent."""
+        if self._pending is not None:
+            self._broadcast(self._pending)
+
     @property
     def ticker_running(self) -> bool:
         return self._ticker_scope is not None
@@ -216,3 +221,6 @@ async def serve_broadcaster(
             task_status.started(broadcaster)
     finally:
         remove_listener()
+        # A change still waiting out the coalescing window goes out now, so
+        # subscribers are left with the final counts (publish is synchronous).
+        broadcaster.flush()

@@ -424,3 +424,21 @@ def test_bad_interval_is_refused_naming_it(value: object, message: str) -> None:
 def test_bad_session_id_is_refused() -> None:
     with pytest.raises(BroadcasterConfigError, match="session_id"):
         SessionBroadcaster(Publisher(), session_id="")
+
+
+async def test_a_pending_update_is_sent_when_the_broadcaster_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    publisher = Publisher()
+    recorder = Recorder()
+    publisher.add_listener(recorder)
+    async with trio.open_nursery() as nursery:
+        broadcaster = await nursery.start(serve_broadcaster, publisher)
+        publisher.publish(TaskStarted(task_id="a"))
+        await trio.sleep(0.01)
+        publisher.publish(TaskCompleted(task_id="a"))  # inside the 50 ms window
+        nursery.cancel_scope.cancel()
+    assert [u.tasks_completed for _, u in recorder.updates] == [0, 1]
+    assert broadcaster.updates_sent["task_end"] == 1
+    broadcaster.flush()  # nothing pending: nothing sent
+    assert len(recorder.updates) == 2
