@@ -1,0 +1,69 @@
+"""What the server needs from the executor and the broadcaster, as structural types.
+
+The server depends on these shapes rather than on the concrete classes so it can be
+served without an executor (a read-only viewer) and exercised with small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from events import SessionUpdate, Subscription
+
+
+class TaskRow(Protocol):
+    """One task as ``/api/tasks`` reports it (``executor.TaskInfo`` has this shape)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cache_read_tokens(self) -> int: ...
+    @property
+    def cache_write_tokens(self) -> int: ...
+    @property
+    def estimated_cost_usd(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def exit_code(self) -> int | None: ...
+
+
+class ExecutorControls(Protocol):
+    """The operator controls of ``executor.Executor`` the server drives."""
+
+    def pause(self, *, by: str = ..., reason: str = ...) -> None: ...
+    def resume(self, *, by: str = ..., reason: str = ...) -> None: ...
+    def cancel(self, task_id: str, *, reason: str = ...) -> bool:
+        """False when the task had already ended."""
+        ...
+
+    def set_budget(self, usd: float | None, *, by: str = ...) -> None: ...
+    def tasks(self) -> Sequence[TaskRow]: ...
+
+    @property
+    def is_paused(self) -> bool: ...
+
+
+class SessionSource(Protocol):
+    """What ``broadcaster.SessionBroadcaster`` offers the server."""
+
+    def snapshot(self) -> SessionUpdate: ...
+    def subscribe_session(
+        self, *, since: int | None = None, buffer_size: int | None = None
+    ) -> Subscription: ...

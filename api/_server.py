@@ -1,0 +1,297 @@
+"""``serve_runcast``: one port for the WebSocket endpoint and the HTTP endpoints."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import attrs
+import structlog
+import trio
+from trio_websocket import WebSocketConnection, wrap_server_stream
+
+from broadcaster import RuncastMetrics
+from events import Publisher
+
+from ._access import AccessPolicy, Role
+from ._config import ServerConfig
+from ._exceptions import HttpError, ListenError
+from ._http import HttpConnection, ReplayStream, RequestHead
+from ._interfaces import ExecutorControls, SessionSource
+from ._routes import Endpoints
+from ._websocket import WebSocketSession
+
+log = structlog.get_logger("runcast.api")
+
+WEBSOCKET_PATH = "/ws"
+#: Messages trio-websocket may hold before our reader takes them; small, so a
+#: flooding client is slowed by TCP instead of filling memory.
+MESSAGE_QUEUE_SIZE = 4
+#: Closing after an outside cancellation cannot wait for the client's reply.
+CANCELLED_CLOSE_SECONDS = 0.25
+
+
+def _peer_of(stream: trio.abc.Stream) -> str:
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port, *_ = stream.socket.getpeername()
+        except OSError:
+            return "?"
+        return f"{host}:{port}"
+    return "memory"
+
+
+@attrs.define(eq=False)
+class _LiveSession:
+    session: WebSocketSession
+    finished: trio.Event = attrs.field(factory=trio.Event)
+
+
+@attrs.define(eq=False)
+class RuncastServer:
+    """A running server, handed over by :func:`serve_runcast`'s ``task_status``.
+
+    ``host``/``port`` are the bound address (useful with port 0).  Await
+    :meth:`shutdown` to stop gracefully: no new connections, WebSocket clients
+    closed with 1001, then :func:`serve_runcast` returns.
+    """
+
+    config: ServerConfig
+    publisher: Publisher
+    sessions: SessionSource
+    executor: ExecutorControls | None = None
+    metrics: RuncastMetrics | None = None
+    host: str = ""
+    port: int = 0
+    _policy: AccessPolicy = attrs.field(init=False)
+    _endpoints: Endpoints = attrs.field(init=False)
+    _live: dict[WebSocketSession, _LiveSession] = attrs.field(factory=dict)
+    _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _connections: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _shut_down: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        self._policy = AccessPolicy(self.config)
+        self._endpoints = Endpoints(
+            self.publisher, self.sessions, self.executor, self.metrics, self.config.static_dir
+        )
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def websocket_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + WEBSOCKET_PATH.lstrip("/")
+
+    @property
+    def websocket_count(self) -> int:
+        return len(self._live)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, close every WebSocket with 1001, end the server. Idempotent."""
+        if self._shut_down:
+            await trio.lowlevel.checkpoint()
+            return
+        self._shut_down = True
+        self._accepting.cancel()
+        live = list(self._live.values())
+        for entry in live:
+            entry.session.go_away()
+        with trio.move_on_after(self.config.close_timeout * 2):
+            for entry in live:
+                await entry.finished.wait()
+        self._connections.cancel()
+
+    # -- accepting -------------------------------------------------------------
+    async def _serve(self, listeners: list[trio.SocketListener]) -> None:
+        with self._connections:
+            async with trio.open_nursery() as nursery:
+                with self._accepting:
+                    await trio.serve_listeners(
+                        self.handle_connection, listeners, handler_nursery=nursery
+                    )
+
+    async def handle_connection(self, stream: trio.abc.Stream) -> None:
+        """Serve one accepted connection: one HTTP request, or one WebSocket session."""
+        peer = _peer_of(stream)
+        http = HttpConnection(stream, self.config.max_head_bytes)
+        handed_over = False
+        try:
+            head = await self._read_head(http)
+            if head is None:
+                return
+            role = self._admit(head, peer)
+            if head.path == WEBSOCKET_PATH and head.method == "GET":
+                self._check_upgrade(head)
+                handed_over = True
+                await self._serve_websocket(http, head, role, peer)
+            else:
+                await self._serve_http(http, head)
+        except HttpError as error:
+            log.info("http error", peer=peer, status=error.status, error=error.message)
+            await http.respond_error(error)
+        except Exception:
+            log.exception("connection failed", peer=peer)
+            if not handed_over:
+                await http.respond_error(HttpError(500, "internal error"))
+        finally:
+            if not handed_over:
+                await http.close()
+
+    async def _read_head(self, http: HttpConnection) -> RequestHead | None:
+        with trio.move_on_after(self.config.head_timeout):
+            return await http.read_head()
+        raise HttpError(408, f"request head not received within {self.config.head_timeout:g}s")
+
+    def _admit(self, head: RequestHead, peer: str) -> Role:
+        try:
+            return self._policy.check(head.path, head.headers, head.query.get("token"))
+        except HttpError as refusal:
+            log.warning(
+                "request refused",
+                peer=peer,
+                path=head.path,
+                status=refusal.status,
+                reason=refusal.message,
+            )
+            raise
+
+    # -- HTTP ------------------------------------------------------------------
+    async def _serve_http(self, http: HttpConnection, head: RequestHead) -> None:
+        if head.path == WEBSOCKET_PATH:
+            if head.method != "GET":
+                raise HttpError(405, "only GET", headers=(("Allow", "GET"),))
+            raise HttpError(
+                426, "this endpoint speaks WebSocket only", headers=(("Upgrade", "websocket"),)
+            )
+        handler = self._endpoints.find(head.path)
+        if handler is None:
+            raise HttpError(404, f"no such path {head.path!r}")
+        if head.method != "GET":
+            raise HttpError(405, f"{head.method} is not allowed here", headers=(("Allow", "GET"),))
+        reply = await handler(head)
+        await http.respond(
+            reply.status,
+            reply.body,
+            reply.content_type,
+            headers=(("Referrer-Policy", "no-referrer"),),
+        )
+
+    # -- WebSocket -------------------------------------------------------------
+    @staticmethod
+    def _check_upgrade(head: RequestHead) -> None:
+        if not head.wants_websocket:
+            raise HttpError(
+                426, "this endpoint speaks WebSocket only", headers=(("Upgrade", "websocket"),)
+            )
+        if not head.headers.get("sec-websocket-key"):
+            raise HttpError(400, "Sec-WebSocket-Key header missing")
+        if head.headers.get("sec-websocket-version") != "13":
+            raise HttpError(
+                426,
+                "unsupported WebSocket version (13 required)",
+                headers=(("Sec-WebSocket-Version", "13"),),
+            )
+
+    async def _serve_websocket(
+        self, http: HttpConnection, head: RequestHead, role: Role, peer: str
+    ) -> None:
+        stream = ReplayStream(http.stream, bytes(http.received))
+        try:
+            async with trio.open_nursery() as ws_nursery:
+                try:
+                    ws = await self._accept(ws_nursery, stream)
+                    if ws is not None:
+                        await self._run_session(ws, role, peer)
+                finally:
+                    ws_nursery.cancel_scope.cancel()
+        finally:
+            await stream.aclose()
+
+    async def _accept(
+        self, nursery: trio.Nursery, stream: ReplayStream
+    ) -> WebSocketConnection | None:
+        # wsproto re-parses the head we replay; if it rejects it, trio-websocket
+        # answers and closes but never hands over a request, hence the timeout.
+        with trio.move_on_after(self.config.head_timeout):
+            request = await wrap_server_stream(
+                nursery,
+                stream,
+                message_queue_size=MESSAGE_QUEUE_SIZE,
+                max_message_size=self.config.max_message_bytes,
+            )
+            return await request.accept()
+        return None
+
+    async def _run_session(self, ws: WebSocketConnection, role: Role, peer: str) -> None:
+        session = WebSocketSession(
+            ws=ws,
+            role=role,
+            publisher=self.publisher,
+            sessions=self.sessions,
+            executor=self.executor,
+            config=self.config,
+            peer=peer,
+        )
+        entry = self._live[session] = _LiveSession(session)
+        gauge = self.metrics.websocket_connections if self.metrics is not None else None
+        if gauge is not None:
+            gauge.inc()
+        log.info("websocket connected", peer=peer, role=role.value)
+        cancelled = False
+        try:
+            if self._shut_down:
+                session.go_away()
+            await session.run()
+        except trio.Cancelled:
+            cancelled = True
+            raise
+        finally:
+            del self._live[session]
+            if gauge is not None:
+                gauge.dec()
+            if not session.dropped_dead:
+                limit = CANCELLED_CLOSE_SECONDS if cancelled else self.config.close_timeout
+                with trio.CancelScope(shield=True), trio.move_on_after(limit):
+                    await ws.aclose(session.close_code, session.close_reason)
+            log.info("websocket closed", peer=peer, code=session.close_code)
+            entry.finished.set()
+
+
+async def serve_runcast(
+    publisher: Publisher,
+    *,
+    sessions: SessionSource,
+    executor: ExecutorControls | None = None,
+    metrics: RuncastMetrics | None = None,
+    config: ServerConfig | None = None,
+    task_status: trio.TaskStatus[RuncastServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``/ws`` and the HTTP endpoints until cancelled or shut down.
+
+    ``sessions`` is the :class:`broadcaster.SessionBroadcaster`; ``executor``
+    (optional) receives operator commands and lists ``/api/tasks``; ``metrics``
+    (optional) serves ``/metrics`` and counts WebSocket connections.
+    ``task_status.started`` hands over the :class:`RuncastServer`, bound.
+    """
+    config = ServerConfig() if config is None else config
+    listeners = await _listen(config)
+    host, port = listeners[0].socket.getsockname()[:2]
+    server = RuncastServer(
+        config, publisher, sessions, executor=executor, metrics=metrics, host=host, port=port
+    )
+    log.info("listening", url=server.url)
+    task_status.started(server)
+    await server._serve(listeners)
+
+
+async def _listen(config: ServerConfig) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(config.port, host=config.host)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {config.host}: {exc}") from exc
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc)
+        raise ListenError(f"cannot listen on {config.host}:{config.port}: {reason}") from exc

@@ -1,0 +1,221 @@
+"""One WebSocket client: a reader task, a writer task and a keepalive task.
+
+The reader answers each message in turn; the writer drains the connection's one
+subscription and sends each item's pre-encoded ``wire`` text.  The writer is the
+only task that waits on a slow client, and the subscription's bounded buffer
+(conflation plus gap notices, see ``events``) is what keeps that wait from
+reaching the publisher or other clients.
+"""
+
+from __future__ import annotations
+
+import attrs
+import structlog
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from events import SESSION_TOPIC, Publisher, RuncastError, Subscription
+
+from ._access import Role
+from ._config import ServerConfig
+from ._exceptions import MessageError
+from ._interfaces import ExecutorControls, SessionSource
+from ._messages import (
+    ClientMessage,
+    Command,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    command_result_frame,
+    error_frame,
+    parse_message,
+    pong_frame,
+    subscribed_frame,
+    unsubscribed_frame,
+)
+
+log = structlog.get_logger("runcast.api")
+
+GOING_AWAY = 1001
+COMMAND_STATUS = {
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "set_budget": "budget_set",
+}
+
+
+@attrs.define(eq=False)
+class WebSocketSession:
+    """The protocol state of one accepted WebSocket connection."""
+
+    ws: WebSocketConnection
+    role: Role
+    publisher: Publisher
+    sessions: SessionSource
+    executor: ExecutorControls | None
+    config: ServerConfig
+    peer: str = "?"
+    close_code: int = 1000
+    close_reason: str | None = None
+    dropped_dead: bool = False
+    _subscription: Subscription | None = None
+    _subscription_changed: trio.Event = attrs.field(factory=trio.Event)
+    _last_heard: float = attrs.field(factory=trio.current_time)
+    _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    async def run(self) -> None:
+        """Serve until the client leaves, stops answering pings, or ``go_away``."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                    nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                    nursery.start_soon(self._keepalive_loop)
+        finally:
+            self._switch_to(None)
+
+    def go_away(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+        """End the session; the server then closes the WebSocket with ``code``."""
+        self.close_code = code
+        self.close_reason = reason
+        self._scope.cancel()
+
+    @property
+    def subscription(self) -> Subscription | None:
+        return self._subscription
+
+    # -- reader ------------------------------------------------------------
+    async def _read_loop(self, done: trio.CancelScope) -> None:
+        try:
+            while True:
+                message = await self.ws.get_message()
+                self._last_heard = trio.current_time()
+                await self._answer(message)
+        except ConnectionClosed:
+            done.cancel()
+
+    async def _answer(self, message: str | bytes) -> None:
+        try:
+            parsed = parse_message(message)
+        except MessageError as exc:
+            await self.ws.send_message(error_frame(str(exc)))
+            return
+        await self._dispatch(parsed)
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        if isinstance(message, Ping):
+            await self.ws.send_message(pong_frame())
+        elif isinstance(message, Subscribe):
+            await self._subscribe(message)
+        elif isinstance(message, Unsubscribe):
+            topic = self._subscription.topic if self._subscription is not None else None
+            self._switch_to(None)
+            await self.ws.send_message(unsubscribed_frame(topic))
+        else:
+            await self._command(message)
+
+    async def _subscribe(self, message: Subscribe) -> None:
+        try:
+            subscription = self._open_subscription(message)
+        except MessageError as exc:
+            await self.ws.send_message(error_frame(str(exc), task_id=message.task_id))
+            return
+        # The old subscription stops first and the new one reaches the writer only
+        # after "subscribed" is out, so the reply precedes everything it announces.
+        self._switch_to(None)
+        try:
+            await self.ws.send_message(subscribed_frame(message.task_id, message.since))
+        except BaseException:
+            subscription.close()
+            raise
+        self._switch_to(subscription)
+
+    def _open_subscription(self, message: Subscribe) -> Subscription:
+        since = message.since
+        buffer_size = self.config.subscription_buffer
+        if message.task_id == SESSION_TOPIC:
+            return self.sessions.subscribe_session(since=since, buffer_size=buffer_size)
+        if self.executor is not None and not any(
+            task.task_id == message.task_id for task in self.executor.tasks()
+        ):
+            raise MessageError(f"task_id: unknown task {message.task_id!r}")
+        return self.publisher.subscribe(message.task_id, since=since, buffer_size=buffer_size)
+
+    async def _command(self, command: Command) -> None:
+        try:
+            status = self._perform(command)
+        except MessageError as exc:
+            reply = error_frame(str(exc), action=command.action, task_id=command.task_id)
+        else:
+            reply = command_result_frame(command, status)
+        await self.ws.send_message(reply)
+
+    def _perform(self, command: Command) -> str:
+        """Carry out ``command``; its status word, or ``MessageError`` saying why not."""
+        if self.role is not Role.OPERATOR:
+            log.warning("command refused", peer=self.peer, action=command.action, role="viewer")
+            raise MessageError("forbidden: a viewer token may not send commands")
+        executor = self.executor
+        if executor is None:
+            raise MessageError("no executor is attached to this server")
+        log.info("command", peer=self.peer, action=command.action, task_id=command.task_id)
+        try:
+            if command.action == "pause":
+                executor.pause(by="operator", reason=f"websocket command from {self.peer}")
+            elif command.action == "resume":
+                executor.resume(by="operator", reason=f"websocket command from {self.peer}")
+            elif command.action == "cancel":
+                if not executor.cancel(command.task_id, reason="cancelled by operator"):
+                    return "already_ended"
+            else:
+                executor.set_budget(command.budget_usd, by="operator")
+        except RuncastError as exc:
+            raise MessageError(str(exc)) from exc
+        return COMMAND_STATUS[command.action]
+
+    # -- writer ------------------------------------------------------------
+    def _switch_to(self, subscription: Subscription | None) -> None:
+        old, self._subscription = self._subscription, subscription
+        if old is not None and old is not subscription:
+            old.close()
+        self._subscription_changed.set()
+        self._subscription_changed = trio.Event()
+
+    async def _write_loop(self, done: trio.CancelScope) -> None:
+        try:
+            while True:
+                subscription = self._subscription
+                if subscription is None:
+                    await self._subscription_changed.wait()
+                    continue
+                try:
+                    item = await subscription.receive()
+                except trio.EndOfChannel:
+                    if subscription is self._subscription:
+                        # The publisher closed: nothing more will come on it.
+                        self._subscription = None
+                    continue
+                if subscription is self._subscription:
+                    await self.ws.send_message(item.wire)
+        except ConnectionClosed:
+            done.cancel()
+
+    # -- keepalive ---------------------------------------------------------
+    async def _keepalive_loop(self) -> None:
+        interval = self.config.ping_interval
+        while True:
+            await trio.sleep_until(self._last_heard + interval)
+            if trio.current_time() - self._last_heard < interval:
+                continue
+            with trio.move_on_after(self.config.ping_timeout):
+                try:
+                    await self.ws.ping()
+                except ConnectionClosed:
+                    return
+                self._last_heard = trio.current_time()
+                continue
+            log.info("dropping unresponsive websocket client", peer=self.peer)
+            self.dropped_dead = True
+            self._scope.cancel()
+            return
