@@ -1,5 +1,6 @@
 """The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets."""
 
+from ._command import CommandFailedError, CommandSpec, CommandStartError, terminate_group
 from ._context import TaskContext
 from ._cost import (
     Cost,
@@ -24,14 +25,20 @@ from ._exceptions import (
     UnknownTaskError,
 )
 from ._executor import BUDGET_WARNING_THRESHOLD, Executor, open_executor
+from ._jobfile import JobFile, load_job_file
+from ._lines import LineSplitter
 from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
 from ._task import TaskHandle
+from ._usage import UsageParser, UsageRecord
 
 __all__ = [
     "BUDGET_WARNING_THRESHOLD",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "BudgetExceededError",
+    "CommandFailedError",
+    "CommandSpec",
+    "CommandStartError",
     "Cost",
     "CostCalculator",
     "DuplicateTaskError",
@@ -40,7 +47,9 @@ __all__ = [
     "ExecutorError",
     "InvalidArgumentError",
     "InvalidTransitionError",
+    "JobFile",
     "JobFileError",
+    "LineSplitter",
     "ModelPrice",
     "PriceTable",
     "PriceTableError",
@@ -52,8 +61,12 @@ __all__ = [
     "TaskState",
     "TokenCounts",
     "UnknownTaskError",
+    "UsageParser",
+    "UsageRecord",
     "check_transition",
+    "load_job_file",
     "load_price_table",
     "open_executor",
     "parse_price_table",
+    "terminate_group",
 ]

@@ -118,10 +118,11 @@ class TaskContext:
     ) -> None:
         """Publish one line of output, cut to ``MAX_OUTPUT_LINE`` characters."""
         cut = truncate(line, MAX_OUTPUT_LINE)
+        truncated = truncated or cut != line
+        if truncated:
+            self._executor.output_lines_truncated += 1
         self._executor._publish(
-            TaskOutput(
-                task_id=self.task_id, stream=stream, line=cut, truncated=truncated or cut != line
-            )
+            TaskOutput(task_id=self.task_id, stream=stream, line=cut, truncated=truncated)
         )
 
     async def wait_if_paused(self) -> None:

@@ -37,6 +37,7 @@ from events import (
     truncate,
 )
 
+from ._command import CommandFailedError, CommandSpec, CommandStartError, run_command
 from ._context import TaskContext
 from ._cost import CostCalculator, PriceTable, TokenCounts
 from ._exceptions import (
@@ -57,6 +58,8 @@ _MAX_TASK_ID = 256
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, CommandFailedError | CommandStartError | trio.TooSlowError):
+        return truncate(text)
     return truncate(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
@@ -103,6 +106,8 @@ class Executor:
     _idle: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _submitted: int = 0
     _closed: bool = False
+    # Output lines cut to fit (a line reader's bound or MAX_OUTPUT_LINE).
+    output_lines_truncated: int = 0
 
     # -- properties --------------------------------------------------------
     @property
@@ -184,6 +189,25 @@ class Executor:
         self._active += 1
         self._enqueue(record)
         return TaskHandle(self, record)
+
+    def submit_command(self, spec: CommandSpec) -> TaskHandle:
+        """Queue a subprocess task (see :class:`CommandSpec`)."""
+        if not isinstance(spec, CommandSpec):
+            raise InvalidArgumentError(f"expected a CommandSpec, got {spec!r}")
+        return self.submit(
+            self._run_command,
+            spec,
+            task_id=spec.id,
+            name=spec.display_name,
+            timeout=spec.timeout,
+            retries=spec.retries,
+            priority=spec.priority,
+            model=spec.model or "",
+            provider=spec.provider,
+        )
+
+    async def _run_command(self, ctx: TaskContext, spec: CommandSpec) -> int:
+        return await run_command(ctx, spec, kill_grace=self.kill_grace)
 
     def _check_task_id(self, task_id: str | None) -> str:
         if task_id is None:

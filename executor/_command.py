@@ -1,0 +1,284 @@
+"""Subprocess tasks: run a command in its own process group, read usage, never orphan.
+
+The command starts a new session (``start_new_session=True``), so its process
+group id is its pid and every descendant that does not start its own session
+shares it.  On cancel or timeout the whole group gets SIGTERM (and SIGCONT, in
+case it was suspended), then SIGKILL after ``kill_grace``; the same happens to
+processes still left in the group after the command itself exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from ._context import TaskContext
+from ._exceptions import ExecutorError, InvalidArgumentError
+from ._lines import DEFAULT_MAX_LINE, LineSplitter, pump_lines
+from ._usage import UsageParser, UsageRecord
+
+log = structlog.get_logger("runcast.executor")
+
+_GROUP_POLL_SECONDS = 0.05
+_KILL_CONFIRM_SECONDS = 2.0
+# Output-only streams need no more than what a task_output line can show.
+_STDERR_MAX_LINE = 64 * 1024
+
+
+class CommandFailedError(ExecutorError):
+    """The command exited with a non-zero status (or was killed by a signal)."""
+
+    def __init__(self, exit_code: int) -> None:
+        if exit_code < 0:
+            try:
+                what = f"killed by signal {signal.Signals(-exit_code).name}"
+            except ValueError:
+                what = f"killed by signal {-exit_code}"
+        else:
+            what = f"exit code {exit_code}"
+        super().__init__(what)
+        self.exit_code = exit_code
+
+
+class CommandStartError(ExecutorError):
+    """The command could not be started (missing program, bad cwd, ...)."""
+
+
+def _check_command(spec: CommandSpec, _attribute: object, value: Any) -> None:
+    if isinstance(value, str):
+        if not spec.shell:
+            raise InvalidArgumentError(
+                "command: a string is run by the shell only with shell = true; "
+                "otherwise give a list of arguments"
+            )
+        if not value.strip():
+            raise InvalidArgumentError("command: must not be empty")
+        return
+    if not isinstance(value, tuple) or not value:
+        raise InvalidArgumentError("command: expected a non-empty list of strings")
+    if not all(isinstance(arg, str) for arg in value) or not value[0]:
+        raise InvalidArgumentError("command: every argument must be a string, the first non-empty")
+
+
+def _to_command(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_optional_text(_spec: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidArgumentError(f"{attribute.name}: expected a non-empty string, got {value!r}")
+
+
+def _check_id(_spec: object, _attribute: object, value: Any) -> None:
+    if value == "*":
+        raise InvalidArgumentError("id: '*' is reserved for session events")
+    if value is not None and len(value) > 256:
+        raise InvalidArgumentError("id: must be at most 256 characters")
+
+
+def _check_env(_spec: object, _attribute: object, value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and key and "=" not in key and isinstance(item, str)
+        for key, item in value.items()
+    ):
+        raise InvalidArgumentError('env: expected a table of NAME = "string" values')
+
+
+def _check_timeout(_spec: object, _attribute: object, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"timeout: expected seconds as a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"timeout: must be > 0 seconds, got {value}")
+
+
+def _check_int(minimum: int | None) -> Any:
+    def check(_spec: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgumentError(f"{attribute.name}: expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise InvalidArgumentError(f"{attribute.name}: must be >= {minimum}, got {value}")
+
+    return check
+
+
+def _check_bool(_spec: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{attribute.name}: expected true or false, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class CommandSpec:
+    """One job-file task: a command, and how to run and account for it."""
+
+    shell: bool = attrs.field(default=False, validator=_check_bool)
+    command: tuple[str, ...] | str = attrs.field(converter=_to_command, validator=_check_command)
+    id: str | None = attrs.field(default=None, validator=[_check_optional_text, _check_id])
+    name: str | None = attrs.field(default=None, validator=_check_optional_text)
+    cwd: str | None = attrs.field(default=None, validator=_check_optional_text)
+    env: Mapping[str, str] = attrs.field(factory=dict, validator=_check_env)
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    retries: int = attrs.field(default=0, validator=_check_int(0))
+    priority: int = attrs.field(default=0, validator=_check_int(None))
+    model: str | None = attrs.field(default=None, validator=_check_optional_text)
+    provider: str | None = attrs.field(default=None, validator=_check_optional_text)
+
+    @property
+    def display_name(self) -> str:
+        if self.name is not None:
+            return self.name
+        if isinstance(self.command, str):
+            return self.command
+        return " ".join(self.command)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is still in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    # Zombies also answer signal 0; they are dead, just not yet reaped by init.
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+async def terminate_group(process: trio.Process, pgid: int, grace: float) -> None:
+    """SIGTERM the group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
+    if process.returncode is not None and not _group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    _signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+    with trio.move_on_after(grace):
+        await process.wait()
+        # Nothing signals "the group is empty" (its other members are not our
+        # children), so it is polled, briefly, within the grace period.
+        while _group_alive(pgid):  # noqa: ASYNC110
+            await trio.sleep(_GROUP_POLL_SECONDS)
+    _signal_group(pgid, signal.SIGKILL)
+    await process.wait()
+    # SIGKILL is delivered asynchronously; confirm the rest of the group is gone.
+    with trio.move_on_after(_KILL_CONFIRM_SECONDS):
+        while _group_alive(pgid):  # noqa: ASYNC110
+            await trio.sleep(_GROUP_POLL_SECONDS / 5)
+
+
+@attrs.define
+class _StdoutReader:
+    """Turns stdout lines into usage records or output."""
+
+    ctx: TaskContext
+    parser: UsageParser = attrs.field(factory=UsageParser)
+
+    def on_stdout(self, raw: bytes, truncated: bool) -> None:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        if not truncated:
+            records = self.parser.parse(text)
+            if records is not None:
+                for record in records:
+                    self._apply(record)
+                return
+        self.ctx.output(text, stream="stdout", truncated=truncated)
+
+    def on_stderr(self, raw: bytes, truncated: bool) -> None:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        self.ctx.output(text, stream="stderr", truncated=truncated)
+
+    def _apply(self, record: UsageRecord) -> None:
+        if record.replaces_provisional:
+            self.ctx.replace_provisional_usage(
+                model=record.model or "",
+                provider=record.provider,
+                totals=record.tokens,
+                cost_usd=record.cost_usd,
+            )
+            return
+        self.ctx.record_usage(
+            model=record.model or "",
+            provider=record.provider,
+            input_tokens=record.tokens.input,
+            output_tokens=record.tokens.output,
+            cache_read_tokens=record.tokens.cache_read,
+            cache_write_tokens=record.tokens.cache_write,
+            cost_usd=record.cost_usd,
+        )
+
+
+async def _open(spec: CommandSpec) -> trio.Process:
+    env = {**os.environ, **spec.env} if spec.env else None
+    try:
+        return await trio.lowlevel.open_process(
+            spec.command if isinstance(spec.command, str) else list(spec.command),
+            shell=spec.shell,
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandStartError(f"cannot start {spec.display_name!r}: {exc}") from exc
+
+
+async def run_command(
+    ctx: TaskContext, spec: CommandSpec, *, kill_grace: float, max_line: int = DEFAULT_MAX_LINE
+) -> int:
+    """Run ``spec`` to its end; returns 0 or raises ``CommandFailedError``."""
+    process = await _open(spec)
+    pgid = process.pid
+    ctx.add_process_group(pgid)
+    reader = _StdoutReader(ctx)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stdout = LineSplitter(max_line)
+    stderr = LineSplitter(_STDERR_MAX_LINE)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, stdout)
+            nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
+            await process.wait()
+            if _group_alive(pgid):
+                # Leftovers would hold the pipes open and outlive the task.
+                log.warning("leftover_processes", task_id=ctx.task_id, pgid=pgid)
+                await terminate_group(process, pgid, kill_grace)
+    finally:
+        # Bounded even if a process is stuck in the kernel and ignores SIGKILL.
+        with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + 10):
+            await terminate_group(process, pgid, kill_grace)
+            await process.stdout.aclose()
+            await process.stderr.aclose()
+        ctx.remove_process_group(pgid)
+        ctx.set_exit_code(process.returncode)
+    code = process.returncode
+    assert code is not None
+    if code != 0:
+        raise CommandFailedError(code)
+    return code

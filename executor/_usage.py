@@ -1,0 +1,214 @@
+"""Usage found in a subprocess's stdout lines.
+
+Recognised JSON shapes, one object per line:
+
+* runcast's own: ``{"usage": {"input_tokens", "output_tokens", "cache_read_tokens",
+  "cache_write_tokens"}, "model"?, "provider"?, "cost_usd"?}``; each line is an
+  increment and ``input_tokens`` excludes cache tokens.
+* Claude Code ``--output-format stream-json``: ``assistant`` lines carry the
+  turn's ``message.usage``, repeated once per content block, so they count once
+  per ``message.id``; the final ``result`` line carries the run's totals and
+  ``total_cost_usd``, which replace the provisional per-turn sum.
+* Anthropic Messages API responses (``"type": "message"``), counted per id.
+* OpenAI chat completions (``prompt_tokens`` include the ``cached_tokens``) and
+  responses (``input_tokens`` include ``input_tokens_details.cached_tokens``),
+  counted per response id, so streamed snapshots of one response count once.
+
+Anything else — including malformed JSON — is not usage and stays output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._cost import TokenCounts
+
+RUNCAST_USAGE_KEYS = frozenset(
+    ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+)
+MAX_TRACKED_IDS = 4096
+
+
+@attrs.frozen
+class UsageRecord:
+    """Usage read from one line; ``model=None`` means the task's model.
+
+    ``replaces_provisional`` marks a provider's totals (Claude Code's
+    ``result``): they replace the usage counted since the previous totals.
+    """
+
+    tokens: TokenCounts
+    model: str | None = None
+    provider: str | None = None
+    cost_usd: float | None = None
+    replaces_provisional: bool = False
+
+
+class _NotUsage(Exception):
+    """The line looked like usage but a count was not a non-negative int."""
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _NotUsage(key)
+    return value
+
+
+def _cost(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _NotUsage("cost")
+    if not math.isfinite(value) or value < 0:
+        raise _NotUsage("cost")
+    return float(value)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _anthropic_tokens(usage: Mapping[str, Any]) -> TokenCounts:
+    return TokenCounts(
+        input=_count(usage, "input_tokens"),
+        output=_count(usage, "output_tokens"),
+        cache_read=_count(usage, "cache_read_input_tokens"),
+        cache_write=_count(usage, "cache_creation_input_tokens"),
+    )
+
+
+def _cached(details: object) -> int:
+    return _count(details, "cached_tokens") if isinstance(details, dict) else 0
+
+
+def _openai_chat_tokens(usage: Mapping[str, Any]) -> TokenCounts:
+    prompt = _count(usage, "prompt_tokens")
+    cached = min(prompt, _cached(usage.get("prompt_tokens_details")))
+    return TokenCounts(
+        input=prompt - cached, output=_count(usage, "completion_tokens"), cache_read=cached
+    )
+
+
+def _openai_responses_tokens(usage: Mapping[str, Any]) -> TokenCounts:
+    total_input = _count(usage, "input_tokens")
+    cached = min(total_input, _cached(usage.get("input_tokens_details")))
+    return TokenCounts(
+        input=total_input - cached, output=_count(usage, "output_tokens"), cache_read=cached
+    )
+
+
+@attrs.define
+class UsageParser:
+    """Reads one attempt's stdout; remembers per-id counts to count each response once."""
+
+    _counted: dict[str, TokenCounts] = attrs.field(factory=dict)
+    _last_model: str | None = None
+    lines_parsed: int = 0
+
+    def parse(self, line: str) -> list[UsageRecord] | None:
+        """The usage on ``line`` (maybe none new: ``[]``); None if it is not usage."""
+        stripped = line.strip()
+        if not stripped.startswith("{"):
+            return None
+        try:
+            message = json.loads(stripped)
+        except ValueError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        try:
+            records = self._dispatch(message)
+        except _NotUsage:
+            return None
+        if records is not None:
+            self.lines_parsed += 1
+        return records
+
+    def _dispatch(self, message: dict[str, Any]) -> list[UsageRecord] | None:
+        kind = message.get("type")
+        inner = message.get("message")
+        if kind == "assistant" and isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
+            return self._per_id(inner, _anthropic_tokens(inner["usage"]))
+        if kind == "result" and isinstance(message.get("usage"), dict):
+            return self._claude_code_result(message)
+        response = message.get("response")
+        if (
+            isinstance(kind, str)
+            and kind.startswith("response.")
+            and isinstance(response, dict)
+            and isinstance(response.get("usage"), dict)
+        ):
+            return self._per_id(response, _openai_responses_tokens(response["usage"]))
+        usage = message.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        if kind == "message" or "cache_creation_input_tokens" in usage:
+            return self._per_id(message, _anthropic_tokens(usage))
+        if "prompt_tokens" in usage or "completion_tokens" in usage:
+            return self._per_id(message, _openai_chat_tokens(usage))
+        if message.get("object") == "response" or "input_tokens_details" in usage:
+            return self._per_id(message, _openai_responses_tokens(usage))
+        if usage and set(usage) <= RUNCAST_USAGE_KEYS:
+            return self._runcast(message, usage)
+        return None
+
+    def _runcast(self, message: dict[str, Any], usage: Mapping[str, Any]) -> list[UsageRecord]:
+        tokens = TokenCounts(
+            input=_count(usage, "input_tokens"),
+            output=_count(usage, "output_tokens"),
+            cache_read=_count(usage, "cache_read_tokens"),
+            cache_write=_count(usage, "cache_write_tokens"),
+        )
+        record = UsageRecord(
+            tokens,
+            model=_text(message.get("model")),
+            provider=_text(message.get("provider")),
+            cost_usd=_cost(message.get("cost_usd")),
+        )
+        return [record]
+
+    def _per_id(self, message: Mapping[str, Any], tokens: TokenCounts) -> list[UsageRecord]:
+        """Count only what this id adds beyond what was already counted for it."""
+        model = _text(message.get("model"))
+        if model is not None:
+            self._last_model = model
+        key = _text(message.get("id"))
+        if key is None:
+            delta = tokens
+        else:
+            previous = self._counted.pop(key, TokenCounts())
+            self._counted[key] = TokenCounts(
+                max(previous.input, tokens.input),
+                max(previous.output, tokens.output),
+                max(previous.cache_read, tokens.cache_read),
+                max(previous.cache_write, tokens.cache_write),
+            )
+            if len(self._counted) > MAX_TRACKED_IDS:
+                del self._counted[next(iter(self._counted))]
+            delta = tokens.minus_clamped(previous)
+        if delta.total == 0:
+            return []
+        return [UsageRecord(delta, model=model)]
+
+    def _claude_code_result(self, message: Mapping[str, Any]) -> list[UsageRecord]:
+        totals = _anthropic_tokens(message["usage"])
+        model = self._last_model
+        model_usage = message.get("modelUsage")
+        if model is None and isinstance(model_usage, dict) and len(model_usage) == 1:
+            model = _text(next(iter(model_usage)))
+        return [
+            UsageRecord(
+                totals,
+                model=model,
+                cost_usd=_cost(message.get("total_cost_usd")),
+                replaces_provisional=True,
+            )
+        ]
