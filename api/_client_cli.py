@@ -207,11 +207,11 @@ async def _follow(
             if received["type"] == "subscribed":
                 backoff.reset()
             notice = view.apply(received, trio.current_time())
-            if received.get("event") == "session_update" and not screen.redraw:
+            if notice is not None:
+                screen.line(notice)
+            if received.get("event") == "session_update":
                 duration = view.duration(view.session_received_at)
                 screen.line(format_session_line(view.session or {}, duration))
-            elif notice is not None:
-                screen.line(notice)
             if view.needs_resync:
                 view.load_tasks(await fetch_tasks(url, token))
         screen.draw(url, view, trio.current_time())

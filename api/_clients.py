@@ -8,6 +8,7 @@ to exit codes; ``fetch_json`` does the same for the read-only HTTP endpoints.
 from __future__ import annotations
 
 import json
+import math
 import random
 import ssl
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from events import RuncastError
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 CONNECT_TIMEOUT = 5.0
+CANCELLED_CLOSE_WAIT = 0.1
 MAX_FRAME = 1 << 20
 MAX_HTTP_BODY = 16 << 20
 # Frames the client skips while waiting for a reply (events of a live subscription).
@@ -191,7 +193,11 @@ async def open_client(
             try:
                 yield RuncastClient(url, ws)
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
+                # Under cancellation the reader task is cancelled too and no close reply
+                # will be read: send the close frame without waiting for the answer.
+                cancelled = trio.current_effective_deadline() == -math.inf
+                close_wait = CANCELLED_CLOSE_WAIT if cancelled else connect_timeout
+                with trio.CancelScope(shield=True), trio.move_on_after(close_wait):
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
