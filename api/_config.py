@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,12 @@ def _origins(_inst: object, _attribute: attrs.Attribute[tuple[str, ...]], value:
             )
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigError(f"expected a list of strings, got the single string {values!r}")
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class ServerConfig:
     """Where and how ``serve_runcast`` listens.
@@ -67,9 +74,13 @@ class ServerConfig:
 
     host: str = DEFAULT_HOST
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
-    auth_tokens: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_tokens)
-    viewer_tokens: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_tokens)
-    allow_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_origins)
+    auth_tokens: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_tokens)
+    viewer_tokens: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_tokens
+    )
+    allow_origins: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_origins
+    )
     max_head_bytes: int = attrs.field(default=16 * KIB, validator=_positive)
     head_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_message_bytes: int = attrs.field(default=64 * KIB, validator=_positive)
