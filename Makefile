@@ -33,8 +33,10 @@ unit: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck unit
 
+# BENCH_ARGS=--quick for a short run; see bench/README.md.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)

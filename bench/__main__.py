@@ -1,0 +1,102 @@
+"""``python -m bench``: run runcast's benchmarks; see bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import _burst, _ingest, _throughput
+from ._report import RESULTS_DIR, Machine, emit
+
+Mode = str  # "full" | "quick" | "smoke"
+Runner = Callable[[Mode, Path], Awaitable[dict[str, Any]]]
+
+
+async def _throughput_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+    config = {
+        "full": _throughput.ThroughputConfig(),
+        "quick": _throughput.ThroughputConfig(tasks=20_000, profile_tasks=5_000),
+        "smoke": _throughput.ThroughputConfig(tasks=300, batch=100, rounds=1, profile_tasks=100),
+    }[mode]
+    return await _throughput.main(config, results_dir)
+
+
+async def _ingest_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+    config = {
+        "full": _ingest.IngestConfig(),
+        "quick": _ingest.IngestConfig(records=5_000, profile_records=1_000),
+        "smoke": _ingest.IngestConfig(records=100, rounds=1, profile_records=50),
+    }[mode]
+    return await _ingest.main(config, results_dir)
+
+
+async def _burst_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+    config = {
+        "full": _burst.BurstConfig(),
+        "quick": _burst.BurstConfig(rounds=3),
+        "smoke": _burst.BurstConfig(tasks=50, rounds=1, settle_seconds=0.2),
+    }[mode]
+    return await _burst.main(config, results_dir)
+
+
+BENCHMARKS: dict[str, Runner] = {
+    "throughput": _throughput_run,
+    "ingest": _ingest_run,
+    "burst": _burst_run,
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks of runcast against baselines measured in the same run. "
+        "Each prints a table and writes bench/results/NAME.json.",
+    )
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer rounds (about 2 minutes)"
+    )
+    sizes.add_argument(
+        "--smoke", action="store_true", help="tiny sizes that only prove each benchmark runs"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help=f"where the JSON results go (default: {RESULTS_DIR})",
+    )
+    return parser.parse_args(argv)
+
+
+async def _run_all(names: Sequence[str], mode: Mode, results_dir: Path) -> None:
+    for name in names:
+        started = time.perf_counter()
+        emit(f"\n== {name} ({mode}) ==")
+        await BENCHMARKS[name](mode, results_dir)
+        emit(f"({name}: {time.perf_counter() - started:.1f} s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    mode: Mode = "quick" if args.quick else "smoke" if args.smoke else "full"
+    names = args.only or list(BENCHMARKS)
+    emit(f"machine: {Machine.current().describe()}")
+    trio.run(_run_all, names, mode, args.results_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""How long the trio event loop is blocked: per task step, and as a heartbeat sees it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+BLOCK_THRESHOLD = 0.010
+
+
+@attrs.define(eq=False)
+class StepTimer(trio.abc.Instrument):
+    """A trio instrument timing every task step: a step is time nothing else can run."""
+
+    threshold: float = BLOCK_THRESHOLD
+    longest: float = 0.0
+    longest_task: str = ""
+    steps: int = 0
+    over_threshold: int = 0
+    _started: float | None = None
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = time.perf_counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self._started is None:  # added during this step: its start was not seen
+            return
+        spent = time.perf_counter() - self._started
+        self._started = None
+        self.steps += 1
+        if spent > self.threshold:
+            self.over_threshold += 1
+        if spent > self.longest:
+            self.longest = spent
+            self.longest_task = task.name
+
+
+@attrs.define(eq=False)
+class Heartbeat:
+    """Wakes every ``period`` seconds; lateness is what any ready task would wait."""
+
+    period: float = 0.001
+    beats: int = 0
+    worst_lateness: float = 0.0
+    late_beats: int = 0
+
+    async def run(self) -> None:
+        while True:
+            due = time.perf_counter() + self.period
+            await trio.sleep(self.period)
+            lateness = time.perf_counter() - due
+            self.beats += 1
+            if lateness > BLOCK_THRESHOLD:
+                self.late_beats += 1
+            self.worst_lateness = max(self.worst_lateness, lateness)
+
+
+@attrs.define(eq=False)
+class LoopWatch:
+    steps: StepTimer
+    heartbeat: Heartbeat
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "longest_task_step_seconds": self.steps.longest,
+            "longest_task_step_task": self.steps.longest_task,
+            "task_steps": self.steps.steps,
+            "task_steps_over_10ms": self.steps.over_threshold,
+            "heartbeat_worst_lateness_seconds": self.heartbeat.worst_lateness,
+            "heartbeat_beats": self.heartbeat.beats,
+            "heartbeat_late_over_10ms": self.heartbeat.late_beats,
+        }
+
+
+@asynccontextmanager
+async def watch_loop(*, heartbeat_period: float = 0.001) -> AsyncIterator[LoopWatch]:
+    """Time task steps and run a heartbeat while the block runs."""
+    steps = StepTimer()
+    heartbeat = Heartbeat(period=heartbeat_period)
+    trio.lowlevel.add_instrument(steps)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run, name="bench heartbeat")
+            yield LoopWatch(steps, heartbeat)
+            nursery.cancel_scope.cancel()
+    finally:
+        trio.lowlevel.remove_instrument(steps)

@@ -1,0 +1,179 @@
+"""Executor throughput: no-op tasks through the full pipeline vs a bare trio nursery.
+
+Both sides start the same number of tasks with the same concurrency and the
+same feeding pattern (``batch`` submissions, then one checkpoint), so the ratio
+is the cost of what runcast adds: task states, events, session aggregate,
+metrics and the store on a file.  The pipeline's time ends when the store has
+written the last event, not merely when the last task returned.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from executor import TaskContext, open_executor
+
+from ._pipeline import open_pipeline
+from ._profile import StageProfile, profiled
+from ._report import emit, median, table, write_result
+
+
+@attrs.frozen
+class ThroughputConfig:
+    tasks: int = 100_000
+    concurrency: int = 64
+    batch: int = 1_000
+    rounds: int = 3
+    profile_tasks: int = 20_000
+
+
+async def _noop_task(ctx: TaskContext) -> None:
+    return None
+
+
+async def _bare_noop() -> None:
+    return None
+
+
+async def run_bare(config: ThroughputConfig) -> float:
+    """Seconds for ``tasks`` no-op tasks in a nursery, ``concurrency`` at a time."""
+    limiter = trio.CapacityLimiter(config.concurrency)
+
+    async def limited() -> None:
+        async with limiter:
+            await _bare_noop()
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for index in range(config.tasks):
+            nursery.start_soon(limited)
+            if (index + 1) % config.batch == 0:
+                await trio.lowlevel.checkpoint()
+    return time.perf_counter() - start
+
+
+@attrs.frozen
+class PipelineTiming:
+    tasks_done_seconds: float
+    stored_seconds: float
+    events_published: int
+    session_updates: int
+    store_flushes: int
+
+
+async def run_pipeline(config: ThroughputConfig, directory: Path) -> PipelineTiming:
+    await trio.Path(directory).mkdir(parents=True, exist_ok=True)
+    async with open_pipeline(directory / "throughput.db") as pipeline:
+        start = time.perf_counter()
+        async with open_executor(pipeline.publisher, concurrency=config.concurrency) as executor:
+            for index in range(config.tasks):
+                executor.submit(_noop_task, task_id=f"t{index}")
+                if (index + 1) % config.batch == 0:
+                    await trio.lowlevel.checkpoint()
+        done = time.perf_counter() - start
+    stored = time.perf_counter() - start
+    pipeline.check_stored()
+    completed = pipeline.broadcaster.aggregate.ended("completed")
+    if completed != config.tasks:
+        raise RuntimeError(f"expected {config.tasks} completed tasks, aggregate has {completed}")
+    return PipelineTiming(
+        tasks_done_seconds=done,
+        stored_seconds=stored,
+        events_published=pipeline.publisher.published_total,
+        session_updates=sum(pipeline.broadcaster.updates_sent.values()),
+        store_flushes=pipeline.recorder.flushes,
+    )
+
+
+async def run(config: ThroughputConfig) -> dict[str, Any]:
+    bare: list[float] = []
+    full: list[PipelineTiming] = []
+    with tempfile.TemporaryDirectory(prefix="runcast-bench-") as tmp:
+        for round_index in range(config.rounds):
+            # Alternate the order so drift on a noisy machine hits both sides.
+            if round_index % 2 == 0:
+                bare.append(await run_bare(config))
+                full.append(await run_pipeline(config, Path(tmp) / f"r{round_index}"))
+            else:
+                full.append(await run_pipeline(config, Path(tmp) / f"r{round_index}"))
+                bare.append(await run_bare(config))
+        profile = await _profile(config, Path(tmp) / "profile")
+    return _summarize(config, bare, full, profile)
+
+
+async def _profile(config: ThroughputConfig, directory: Path) -> StageProfile:
+    captured: list[StageProfile] = []
+    small = attrs.evolve(config, tasks=config.profile_tasks)
+    with profiled(captured.append):
+        await run_pipeline(small, directory)
+    return captured[0]
+
+
+def _summarize(
+    config: ThroughputConfig,
+    bare: list[float],
+    full: list[PipelineTiming],
+    profile: StageProfile,
+) -> dict[str, Any]:
+    bare_rate = [config.tasks / seconds for seconds in bare]
+    done_rate = [config.tasks / timing.tasks_done_seconds for timing in full]
+    stored_rate = [config.tasks / timing.stored_seconds for timing in full]
+    ratios = [s / b for s, b in zip(stored_rate, bare_rate, strict=True)]
+    return {
+        "config": attrs.asdict(config),
+        "bare_tasks_per_second": bare_rate,
+        "pipeline_tasks_per_second_done": done_rate,
+        "pipeline_tasks_per_second_stored": stored_rate,
+        "ratio_per_round": ratios,
+        "median_bare_tasks_per_second": median(bare_rate),
+        "median_pipeline_tasks_per_second": median(stored_rate),
+        "median_ratio": median(ratios),
+        "target_ratio": 0.5,
+        "events_published_per_run": full[0].events_published,
+        "session_updates_per_run": full[0].session_updates,
+        "store_flushes_per_run": full[0].store_flushes,
+        "profile": profile.as_dict(),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    rows = [
+        ("bare trio nursery + CapacityLimiter", result["median_bare_tasks_per_second"], 1.0),
+        (
+            "runcast pipeline (events, broadcaster, metrics, store)",
+            result["median_pipeline_tasks_per_second"],
+            result["median_ratio"],
+        ),
+    ]
+    config = result["config"]
+    emit(
+        table(
+            f"Executor throughput: {config['tasks']:,} no-op tasks, concurrency "
+            f"{config['concurrency']}, median of {config['rounds']} rounds "
+            f"(target: ratio >= {result['target_ratio']})",
+            ("pipeline", "tasks/s", "ratio"),
+            rows,
+        )
+    )
+    shares = result["profile"]["stage_share"]
+    emit(
+        table(
+            f"Where the pipeline's time goes (cProfile self time, "
+            f"{config['profile_tasks']:,} tasks, trio thread only)",
+            ("stage", "share"),
+            [(stage, f"{share:.1%}") for stage, share in shares.items()],
+        )
+    )
+
+
+async def main(config: ThroughputConfig, results_dir: Path) -> dict[str, Any]:
+    result = await run(config)
+    report(result)
+    write_result("executor_throughput", result, directory=results_dir)
+    return result

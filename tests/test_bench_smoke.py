@@ -1,0 +1,73 @@
+"""Each benchmark runs end to end at a tiny size, so ``make bench`` cannot rot.
+
+The benchmarks run as ``python -m bench --smoke`` in a subprocess, as
+``make bench`` runs them, writing their JSON into a temporary directory.
+The benchmarks check their own work (completed-task counts, store totals
+read back), so a broken pipeline fails here too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.integration
+
+
+async def _run_bench(results: Path, *names: str) -> subprocess.CompletedProcess[bytes]:
+    only = [arg for name in names for arg in ("--only", name)]
+    command = [sys.executable, "-m", "bench", "--smoke", "--results-dir", str(results), *only]
+    with trio.fail_after(120):
+        return await trio.run_process(command, cwd=REPO, capture_stdout=True, capture_stderr=True)
+
+
+def _load(results: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
+    assert document["benchmark"] == name
+    assert document["machine"]["nproc"] >= 1
+    return document
+
+
+async def test_throughput_ingest_and_burst_benchmarks_run(tmp_path: Path) -> None:
+    finished = await _run_bench(tmp_path, "throughput", "ingest", "burst")
+    output = finished.stdout.decode()
+
+    assert "Executor throughput" in output
+    throughput = _load(tmp_path, "executor_throughput")
+    assert throughput["median_bare_tasks_per_second"] > 0
+    assert throughput["median_ratio"] > 0
+    assert sum(throughput["profile"]["stage_share"].values()) == pytest.approx(1.0)
+
+    ingest = _load(tmp_path, "usage_ingestion")
+    assert set(ingest["variants"]) == {
+        "as is",
+        "memoised rates",
+        "memoised rates + yielding reader",
+    }
+    for variant in ingest["variants"].values():
+        assert variant["median_records_per_second"] > 0
+        assert variant["worst_task_step_seconds"] > 0
+    assert ingest["memoised_rates_checked_against_calc_price"] > 0
+
+    burst = _load(tmp_path, "burst")
+    assert burst["start_burst"]["final_counts_right"]
+    assert burst["end_burst"]["final_counts_right"]
+    assert burst["start_burst"]["median_updates"] >= 1
+
+
+async def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--only", "nonsense"]
+    with trio.fail_after(30):
+        finished = await trio.run_process(
+            command, cwd=REPO, capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert finished.returncode == 2
+    assert b"invalid choice: 'nonsense'" in finished.stderr
