@@ -1,5 +1,6 @@
 """The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets."""
 
+from ._budget import BUDGET_WARNING_THRESHOLD, Budget
 from ._command import CommandFailedError, CommandSpec, CommandStartError, terminate_group
 from ._context import TaskContext
 from ._cost import (
@@ -24,9 +25,10 @@ from ._exceptions import (
     TaskFailedError,
     UnknownTaskError,
 )
-from ._executor import BUDGET_WARNING_THRESHOLD, Executor, open_executor
+from ._executor import Executor
 from ._jobfile import JobFile, load_job_file
 from ._lines import LineSplitter
+from ._open import open_executor
 from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
 from ._task import TaskHandle
 from ._usage import UsageParser, UsageRecord
@@ -35,6 +37,7 @@ __all__ = [
     "BUDGET_WARNING_THRESHOLD",
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "Budget",
     "BudgetExceededError",
     "CommandFailedError",
     "CommandSpec",

@@ -143,7 +143,7 @@ class CommandSpec:
         return " ".join(self.command)
 
 
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
+def signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group is already gone
         os.killpg(pgid, signum)
 
@@ -174,15 +174,15 @@ async def terminate_group(process: trio.Process, pgid: int, grace: float) -> Non
     """SIGTERM the group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
     if process.returncode is not None and not _group_alive(pgid):
         return
-    _signal_group(pgid, signal.SIGTERM)
-    _signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+    signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
     with trio.move_on_after(grace):
         await process.wait()
         # Nothing signals "the group is empty" (its other members are not our
         # children), so it is polled, briefly, within the grace period.
         while _group_alive(pgid):  # noqa: ASYNC110
             await trio.sleep(_GROUP_POLL_SECONDS)
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     await process.wait()
     # SIGKILL is delivered asynchronously; confirm the rest of the group is gone.
     with trio.move_on_after(_KILL_CONFIRM_SECONDS):

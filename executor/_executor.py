@@ -8,11 +8,7 @@ stream always agree with each other.
 from __future__ import annotations
 
 import heapq
-import math
-import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -37,12 +33,19 @@ from events import (
     truncate,
 )
 
-from ._command import CommandFailedError, CommandSpec, CommandStartError, run_command
+from ._budget import Budget, check_budget
+from ._checks import check_submission
+from ._command import (
+    CommandFailedError,
+    CommandSpec,
+    CommandStartError,
+    run_command,
+    signal_group,
+)
 from ._context import TaskContext
-from ._cost import CostCalculator, PriceTable, TokenCounts
+from ._cost import CostCalculator, TokenCounts
 from ._exceptions import (
     BudgetExceededError,
-    DuplicateTaskError,
     ExecutorClosedError,
     InvalidArgumentError,
     UnknownTaskError,
@@ -52,34 +55,12 @@ from ._task import TaskFunction, TaskHandle, TaskRecord
 
 log = structlog.get_logger("runcast.executor")
 
-BUDGET_WARNING_THRESHOLD = 0.8
-_MAX_TASK_ID = 256
-
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, CommandFailedError | CommandStartError | trio.TooSlowError):
         return truncate(text)
     return truncate(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-
-
-def _check_budget(usd: float | None) -> float | None:
-    if usd is None:
-        return None
-    if isinstance(usd, bool) or not isinstance(usd, int | float):
-        raise InvalidArgumentError(f"budget_usd must be a number or None, got {usd!r}")
-    if not math.isfinite(usd) or usd < 0:
-        raise InvalidArgumentError(f"budget_usd must be finite and >= 0, got {usd}")
-    return float(usd)
-
-
-def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidArgumentError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
 
 
 @attrs.define(eq=False)
@@ -93,10 +74,7 @@ class Executor:
     kill_grace: float
     suspend_on_pause: bool
     _costs: CostCalculator = attrs.field(repr=False)
-    _budget: float | None
-    _spent: float = 0.0
-    _warned: bool = False
-    _exhausted: bool = False
+    _budget: Budget
     _paused: bool = False
     _unpaused: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _tasks: dict[str, TaskRecord] = attrs.field(factory=dict, repr=False)
@@ -116,12 +94,12 @@ class Executor:
 
     @property
     def budget_usd(self) -> float | None:
-        return self._budget
+        return self._budget.limit
 
     @property
     def spent_usd(self) -> float:
         """USD of all priced usage so far (unpriced usage adds nothing)."""
-        return self._spent
+        return self._budget.spent
 
     @property
     def running_count(self) -> int:
@@ -160,14 +138,7 @@ class Executor:
         """Queue ``await fn(ctx, *args)``; higher ``priority`` starts first, then FIFO."""
         if self._closed:
             raise ExecutorClosedError("the executor is closed; tasks can no longer be submitted")
-        if not callable(fn):
-            raise InvalidArgumentError(f"fn must be an async function, got {fn!r}")
-        task_id = self._check_task_id(task_id)
-        _check_positive("timeout", timeout)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidArgumentError(f"retries must be an int >= 0, got {retries!r}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+        task_id = check_submission(fn, task_id, self._tasks.keys(), timeout, retries, priority)
         if name is None:
             name = getattr(fn, "__name__", "") or task_id
         record = TaskRecord(
@@ -208,22 +179,6 @@ class Executor:
 
     async def _run_command(self, ctx: TaskContext, spec: CommandSpec) -> int:
         return await run_command(ctx, spec, kill_grace=self.kill_grace)
-
-    def _check_task_id(self, task_id: str | None) -> str:
-        if task_id is None:
-            number = len(self._tasks) + 1
-            while f"task-{number}" in self._tasks:
-                number += 1
-            return f"task-{number}"
-        if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_TASK_ID:
-            raise InvalidArgumentError(
-                f"task_id must be a non-empty string of <= {_MAX_TASK_ID} chars, got {task_id!r}"
-            )
-        if task_id == "*":
-            raise InvalidArgumentError("task_id '*' is reserved for session events")
-        if task_id in self._tasks:
-            raise DuplicateTaskError(f"task_id {task_id!r} is already in use")
-        return task_id
 
     def _enqueue(self, record: TaskRecord) -> None:
         heapq.heappush(self._queue, (-record.priority, record.order, record))
@@ -415,10 +370,10 @@ class Executor:
     def resume(self, *, by: str = "operator", reason: str = "") -> None:
         """Start queued tasks again; refused while the spend has reached the budget."""
         event = ExecutorResumed(by=as_actor(by), reason=truncate(reason))
-        if self._budget is not None and self._spent >= self._budget:
+        if self._budget.exceeded:
             raise BudgetExceededError(
-                f"cannot resume: spent ${self._spent:.4f} of the ${self._budget:.4f} budget; "
-                "raise the budget first"
+                f"cannot resume: spent ${self._budget.spent:.4f} of the "
+                f"${self._budget.limit:.4f} budget; raise the budget first"
             )
         if not self._paused:
             return
@@ -435,15 +390,11 @@ class Executor:
         Raising the budget does not resume a budget pause: that is a separate
         operator decision.  Lowering it below the spend pauses at once.
         """
-        usd = _check_budget(usd)
+        usd = check_budget(usd)
         event = BudgetChanged(budget_usd=usd, by=as_actor(by))
-        self._budget = usd
-        if usd is None or self._spent < BUDGET_WARNING_THRESHOLD * usd:
-            self._warned = False
-        if usd is None or self._spent < usd:
-            self._exhausted = False
+        crossings = self._budget.set_limit(usd)
         self._publish(event)
-        self._check_spend()
+        self._announce(crossings)
 
     async def _wait_unpaused(self) -> None:
         await self._unpaused.wait()
@@ -474,33 +425,21 @@ class Executor:
         record.tokens += tokens
         if cost.usd is None:
             record.unpriced_tokens += tokens.total
-        else:
-            record.cost_usd += cost.usd
-            self._spent += cost.usd
         self._publish(event)
-        self._check_spend()
+        if cost.usd is not None:
+            record.cost_usd += cost.usd
+            self._announce(self._budget.spend(cost.usd))
         return event
 
-    def _check_spend(self) -> None:
-        budget = self._budget
-        if budget is None:
-            return
-        if not self._warned and self._spent >= BUDGET_WARNING_THRESHOLD * budget:
-            self._warned = True
-            self._publish(
-                BudgetWarning(
-                    budget_usd=budget,
-                    spent_usd=self._spent,
-                    threshold=BUDGET_WARNING_THRESHOLD,
+    def _announce(self, crossings: list[BudgetWarning | BudgetExhausted]) -> None:
+        for event in crossings:
+            self._publish(event)
+            if isinstance(event, BudgetExhausted):
+                self.pause(
+                    by="budget",
+                    reason=f"budget exhausted: spent ${event.spent_usd:.4f} "
+                    f"of ${event.budget_usd:.4f}",
                 )
-            )
-        if not self._exhausted and self._spent >= budget:
-            self._exhausted = True
-            self._publish(BudgetExhausted(budget_usd=budget, spent_usd=self._spent))
-            self.pause(
-                by="budget",
-                reason=f"budget exhausted: spent ${self._spent:.4f} of ${budget:.4f}",
-            )
 
     # -- process groups (suspend mode) -------------------------------------
     def _add_process_group(self, record: TaskRecord, pgid: int) -> None:
@@ -516,10 +455,8 @@ class Executor:
 
     def _signal_group(self, pgid: int, signum: signal.Signals) -> None:
         try:
-            os.killpg(pgid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError as exc:
+            signal_group(pgid, signum)
+        except PermissionError as exc:  # the group's owner changed (setuid child)
             log.warning("signal_failed", pgid=pgid, signal=signum.name, error=str(exc))
 
     # -- helpers -----------------------------------------------------------
@@ -533,70 +470,10 @@ class Executor:
         self._publisher.publish(event)
 
     def _startup(self, *, start_paused: bool) -> None:
-        if self._budget is not None:
-            self._publish(BudgetChanged(budget_usd=self._budget, by="startup"))
+        if self._budget.limit is not None:
+            self._publish(BudgetChanged(budget_usd=self._budget.limit, by="startup"))
         if start_paused:
             self.pause(by="startup", reason="started paused")
         else:
             self._unpaused.set()
-        self._check_spend()
-
-
-def _check_options(concurrency: int, retry_backoff: float, kill_grace: float) -> None:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgumentError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    _check_positive("retry_backoff", retry_backoff, allow_zero=True)
-    _check_positive("kill_grace", kill_grace, allow_zero=True)
-
-
-@asynccontextmanager
-async def open_executor(
-    publisher: Publisher,
-    *,
-    concurrency: int = 4,
-    budget_usd: float | None = None,
-    prices: PriceTable | None = None,
-    start_paused: bool = False,
-    retry_backoff: float = 1.0,
-    kill_grace: float = 5.0,
-    suspend_on_pause: bool = False,
-) -> AsyncIterator[Executor]:
-    """Open an executor whose tasks run in a nursery this block owns.
-
-    Leaving the block normally waits for every submitted task; leaving it with
-    an exception (or cancellation) cancels them all first.
-    """
-    _check_options(concurrency, retry_backoff, kill_grace)
-    budget = _check_budget(budget_usd)
-    # The body's own error is re-raised outside the nursery so callers see it
-    # as raised, not wrapped in an ExceptionGroup by the nursery.
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        executor = Executor(
-            publisher,
-            nursery,
-            concurrency,
-            retry_backoff,
-            kill_grace,
-            suspend_on_pause,
-            CostCalculator(prices),
-            budget,
-        )
-        executor._startup(start_paused=start_paused)
-        try:
-            yield executor
-        except BaseException as exc:
-            body_error = exc
-            executor._closed = True  # nothing more starts while we cancel
-            executor.cancel_all(reason="executor stopped")
-        else:
-            try:
-                await executor.join()
-            except BaseException:
-                executor._closed = True
-                executor.cancel_all(reason="executor stopped")
-                raise
-        finally:
-            executor._closed = True
-    if body_error is not None:
-        raise body_error
+        self._announce(self._budget.crossings())

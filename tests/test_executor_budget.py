@@ -19,6 +19,7 @@ from events import (
     TaskUsage,
 )
 from executor import (
+    Budget,
     BudgetExceededError,
     InvalidArgumentError,
     TaskContext,
@@ -160,3 +161,18 @@ async def test_unpriced_usage_does_not_spend_the_budget(publisher: Publisher) ->
         assert not executor.is_paused
         assert executor.spent_usd == 0
         assert executor.tasks()[0].unpriced_tokens == 10**9
+
+
+def test_budget_ledger_reports_each_crossing_once() -> None:
+    budget = Budget(10.0)
+    assert budget.spend(7.0) == []
+    warning, exhausted = budget.spend(8.0)  # straight past both thresholds
+    assert isinstance(warning, BudgetWarning)
+    assert isinstance(exhausted, BudgetExhausted)
+    assert budget.spend(1.0) == []
+    assert budget.exceeded
+    assert budget.set_limit(100.0) == []  # re-armed, nothing crossed
+    assert not budget.exceeded
+    assert [type(e) for e in budget.spend(70.0)] == [BudgetWarning]
+    with pytest.raises(InvalidArgumentError, match="budget_usd must be finite"):
+        budget.set_limit(float("nan"))

@@ -1,0 +1,65 @@
+"""Argument checks shared by the executor's entry points."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from typing import Any
+
+from ._exceptions import DuplicateTaskError, InvalidArgumentError
+
+MAX_TASK_ID = 256
+
+
+def check_number(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidArgumentError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
+
+
+def check_options(concurrency: int, retry_backoff: float, kill_grace: float) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    check_number("retry_backoff", retry_backoff, allow_zero=True)
+    check_number("kill_grace", kill_grace, allow_zero=True)
+
+
+def check_task_id(task_id: str | None, in_use: Collection[str]) -> str:
+    """The given id, checked, or a generated ``task-N`` not yet in use."""
+    if task_id is None:
+        number = len(in_use) + 1
+        while f"task-{number}" in in_use:
+            number += 1
+        return f"task-{number}"
+    if not isinstance(task_id, str) or not task_id or len(task_id) > MAX_TASK_ID:
+        raise InvalidArgumentError(
+            f"task_id must be a non-empty string of <= {MAX_TASK_ID} chars, got {task_id!r}"
+        )
+    if task_id == "*":
+        raise InvalidArgumentError("task_id '*' is reserved for session events")
+    if task_id in in_use:
+        raise DuplicateTaskError(f"task_id {task_id!r} is already in use")
+    return task_id
+
+
+def check_submission(
+    fn: Callable[..., Any],
+    task_id: str | None,
+    in_use: Collection[str],
+    timeout: float | None,
+    retries: int,
+    priority: int,
+) -> str:
+    """Check ``submit``'s arguments; returns the task id to use."""
+    if not callable(fn):
+        raise InvalidArgumentError(f"fn must be an async function, got {fn!r}")
+    task_id = check_task_id(task_id, in_use)
+    check_number("timeout", timeout)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidArgumentError(f"retries must be an int >= 0, got {retries!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+    return task_id

@@ -1,0 +1,68 @@
+"""Opening an executor: its nursery, and what leaving the block means."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from events import Publisher
+
+from ._budget import Budget
+from ._checks import check_options
+from ._cost import CostCalculator, PriceTable
+from ._executor import Executor
+
+
+@asynccontextmanager
+async def open_executor(
+    publisher: Publisher,
+    *,
+    concurrency: int = 4,
+    budget_usd: float | None = None,
+    prices: PriceTable | None = None,
+    start_paused: bool = False,
+    retry_backoff: float = 1.0,
+    kill_grace: float = 5.0,
+    suspend_on_pause: bool = False,
+) -> AsyncIterator[Executor]:
+    """Open an executor whose tasks run in a nursery this block owns.
+
+    Leaving the block normally waits for every submitted task; leaving it with
+    an exception (or cancellation) cancels them all first.
+    """
+    check_options(concurrency, retry_backoff, kill_grace)
+    budget = Budget(budget_usd)
+    # The body's own error is re-raised outside the nursery so callers see it
+    # as raised, not wrapped in an ExceptionGroup by the nursery.
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        executor = Executor(
+            publisher,
+            nursery,
+            concurrency,
+            retry_backoff,
+            kill_grace,
+            suspend_on_pause,
+            CostCalculator(prices),
+            budget,
+        )
+        executor._startup(start_paused=start_paused)
+        try:
+            yield executor
+        except BaseException as exc:
+            body_error = exc
+            executor._closed = True  # nothing more starts while we cancel
+            executor.cancel_all(reason="executor stopped")
+        else:
+            try:
+                await executor.join()
+            except BaseException:
+                executor._closed = True
+                executor.cancel_all(reason="executor stopped")
+                raise
+        finally:
+            executor._closed = True
+    if body_error is not None:
+        raise body_error
