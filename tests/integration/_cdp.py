@@ -146,7 +146,7 @@ def _kill_group(process: trio.Process) -> None:
 
 
 @asynccontextmanager
-async def open_page(user_data: Path) -> AsyncIterator[Page]:
+async def open_page(user_data: Path, *, startup_timeout: float = 30) -> AsyncIterator[Page]:
     """Start headless Chromium, open one tab, and close everything on the way out."""
     process = await trio.lowlevel.open_process(
         _command(user_data),
@@ -156,13 +156,16 @@ async def open_page(user_data: Path) -> AsyncIterator[Page]:
         start_new_session=True,
     )
     try:
-        url = await _devtools_url(user_data, process)
-        async with open_websocket_url(url, max_message_size=MAX_CDP_MESSAGE) as ws:
+        with trio.fail_after(startup_timeout):
+            url = await _devtools_url(user_data, process)
+        async with open_websocket_url(
+            url, max_message_size=MAX_CDP_MESSAGE, connect_timeout=startup_timeout
+        ) as ws:
             ids = itertools.count(1)
-            target = await _call(ws, ids, "Target.createTarget", {"url": "about:blank"})
-            attached = await _call(
-                ws, ids, "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-            )
+            with trio.fail_after(startup_timeout):
+                target = await _call(ws, ids, "Target.createTarget", {"url": "about:blank"})
+                params = {"targetId": target["targetId"], "flatten": True}
+                attached = await _call(ws, ids, "Target.attachToTarget", params)
             page = Page(ws, attached["sessionId"], ids)
             try:
                 yield page
