@@ -97,9 +97,14 @@ class RuncastServer:
         self._shut_down = True
         self._accepting.cancel()
         live = list(self._live.values())
+        # Let each client receive what is already queued for it (the final
+        # session_update, typically), then say goodbye.
+        with trio.move_on_after(self.config.close_timeout):
+            for entry in live:
+                await entry.session.drain()
         for entry in live:
             entry.session.go_away()
-        with trio.move_on_after(self.config.close_timeout * 2):
+        with trio.move_on_after(self.config.close_timeout):
             for entry in live:
                 await entry.finished.wait()
         self._connections.cancel()

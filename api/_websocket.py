@@ -62,6 +62,8 @@ class WebSocketSession:
     _subscription: Subscription | None = None
     _subscription_changed: trio.Event = attrs.field(factory=trio.Event)
     _last_heard: float = attrs.field(factory=trio.current_time)
+    _sending: bool = False
+    _progress: trio.Event = attrs.field(factory=trio.Event)
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     async def run(self) -> None:
@@ -84,6 +86,11 @@ class WebSocketSession:
     @property
     def subscription(self) -> Subscription | None:
         return self._subscription
+
+    async def drain(self) -> None:
+        """Wait until everything queued for this client has been written (bound it!)."""
+        while self._sending or (self._subscription is not None and len(self._subscription)):
+            await self._progress.wait()
 
     # -- reader ------------------------------------------------------------
     async def _read_loop(self, done: trio.CancelScope) -> None:
@@ -181,6 +188,11 @@ class WebSocketSession:
             old.close()
         self._subscription_changed.set()
         self._subscription_changed = trio.Event()
+        self._note_progress()
+
+    def _note_progress(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
 
     async def _write_loop(self, done: trio.CancelScope) -> None:
         try:
@@ -195,9 +207,15 @@ class WebSocketSession:
                     if subscription is self._subscription:
                         # The publisher closed: nothing more will come on it.
                         self._subscription = None
+                        self._note_progress()
                     continue
                 if subscription is self._subscription:
-                    await self.ws.send_message(item.wire)
+                    self._sending = True
+                    try:
+                        await self.ws.send_message(item.wire)
+                    finally:
+                        self._sending = False
+                self._note_progress()
         except ConnectionClosed:
             done.cancel()
 

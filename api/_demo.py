@@ -1,0 +1,176 @@
+"""``runcast demo``: the server with a simulated LLM workload that never ends.
+
+Simulated agents record usage on several models (Anthropic ones with prompt
+caching, OpenAI, Gemini, and one local model no price table knows), print a
+few lines, sometimes fail and retry, and together burn through a small budget
+which the demo raises again each time it pauses the executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from typing import TextIO
+
+import attrs
+import structlog
+import trio
+
+from events import BudgetExhausted, Published
+from executor import BudgetExceededError, Executor, TaskContext
+
+from ._config import ServerConfig
+from ._run import announce
+from ._stack import StackSettings, open_stack, wait_for_stop_signal
+
+log = structlog.get_logger("runcast.api")
+
+
+@attrs.frozen
+class SimulatedModel:
+    name: str
+    provider: str | None
+    caches: bool
+    output_ratio: float
+
+
+MODELS = (
+    SimulatedModel("claude-sonnet-4-5", "anthropic", caches=True, output_ratio=0.25),
+    SimulatedModel("claude-haiku-4-5", "anthropic", caches=True, output_ratio=0.3),
+    SimulatedModel("gpt-4o-mini", "openai", caches=False, output_ratio=0.4),
+    SimulatedModel("gemini-2.5-flash", "google", caches=False, output_ratio=0.35),
+    SimulatedModel("local-llama-3-8b", None, caches=False, output_ratio=0.5),
+)
+JOBS = ("summarise", "triage", "review", "translate", "extract", "classify", "draft")
+
+
+class SimulatedFailure(RuntimeError):
+    """A simulated agent error (rate limit, tool failure) that a retry may clear."""
+
+
+@attrs.frozen(kw_only=True)
+class DemoOptions:
+    server: ServerConfig
+    interval: float = 10.0
+    concurrency: int = 4
+    budget_usd: float = 0.50
+    budget_step_usd: float = 0.50
+    queue_depth: int = 6
+    failure_rate: float = 0.12
+    seed: int | None = None
+    #: Seconds the budget stays exhausted (executor paused) before the demo raises it.
+    budget_pause_seconds: float = 8.0
+
+
+async def simulated_agent(ctx: TaskContext, model: SimulatedModel, rng: random.Random) -> str:
+    """A few turns of an agent: each turn records one usage increment."""
+    turns = rng.randint(3, 12)
+    context = rng.randint(1_000, 6_000)
+    for turn in range(1, turns + 1):
+        await ctx.wait_if_paused()
+        await trio.sleep(rng.uniform(0.4, 1.6))
+        fresh = rng.randint(100, 1_200)
+        cached = context if model.caches and turn > 1 else 0
+        ctx.record_usage(
+            model=model.name,
+            provider=model.provider,
+            input_tokens=fresh if model.caches else fresh + context,
+            output_tokens=int(fresh * model.output_ratio) + rng.randint(20, 400),
+            cache_read_tokens=cached,
+            cache_write_tokens=fresh if model.caches else 0,
+        )
+        context += fresh
+        ctx.output(f"turn {turn}/{turns}: {context:,} tokens of context")
+        if rng.random() < 0.03:
+            raise SimulatedFailure(f"turn {turn}: 529 overloaded from {model.provider or 'local'}")
+    return f"{turns} turns"
+
+
+def _submit_one(executor: Executor, number: int, options: DemoOptions, rng: random.Random) -> None:
+    model = rng.choice(MODELS)
+    job = rng.choice(JOBS)
+    fails = rng.random() < options.failure_rate
+    executor.submit(
+        _maybe_failing,
+        model,
+        random.Random(rng.random()),
+        fails,
+        task_id=f"{job}-{number:04d}",
+        name=f"{job} with {model.name}",
+        retries=rng.choice((0, 1, 2)),
+        priority=0,
+        model=model.name,
+        provider=model.provider,
+    )
+
+
+async def _maybe_failing(
+    ctx: TaskContext, model: SimulatedModel, rng: random.Random, fails: bool
+) -> str:
+    if fails:
+        await trio.sleep(rng.uniform(0.5, 2.0))
+        raise SimulatedFailure(f"tool call failed: exit status {rng.choice((1, 2, 124))}")
+    return await simulated_agent(ctx, model, rng)
+
+
+async def _keep_the_queue_full(
+    executor: Executor, options: DemoOptions, rng: random.Random
+) -> None:
+    number = 0
+    while True:
+        waiting = sum(task.state in ("queued", "retrying") for task in executor.tasks())
+        for _ in range(max(0, options.queue_depth - waiting)):
+            number += 1
+            _submit_one(executor, number, options, rng)
+        await trio.sleep(1.0)
+
+
+async def _raise_the_budget_when_exhausted(
+    executor: Executor, exhausted: trio.MemoryReceiveChannel[float], options: DemoOptions
+) -> None:
+    async for _spent in exhausted:
+        await trio.sleep(options.budget_pause_seconds)
+        budget = (executor.budget_usd or 0.0) + options.budget_step_usd
+        executor.set_budget(budget, by="operator")
+        try:
+            executor.resume(by="operator", reason="demo raised the budget")
+        except BudgetExceededError:
+            continue
+        log.info("demo raised the budget", budget_usd=budget)
+
+
+async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
+    """Serve and simulate until SIGINT/SIGTERM; then stop cleanly (exit code 0)."""
+    rng = random.Random(options.seed)
+    settings = StackSettings(
+        server=options.server,
+        concurrency=options.concurrency,
+        budget_usd=options.budget_usd,
+        interval=options.interval,
+        retry_backoff=1.0,
+    )
+    send_exhausted, receive_exhausted = trio.open_memory_channel[float](1)
+
+    def on_event(item: Published) -> None:
+        if isinstance(item.event, BudgetExhausted):
+            # When full, one raise is already on its way.
+            with contextlib.suppress(trio.WouldBlock):
+                send_exhausted.send_nowait(item.event.spent_usd)
+
+    async with open_stack(settings) as stack:
+        remove = stack.publisher.add_listener(on_event)
+        announce(stack.server, out)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_keep_the_queue_full, stack.executor, options, rng)
+                nursery.start_soon(
+                    _raise_the_budget_when_exhausted, stack.executor, receive_exhausted, options
+                )
+                received = await wait_for_stop_signal()
+                log.info("stopping the demo", signal=received)
+                nursery.cancel_scope.cancel()
+        finally:
+            remove()
+        stack.executor.cancel_all(reason="demo stopped")
+    return 0
