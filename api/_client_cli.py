@@ -45,6 +45,7 @@ from ._clients import (
 TOKEN_ENV = "RUNCAST_TOKEN"
 DEFAULT_TIMEOUT = 10.0
 REDRAW_INTERVAL = 1.0
+MIN_REDRAW_GAP = 0.1
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -201,6 +202,7 @@ async def _follow(
     if view.last_seq is not None:
         frame["since"] = view.last_seq
     await client.send(frame)
+    last_draw = -math.inf
     while True:
         with trio.move_on_after(REDRAW_INTERVAL):
             received = await client.receive()
@@ -214,7 +216,11 @@ async def _follow(
                 screen.line(format_session_line(view.session or {}, duration))
             if view.needs_resync:
                 view.load_tasks(await fetch_tasks(url, token))
-        screen.draw(url, view, trio.current_time())
+        # A busy stream would otherwise repaint the terminal for every frame.
+        now = trio.current_time()
+        if now - last_draw >= MIN_REDRAW_GAP:
+            screen.draw(url, view, now)
+            last_draw = now
 
 
 # -- argparse wiring --------------------------------------------------------

@@ -27,7 +27,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from events import RuncastError
+from ._exceptions import ApiError
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 CONNECT_TIMEOUT = 5.0
@@ -43,7 +43,7 @@ EXIT_UNREACHABLE = 3
 EXIT_REFUSED = 4
 
 
-class ClientError(RuncastError):
+class ClientError(ApiError):
     """A client could not do what it was asked; ``exit_code`` is the CLI's."""
 
     exit_code = EXIT_ERROR_REPLY

@@ -202,10 +202,14 @@ async def test_watch_redraws_in_place_on_a_terminal() -> None:
             await feed.send(300)
             await until_usage_seen(stack, 300)
             nursery.start_soon(watch, stack.ws_url, None, screen)
-            await eventually(lambda: "alpha" in out.getvalue())
+
+            def last_frame() -> list[str]:
+                return out.getvalue().split("\x1b[H\x1b[J")[-1].splitlines()
+
+            await eventually(lambda: len(last_frame()) == 4 and "alpha" in last_frame()[3])
             nursery.cancel_scope.cancel()
-    frames = out.getvalue().split("\x1b[H\x1b[J")
-    last = frames[-1].splitlines()
+    assert out.getvalue().startswith("\x1b[H\x1b[J")
+    last = last_frame()
     assert last[0] == f"runcast watch {stack.ws_url} - connected to {stack.ws_url}"
     assert last[1].startswith("session ")
     assert "in 300" in last[1]
