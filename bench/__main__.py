@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from . import _burst, _ingest, _throughput
+from . import _burst, _fanout, _ingest, _throughput
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
@@ -45,7 +45,17 @@ async def _burst_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
     return await _burst.main(config, results_dir)
 
 
+async def _fanout_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+    config = {
+        "full": _fanout.FanoutConfig(),
+        "quick": _fanout.FanoutConfig(sizes=(100, 1_000), rounds=10),
+        "smoke": _fanout.FanoutConfig(sizes=(20,), rounds=2, warmup=1, clients_per_process=10),
+    }[mode]
+    return await _fanout.main(config, results_dir)
+
+
 BENCHMARKS: dict[str, Runner] = {
+    "fanout": _fanout_run,
     "throughput": _throughput_run,
     "ingest": _ingest_run,
     "burst": _burst_run,

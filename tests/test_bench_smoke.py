@@ -71,3 +71,17 @@ async def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
         )
     assert finished.returncode == 2
     assert b"invalid choice: 'nonsense'" in finished.stderr
+
+
+async def test_fanout_benchmark_runs_every_server(tmp_path: Path) -> None:
+    await _run_bench(tmp_path, "fanout")
+
+    fanout = _load(tmp_path, "fanout")
+    runs = {run["kind"]: run for run in fanout["runs"]}
+    assert set(runs) == {"raw", "websockets", "runcast"}
+    for run in runs.values():
+        assert run["subscribers"] == 20
+        assert run["loadgen_processes"] == 2
+        assert run["server_cpu_per_subscriber_seconds_median"] > 0
+        assert 0 < run["latency_p50_seconds"] <= run["latency_p99_seconds"]
+    assert fanout["cost_ratio_vs_websockets"]["20"] > 0
