@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
@@ -46,6 +47,8 @@ TOKEN_ENV = "RUNCAST_TOKEN"
 DEFAULT_TIMEOUT = 10.0
 REDRAW_INTERVAL = 1.0
 MIN_REDRAW_GAP = 0.1
+# The help keeps the exit-code table as written, so descriptions are wrapped by hand.
+DESCRIPTION_WIDTH = 78
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -254,10 +257,20 @@ def _add_common(parser: argparse.ArgumentParser, *, url: bool = True) -> None:
     )
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be a finite number > 0, got {text!r}")
+    return seconds
+
+
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=DEFAULT_TIMEOUT,
         help=f"give up after this many seconds (default: {DEFAULT_TIMEOUT:g})",
     )
@@ -270,7 +283,7 @@ def register(subcommands: Any) -> None:
         parser: argparse.ArgumentParser = subcommands.add_parser(
             name,
             help=help_text,
-            description=description,
+            description=textwrap.fill(description, DESCRIPTION_WIDTH),
             epilog=EXIT_CODES_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -317,8 +330,11 @@ def register(subcommands: Any) -> None:
     set_parser = budget_commands.add_parser(
         "set",
         help="set the budget in USD ('none' removes it)",
-        description="Set the session's budget in USD; 'none' removes it. Needs an operator "
-        "token. Reaching the budget pauses the executor.",
+        description=textwrap.fill(
+            "Set the session's budget in USD; 'none' removes it. Needs an operator token. "
+            "Reaching the budget pauses the executor.",
+            DESCRIPTION_WIDTH,
+        ),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -333,15 +349,21 @@ def _token(args: argparse.Namespace) -> str | None:
     return token
 
 
-def _exit_with(run: Callable[[], int]) -> int:
+def _exit_with(args: argparse.Namespace, run: Callable[[], int]) -> int:
     """Run a client; its errors become one line on stderr and their exit code."""
     try:
         return run()
     except ClientError as exc:
-        print(f"runcast: {exc}", file=sys.stderr)
+        print(f"runcast {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read our output left (``| head``); that is not a failure of ours.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 async def _bounded(seconds: float, url: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -360,7 +382,7 @@ def _run_status(args: argparse.Namespace) -> int:
             print("\n".join(render_status(status)))
         return EXIT_OK
 
-    return _exit_with(run)
+    return _exit_with(args, run)
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -375,7 +397,7 @@ def _run_command(args: argparse.Namespace) -> int:
         print(describe_result(reply) + detail)
         return EXIT_OK
 
-    return _exit_with(run)
+    return _exit_with(args, run)
 
 
 def _run_budget_set(args: argparse.Namespace) -> int:
@@ -390,4 +412,4 @@ def _run_watch(args: argparse.Namespace) -> int:
         trio.run(watch, args.url, _token(args), screen)
         return EXIT_OK
 
-    return _exit_with(run)
+    return _exit_with(args, run)

@@ -244,7 +244,9 @@ def format_usd(value: object) -> str:
         return "none"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "?"
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+    # Whole cents (budgets, mostly) read better as $0.50; small costs need four places.
+    whole_cents = abs(value * 100 - round(value * 100)) < 1e-9
+    return f"${value:,.2f}" if value >= 1 or whole_cents else f"${value:.4f}"
 
 
 def format_session_line(data: dict[str, Any], duration: float) -> str:

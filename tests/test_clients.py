@@ -78,7 +78,14 @@ def test_session_line_paused_with_budget_and_cancelled() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(None, "none"), (0, "$0.0000"), (0.01234, "$0.0123"), (1234.5, "$1,234.50"), ("x", "?")],
+    [
+        (None, "none"),
+        (0, "$0.00"),
+        (0.5, "$0.50"),
+        (0.01234, "$0.0123"),
+        (1234.5, "$1,234.50"),
+        ("x", "?"),
+    ],
 )
 def test_format_usd(value: object, text: str) -> None:
     assert format_usd(value) == text
@@ -241,6 +248,13 @@ def test_budget_rejects_bad_amounts(amount: str, capsys: pytest.CaptureFixture[s
         parser().parse_args(["budget", "set", amount])
     assert exc_info.value.code == 2
     assert "USD must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "soon"])
+def test_timeout_must_be_positive(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["pause", "--timeout", timeout])
+    assert "--timeout" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["watch", "status", "pause", "resume", "cancel", "budget"])

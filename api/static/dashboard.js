@@ -321,7 +321,9 @@
 
   function fmtUsd(value) {
     const amount = num(value);
-    return amount >= 1 ? `$${amount.toFixed(2)}` : `$${amount.toFixed(4)}`;
+    // Whole cents (budgets, mostly) read better as $0.50; small costs need four places.
+    const cents = Math.abs(amount * 100 - Math.round(amount * 100)) < 1e-9;
+    return amount >= 1 || cents ? `$${amount.toFixed(2)}` : `$${amount.toFixed(4)}`;
   }
 
   function fmtDuration(seconds) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -123,7 +124,7 @@ async def test_error_replies_and_refusals(capsys: pytest.CaptureFixture[str]) ->
             argv = ["cancel", "nope", url, "--token", OPERATOR_TOKEN]
             code, text = await run_handler(argv, capsys)
             assert code == 1
-            assert text.startswith("runcast: server error: ")
+            assert text.startswith("runcast cancel: server error: ")
             assert "nope" in text
             assert len(text.splitlines()) == 1
 
@@ -243,7 +244,7 @@ async def test_runcast_exit_codes() -> None:
         assert json.loads(done.stdout)["session"]["is_paused"] is True
     done = await runcast("status", f"ws://127.0.0.1:{closed_port()}/ws")
     assert done.returncode == 3
-    assert done.stderr.startswith(b"runcast: ")
+    assert done.stderr.startswith(b"runcast status: ")
     assert done.stderr.count(b"\n") == 1
 
 
@@ -269,3 +270,20 @@ async def test_runcast_watch_prints_lines_when_piped() -> None:
                 await process.wait()
     assert b"\x1b[" not in received
     assert received.startswith(f"connected to {stack.ws_url}\n".encode())
+
+
+async def test_runcast_status_into_a_closed_pipe_is_quiet() -> None:
+    async with live_stack() as stack:
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before runcast writes (like `| head`)
+        try:
+            with trio.fail_after(30):
+                done = await trio.run_process(
+                    [RUNCAST, "status", stack.ws_url],
+                    stdout=write_end,
+                    capture_stderr=True,
+                    check=False,
+                )
+        finally:
+            os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, b"")

@@ -64,9 +64,9 @@ async def test_shows_values_that_change_live(page: Page) -> None:
             assert await page.text("#tokens-total") == "1,600"
             assert await page.text("#tokens-output") == "100"
             assert await page.text("#tokens-cache-read") == "500"
-            assert await page.text("#cost") == "$0.0100"
+            assert await page.text("#cost") == "$0.01"
             assert await page.text("#tasks-running") == "1"
-            assert await page.text("#budget-text") == "$0.0100 of $1.00 (1%) · $0.9900 left"
+            assert await page.text("#budget-text") == "$0.01 of $1.00 (1%) · $0.99 left"
             await wait_text(page, row_cell("t1", "state"), "running")
             assert await page.text(row_cell("t1", "name")) == "alpha"
             assert await page.text(row_cell("t1", "in")) == "1,000"
