@@ -6,17 +6,15 @@ The store is then read back and its totals compared with the transcript's, so
 a fast run that lost records cannot pass.  A step timer and a 1 ms heartbeat
 measure how long the event loop was blocked.
 
-Each round runs the executor as it is, then with the what-ifs of ``_rates``
-applied (genai-prices rates memoised; a stdout reader that yields every 2 ms),
-to show what those proposed changes gain.
+Beside the end-to-end figure, each stage is timed alone (parsing, cost with
+the executor's calculator, cost with a bare genai-prices ``calc_price`` call)
+and the run is profiled, so the cost of each stage is visible.
 """
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +23,15 @@ import trio
 from genai_prices import Usage, calc_price
 
 from api._store import SessionStore
-from executor import CostCalculator, open_executor
+from executor import CostCalculator, TokenCounts, open_executor
 from executor._command import CommandSpec
-from executor._usage import UsageParser, UsageRecord
+from executor._usage import UsageParser
 
 from ._loopwatch import BLOCK_THRESHOLD, watch_loop
 from ._pipeline import open_pipeline
 from ._profile import StageProfile, profiled
-from ._rates import MemoisedPrices, memoised_prices, yielding_reader
 from ._report import emit, median, table, write_result
 from ._transcript import MODEL, Transcript, write_transcript
-
-AS_IS = "as is"
-MEMOISED = "memoised rates"
-YIELDING = "memoised rates + yielding reader"
-VARIANTS = (AS_IS, MEMOISED, YIELDING)
 
 
 @attrs.frozen
@@ -51,7 +43,6 @@ class IngestConfig:
 
 @attrs.frozen
 class IngestRound:
-    variant: str
     seconds: float
     records_per_second: float
     lines_per_second: float
@@ -60,29 +51,22 @@ class IngestRound:
     loop: dict[str, object]
 
 
-async def ingest_once(transcript: Transcript, directory: Path, variant: str) -> IngestRound:
+async def ingest_once(transcript: Transcript, directory: Path) -> IngestRound:
     await trio.Path(directory).mkdir(parents=True, exist_ok=True)
     store_path = directory / "ingest.db"
-    patches = ExitStack()
-    if variant in (MEMOISED, YIELDING):
-        patches.enter_context(memoised_prices())
-    if variant == YIELDING:
-        patches.enter_context(yielding_reader())
     spec = CommandSpec(
         command=("cat", str(transcript.path)), id="claude", model=MODEL, provider="anthropic"
     )
-    with patches:
-        async with open_pipeline(store_path) as pipeline, watch_loop() as watch:
-            start = time.perf_counter()
-            async with open_executor(pipeline.publisher, concurrency=1) as executor:
-                handle = executor.submit_command(spec)
-            await handle.wait()
-            session_id = pipeline.session_id
-        seconds = time.perf_counter() - start
+    async with open_pipeline(store_path) as pipeline, watch_loop() as watch:
+        start = time.perf_counter()
+        async with open_executor(pipeline.publisher, concurrency=1) as executor:
+            handle = executor.submit_command(spec)
+        await handle.wait()
+        session_id = pipeline.session_id
+    seconds = time.perf_counter() - start
     pipeline.check_stored()
     _check_store(store_path, session_id, transcript)
     return IngestRound(
-        variant=variant,
         seconds=seconds,
         records_per_second=transcript.usage_records / seconds,
         lines_per_second=transcript.lines / seconds,
@@ -123,40 +107,28 @@ def stage_rates(transcript: Transcript) -> dict[str, float]:
     parse_seconds = time.perf_counter() - start
     sample = records[: min(len(records), 2_000)]
     rates: dict[str, float] = {"parse": len(records) / parse_seconds}
-    rates["cost (genai-prices calc_price)"] = _cost_rate(sample)
-    with memoised_prices():
-        rates["cost (memoised rates)"] = _cost_rate(sample)
-    return rates
-
-
-def _cost_rate(sample: list[UsageRecord]) -> float:
     calculator = CostCalculator()
+    calculator.cost(MODEL, "anthropic", sample[0].tokens)  # first call resolves the model
     start = time.perf_counter()
     for record in sample:
         calculator.cost(MODEL, "anthropic", record.tokens, record.cost_usd)
-    return len(sample) / (time.perf_counter() - start)
+    rates["cost (executor CostCalculator)"] = len(sample) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for record in sample[:500]:
+        calc_price(_genai_usage(record.tokens), model_ref=MODEL, provider_id="anthropic")
+    rates["cost (one genai-prices calc_price call)"] = min(500, len(sample)) / (
+        time.perf_counter() - start
+    )
+    return rates
 
 
-def check_memoised_rates(samples: int = 300) -> int:
-    """Compare memoised rates with ``calc_price`` on random usage; returns how many matched."""
-    memo = MemoisedPrices()
-    chooser = random.Random(8)
-    models = (("claude-sonnet-4-5-20250929", "anthropic"), ("gpt-4o", "openai"))
-    for index in range(samples):
-        model, provider = models[index % len(models)]
-        cache_read = chooser.randint(0, 150_000)
-        cache_write = chooser.randint(0, 5_000)
-        usage = Usage(
-            input_tokens=chooser.randint(0, 80_000) + cache_read + cache_write,
-            output_tokens=chooser.randint(0, 4_000),
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-        )
-        exact = float(calc_price(usage, model_ref=model, provider_id=provider).total_price)
-        fast = float(memo(usage, model_ref=model, provider_id=provider).total_price)
-        if abs(exact - fast) > 1e-9 * max(1.0, exact):
-            raise RuntimeError(f"memoised price {fast} != calc_price {exact} for {usage}")
-    return samples
+def _genai_usage(tokens: TokenCounts) -> Usage:
+    return Usage(
+        input_tokens=tokens.input + tokens.cache_read + tokens.cache_write,
+        output_tokens=tokens.output,
+        cache_read_tokens=tokens.cache_read,
+        cache_write_tokens=tokens.cache_write,
+    )
 
 
 async def run(config: IngestConfig) -> dict[str, Any]:
@@ -164,19 +136,13 @@ async def run(config: IngestConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runcast-bench-") as tmp:
         transcript = write_transcript(Path(tmp) / "stream.jsonl", config.records)
         for round_index in range(config.rounds):
-            order = VARIANTS if round_index % 2 == 0 else tuple(reversed(VARIANTS))
-            for variant in order:
-                where = Path(tmp) / f"r{round_index}-{variant.replace(' ', '-')}"
-                rounds.append(await ingest_once(transcript, where, variant))
+            rounds.append(await ingest_once(transcript, Path(tmp) / f"r{round_index}"))
         stages = stage_rates(transcript)
         small = write_transcript(Path(tmp) / "small.jsonl", config.profile_records)
         captured: list[StageProfile] = []
         with profiled(captured.append):
-            await ingest_once(small, Path(tmp) / "profile-as-is", AS_IS)
-        with profiled(captured.append):
-            await ingest_once(small, Path(tmp) / "profile-memoised", MEMOISED)
-    checked = check_memoised_rates()
-    return _summarize(config, transcript, rounds, stages, captured, checked)
+            await ingest_once(small, Path(tmp) / "profile")
+    return _summarize(config, transcript, rounds, stages, captured[0])
 
 
 def _summarize(
@@ -184,58 +150,40 @@ def _summarize(
     transcript: Transcript,
     rounds: list[IngestRound],
     stages: dict[str, float],
-    profiles: list[StageProfile],
-    checked: int,
+    profile: StageProfile,
 ) -> dict[str, Any]:
-    variants: dict[str, Any] = {}
-    for variant in VARIANTS:
-        mine = [r for r in rounds if r.variant == variant]
-        variants[variant] = {
-            "records_per_second": [r.records_per_second for r in mine],
-            "median_records_per_second": median(r.records_per_second for r in mine),
-            "median_lines_per_second": median(r.lines_per_second for r in mine),
-            "worst_task_step_seconds": max(
-                float(str(r.loop["longest_task_step_seconds"])) for r in mine
-            ),
-            "worst_heartbeat_lateness_seconds": max(
-                float(str(r.loop["heartbeat_worst_lateness_seconds"])) for r in mine
-            ),
-            "loop_per_round": [r.loop for r in mine],
-        }
     return {
         "config": attrs.asdict(config),
         "transcript_lines": transcript.lines,
         "usage_records": transcript.usage_records,
         "target_records_per_second": 50_000,
         "target_max_block_seconds": BLOCK_THRESHOLD,
-        "variants": variants,
+        "records_per_second": [r.records_per_second for r in rounds],
+        "median_records_per_second": median(r.records_per_second for r in rounds),
+        "median_lines_per_second": median(r.lines_per_second for r in rounds),
+        "worst_task_step_seconds": max(r.worst_step_seconds for r in rounds),
+        "worst_heartbeat_lateness_seconds": max(r.worst_heartbeat_seconds for r in rounds),
+        "loop_per_round": [r.loop for r in rounds],
         "stage_alone_records_per_second": stages,
-        "memoised_rates_checked_against_calc_price": checked,
-        "profile_as_is": profiles[0].as_dict(),
-        "profile_memoised_rates": profiles[1].as_dict(),
+        "profile": profile.as_dict(),
     }
 
 
 def report(result: dict[str, Any]) -> None:
     config = result["config"]
-    rows = []
-    for variant, data in result["variants"].items():
-        rows.append(
-            (
-                variant,
-                data["median_records_per_second"],
-                data["median_lines_per_second"],
-                data["worst_task_step_seconds"] * 1000,
-                data["worst_heartbeat_lateness_seconds"] * 1000,
-            )
-        )
+    row = (
+        result["median_records_per_second"],
+        result["median_lines_per_second"],
+        result["worst_task_step_seconds"] * 1000,
+        result["worst_heartbeat_lateness_seconds"] * 1000,
+    )
     emit(
         table(
             f"Usage ingestion: {result['usage_records']:,} Claude Code stream-json records "
             f"({result['transcript_lines']:,} lines) from `cat` into the store, median of "
             f"{config['rounds']} rounds (targets: >= 50,000 records/s, loop blocked <= 10 ms)",
-            ("cost stage", "records/s", "lines/s", "worst step ms", "worst heartbeat ms"),
-            rows,
+            ("records/s", "lines/s", "worst task step ms", "worst heartbeat lateness ms"),
+            [row],
         )
     )
     emit(
@@ -245,13 +193,11 @@ def report(result: dict[str, Any]) -> None:
             list(result["stage_alone_records_per_second"].items()),
         )
     )
-    as_is = result["profile_as_is"]["stage_share"]
-    memoised = result["profile_memoised_rates"]["stage_share"]
     emit(
         table(
             f"Where the time goes ({config['profile_records']:,} records, cProfile self time)",
-            ("stage", "share as is", "share, memoised rates"),
-            [(s, f"{v:.1%}", f"{memoised.get(s, 0.0):.1%}") for s, v in as_is.items()],
+            ("stage", "share"),
+            [(s, f"{v:.1%}") for s, v in result["profile"]["stage_share"].items()],
         )
     )
 

@@ -47,15 +47,10 @@ async def test_throughput_ingest_and_burst_benchmarks_run(tmp_path: Path) -> Non
     assert sum(throughput["profile"]["stage_share"].values()) == pytest.approx(1.0)
 
     ingest = _load(tmp_path, "usage_ingestion")
-    assert set(ingest["variants"]) == {
-        "as is",
-        "memoised rates",
-        "memoised rates + yielding reader",
-    }
-    for variant in ingest["variants"].values():
-        assert variant["median_records_per_second"] > 0
-        assert variant["worst_task_step_seconds"] > 0
-    assert ingest["memoised_rates_checked_against_calc_price"] > 0
+    assert ingest["median_records_per_second"] > 0
+    assert ingest["worst_task_step_seconds"] > 0
+    assert ingest["loop_per_round"][0]["heartbeat_beats"] > 0
+    assert set(ingest["stage_alone_records_per_second"]) >= {"parse"}
 
     burst = _load(tmp_path, "burst")
     assert burst["start_burst"]["final_counts_right"]
