@@ -17,7 +17,7 @@ import attrs
 import structlog
 import trio
 
-from events import BudgetExhausted, Published
+from events import BudgetExhausted, Published, Publisher
 from executor import BudgetExceededError, Executor, TaskContext
 
 from ._config import ServerConfig
@@ -140,16 +140,13 @@ async def _raise_the_budget_when_exhausted(
         log.info("demo raised the budget", budget_usd=budget)
 
 
-async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
-    """Serve and simulate until SIGINT/SIGTERM; then stop cleanly (exit code 0)."""
-    rng = random.Random(options.seed)
-    settings = StackSettings(
-        server=options.server,
-        concurrency=options.concurrency,
-        budget_usd=options.budget_usd,
-        interval=options.interval,
-        retry_backoff=1.0,
-    )
+async def simulate(
+    executor: Executor, publisher: Publisher, options: DemoOptions, rng: random.Random
+) -> None:
+    """Keep the executor fed with simulated agents, raising the budget when it runs out.
+
+    Runs until cancelled.
+    """
     send_exhausted, receive_exhausted = trio.open_memory_channel[float](1)
 
     def on_event(item: Published) -> None:
@@ -158,19 +155,34 @@ async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
             with contextlib.suppress(trio.WouldBlock):
                 send_exhausted.send_nowait(item.event.spent_usd)
 
+    remove = publisher.add_listener(on_event)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_keep_the_queue_full, executor, options, rng)
+            nursery.start_soon(
+                _raise_the_budget_when_exhausted, executor, receive_exhausted, options
+            )
+    finally:
+        remove()
+
+
+async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
+    """Serve and simulate until SIGINT/SIGTERM; then stop cleanly (exit code 0)."""
+    settings = StackSettings(
+        server=options.server,
+        concurrency=options.concurrency,
+        budget_usd=options.budget_usd,
+        interval=options.interval,
+        retry_backoff=1.0,
+    )
     async with open_stack(settings) as stack:
-        remove = stack.publisher.add_listener(on_event)
         announce(stack.server, out)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_keep_the_queue_full, stack.executor, options, rng)
-                nursery.start_soon(
-                    _raise_the_budget_when_exhausted, stack.executor, receive_exhausted, options
-                )
-                received = await wait_for_stop_signal()
-                log.info("stopping the demo", signal=received)
-                nursery.cancel_scope.cancel()
-        finally:
-            remove()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                simulate, stack.executor, stack.publisher, options, random.Random(options.seed)
+            )
+            received = await wait_for_stop_signal()
+            log.info("stopping the demo", signal=received)
+            nursery.cancel_scope.cancel()
         stack.executor.cancel_all(reason="demo stopped")
     return 0
