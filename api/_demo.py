@@ -183,6 +183,7 @@ async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
             )
             received = await wait_for_stop_signal()
             log.info("stopping the demo", signal=received)
+            stack.server.stop_accepting()
             nursery.cancel_scope.cancel()
         stack.executor.cancel_all(reason="demo stopped")
     return 0

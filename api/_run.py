@@ -107,6 +107,9 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
             stack.executor.submit_command(spec)
         interrupted = await _until_done_or_signal(stack.executor, keep_serving=options.keep_serving)
         if interrupted is not None:
+            # New clients are refused at once; connected ones watch the tasks end,
+            # get the final update, then a 1001 close as the stack shuts down.
+            stack.server.stop_accepting()
             log.warning("interrupted: cancelling tasks", signal=interrupted)
             stack.executor.cancel_all(reason=f"interrupted by {interrupted}")
     tasks = stack.executor.tasks()

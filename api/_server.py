@@ -89,13 +89,17 @@ class RuncastServer:
     def websocket_count(self) -> int:
         return len(self._live)
 
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; connected clients are served on. Idempotent."""
+        self._accepting.cancel()
+
     async def shutdown(self) -> None:
         """Stop accepting, close every WebSocket with 1001, end the server. Idempotent."""
         if self._shut_down:
             await trio.lowlevel.checkpoint()
             return
         self._shut_down = True
-        self._accepting.cancel()
+        self.stop_accepting()
         live = list(self._live.values())
         # Let each client receive what is already queued for it (the final
         # session_update, typically), then say goodbye.

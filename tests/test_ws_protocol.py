@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from _api_support import FakeTask, RawWebSocket, receive_json, request, send_json, served, ws_client
 from trio_websocket import WebSocketConnection
 from wsproto.events import CloseConnection, TextMessage
@@ -303,22 +304,38 @@ async def test_connections_are_counted() -> None:
             assert gauge._value.get() == 0
 
 
-async def test_shutdown_closes_clients_with_1001() -> None:
+async def test_shutdown_delivers_what_is_queued_then_closes_with_1001() -> None:
     with trio.fail_after(TIMEOUT):
         async with served() as stack:
             async with await trio.open_tcp_stream("127.0.0.1", stack.port) as stream:
                 raw = RawWebSocket(stream)
                 await raw.handshake()
-                await raw.send(TextMessage(json.dumps({"type": "subscribe", "task_id": "*"})))
-                events = [await raw.next_event(), await raw.next_event()]
+                await raw.send(TextMessage(json.dumps({"type": "subscribe", "task_id": "t1"})))
+                assert isinstance(await raw.next_event(), TextMessage)  # subscribed
+                for n in range(20):
+                    stack.publisher.publish(TaskOutput(task_id="t1", line=str(n)))
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(stack.server.shutdown)
+                    lines = []
                     while not isinstance(event := await raw.next_event(), CloseConnection):
-                        events.append(event)
+                        assert isinstance(event, TextMessage)
+                        lines.append(json.loads(event.data)["data"]["line"])
                     await raw.send(event.response())
                     assert await raw.next_event() is None
             with pytest.raises(OSError, match="all attempts to connect"):
                 await trio.open_tcp_stream("127.0.0.1", stack.port)
     assert event.code == 1001
-    assert all(isinstance(e, TextMessage) for e in events)  # subscribed, then the snapshot
+    assert lines == [str(n) for n in range(20)]
     assert stack.publisher.subscriber_count() == 0
+
+
+async def test_stop_accepting_keeps_connected_clients() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with served() as stack, ws_client(stack.port) as ws:
+            await request(ws, {"type": "ping"})
+            stack.server.stop_accepting()
+            # The accept loop notices at its next checkpoint.
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(OSError, match="all attempts to connect"):
+                await trio.open_tcp_stream("127.0.0.1", stack.port)
+            assert await request(ws, {"type": "ping"}) == {"type": "pong"}
