@@ -7,6 +7,7 @@ of memory.  Such lines are reported as truncated and counted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import attrs
@@ -16,6 +17,8 @@ LineHandler = Callable[[bytes, bool], None]
 
 DEFAULT_MAX_LINE = 4 * 1024 * 1024
 READ_CHUNK = 64 * 1024
+# How long handling lines may hold the event loop before it lets others run.
+HANDLER_SLICE_SECONDS = 0.002
 
 
 @attrs.define
@@ -74,7 +77,12 @@ async def pump_lines(
         data = await stream.receive_some(READ_CHUNK)
         if not data:
             break
+        slice_end = time.perf_counter() + HANDLER_SLICE_SECONDS
         for line, truncated in splitter.feed(data):
             handle(line, truncated)
+            # One read can hold hundreds of lines; let other tasks run meanwhile.
+            if time.perf_counter() >= slice_end:
+                await trio.lowlevel.checkpoint()
+                slice_end = time.perf_counter() + HANDLER_SLICE_SECONDS
     for line, truncated in splitter.finish():
         handle(line, truncated)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from genai_prices import Usage, calc_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from executor import (
     CostCalculator,
@@ -144,3 +146,45 @@ def test_bad_price_tables_name_file_model_and_field(
 def test_missing_price_table_file(tmp_path: Path) -> None:
     with pytest.raises(PriceTableError, match="cannot read price table"):
         load_price_table(tmp_path / "absent.toml")
+
+
+MODELS = [
+    ("claude-sonnet-4-5", "anthropic"),  # tiered at 200k input tokens
+    ("claude-haiku-4-5", None),
+    ("gpt-4o", None),
+    ("gpt-4o-mini", "openai"),
+    ("gemini-2.5-pro", None),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    tokens=st.builds(
+        TokenCounts,
+        st.integers(0, 300_000),
+        st.integers(0, 50_000),
+        st.integers(0, 300_000),
+        st.integers(0, 50_000),
+    ),
+)
+def test_memoised_rates_match_calc_price(
+    model: tuple[str, str | None], tokens: TokenCounts
+) -> None:
+    name, provider = model
+    expected = calc_price(
+        Usage(
+            input_tokens=tokens.input + tokens.cache_read + tokens.cache_write,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
+            cache_write_tokens=tokens.cache_write,
+        ),
+        model_ref=name,
+        provider_id=provider,
+    )
+    cost = SHARED_CALCULATOR.cost(name, provider, tokens)
+    assert cost.source == "computed"
+    assert cost.usd == pytest.approx(float(expected.total_price), rel=1e-9, abs=1e-12)
+
+
+SHARED_CALCULATOR = CostCalculator()

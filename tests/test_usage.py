@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 from events import Published, Publisher, TaskUsage
 from executor import (
@@ -16,6 +18,7 @@ from executor import (
     UsageRecord,
     open_executor,
 )
+from executor._lines import pump_lines
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -374,3 +377,33 @@ def test_line_splitter_handles_lines_split_across_chunks() -> None:
     ]
     assert splitter.finish() == [(b"next", False)]
     assert splitter.finish() == []
+
+
+async def test_pump_lets_other_tasks_run_while_handling_a_big_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_now = [0.0]
+    monkeypatch.setattr("executor._lines.time.perf_counter", lambda: fake_now[0])
+    order: list[str] = []
+
+    def slow_handler(raw: bytes, truncated: bool) -> None:
+        order.append(raw.decode())
+        fake_now[0] += 0.001  # each line "takes" 1 ms
+
+    async def other_task() -> None:
+        while True:
+            order.append("tick")
+            await trio.lowlevel.checkpoint()
+
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    await send.send_all(b"".join(b"l%d\n" % i for i in range(8)))
+    await send.aclose()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await pump_lines(receive, slow_handler, LineSplitter())
+        nursery.cancel_scope.cancel()
+    lines_only = [item for item in order if item != "tick"]
+    assert lines_only == [f"l{i}" for i in range(8)]
+    first, last = order.index("l0"), order.index("l7")
+    # The other task ran between lines, about every 2 ms of handling.
+    assert order[first:last].count("tick") >= 3
