@@ -197,8 +197,9 @@ def _probe_rates(model: str, provider: str | None) -> _GenaiRates:
         linear = linear and two == 2 * one
         rates.append(float(one * _PER_MILLION / _PROBE_TOKENS))
     result = calc_price(_genai_usage(TokenCounts(input=1)), model_ref=model, provider_id=provider)
-    first_tier = _first_tier_start(result.model_price)
-    if not linear:
+    model_price = getattr(result, "model_price", None)
+    first_tier = None if model_price is None else _first_tier_start(model_price)
+    if not linear or model_price is None:  # tiers unknown: always ask genai-prices
         below = 0
     elif first_tier is None:
         below = 1 << 62
