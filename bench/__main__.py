@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from . import _burst, _fanout, _ingest, _throughput
+from . import _burst, _fanout, _ingest, _memory, _throughput
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
@@ -54,8 +54,18 @@ async def _fanout_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
     return await _fanout.main(config, results_dir)
 
 
+async def _memory_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+    config = {
+        "full": _memory.MemoryConfig(),
+        "quick": _memory.MemoryConfig(seconds=30.0),
+        "smoke": _memory.MemoryConfig(seconds=3.0, concurrency=4),
+    }[mode]
+    return await _memory.main(config, results_dir)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "fanout": _fanout_run,
+    "memory": _memory_run,
     "throughput": _throughput_run,
     "ingest": _ingest_run,
     "burst": _burst_run,

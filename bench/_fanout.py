@@ -44,6 +44,9 @@ class FanoutConfig:
     gap_seconds: float = 0.15
     connect_timeout: float = 180.0
     round_timeout: float = 60.0
+    #: Extra rounds run under cProfile in the runcast server, at this N (not timed).
+    profile_size: int | None = 1_000
+    profile_rounds: int = 5
 
 
 @attrs.frozen
@@ -63,6 +66,7 @@ class Run:
     rss_idle: int
     rounds: tuple[Round, ...]
     loadgen_processes: int
+    profile: dict[str, Any] | None = None
 
 
 @asynccontextmanager
@@ -118,6 +122,13 @@ async def measure(kind: str, subscribers: int, config: FanoutConfig) -> Run:
                 measured = await _round(server, loadgens, expect=index + 2)
                 if index >= config.warmup:
                     rounds.append(measured)
+            profile = None
+            if kind == "runcast" and subscribers == config.profile_size:
+                await server.ask({"cmd": "profile_start"})
+                for index in range(config.profile_rounds):
+                    await trio.sleep(config.gap_seconds)
+                    await _round(server, loadgens, expect=config.warmup + config.rounds + index + 2)
+                profile = await server.ask({"cmd": "profile_stop"})
         await server.send({"cmd": "quit"})
     return Run(
         kind=kind,
@@ -127,6 +138,7 @@ async def measure(kind: str, subscribers: int, config: FanoutConfig) -> Run:
         rss_idle=idle["rss"],
         rounds=tuple(rounds),
         loadgen_processes=len(loadgens),
+        profile=profile,
     )
 
 
@@ -148,6 +160,7 @@ def summarize_run(run: Run) -> dict[str, Any]:
         "rss_before_bytes": run.rss_before,
         "rss_idle_bytes": run.rss_idle,
         "rss_per_idle_subscriber_bytes": (run.rss_idle - run.rss_before) / run.subscribers,
+        "profile": run.profile,
     }
 
 
@@ -217,6 +230,16 @@ def report(result: dict[str, Any]) -> None:
             rows,
         )
     )
+    for data in result["runs"]:
+        if data["profile"] is not None:
+            emit(
+                table(
+                    f"Where runcast's fan-out time goes ({data['subscribers']:,} subscribers, "
+                    f"{config['profile_rounds']} rounds, cProfile self time in the server)",
+                    ("stage", "share"),
+                    [(s, f"{v:.1%}") for s, v in data["profile"]["stage_share"].items()],
+                )
+            )
 
 
 async def main(config: FanoutConfig, results_dir: Path) -> dict[str, Any]:

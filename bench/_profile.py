@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cProfile
 import pstats
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,8 @@ import attrs
 #: attributed to the code that spent it; cattrs' and attrs' generated functions
 #: and the json module belong to the event stage that calls them.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("trio-websocket and wsproto (framing, send)", ("trio_websocket", "wsproto")),
+    ("api WebSocket session (writer loop)", ("api/_websocket", "api/_server", "api/_http")),
     ("store recorder", ("api/_store_recorder.py",)),
     ("store (sqlite, thread)", ("api/_store.py", "sqlite3", "_thread.", "threading.py")),
     ("metrics listener", ("broadcaster/_metrics.py",)),
@@ -91,7 +94,7 @@ def _short(location: str) -> str:
 @contextmanager
 def profiled(sink: Callable[[StageProfile], None]) -> Iterator[None]:
     """Profile the block; ``sink`` gets the stage summary."""
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
         yield

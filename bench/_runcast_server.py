@@ -7,6 +7,7 @@ subscriber's writer sends both frames.
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from events import Publisher
 from executor import open_executor
 
 from ._fanout_server import say, stats
+from ._profile import summarize
 
 
 async def _commands(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -56,6 +58,7 @@ async def _serve() -> None:
                 )
             )
             say({"port": server.port, "pid": os.getpid()})
+            profiler = cProfile.Profile(time.process_time)
             async for command in _commands(stdin):
                 if command == "fire":
                     fired = time.monotonic()
@@ -66,6 +69,12 @@ async def _serve() -> None:
                     say({"fired": fired})
                 elif command == "stats":
                     say(stats(server.websocket_count))
+                elif command == "profile_start":
+                    profiler.enable()
+                    say({"profiling": True})
+                elif command == "profile_stop":
+                    profiler.disable()
+                    say(summarize(profiler).as_dict())
                 else:
                     break
         nursery.cancel_scope.cancel()

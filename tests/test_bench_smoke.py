@@ -80,3 +80,12 @@ async def test_fanout_benchmark_runs_every_server(tmp_path: Path) -> None:
         assert run["server_cpu_per_subscriber_seconds_median"] > 0
         assert 0 < run["latency_p50_seconds"] <= run["latency_p99_seconds"]
     assert fanout["cost_ratio_vs_websockets"]["20"] > 0
+
+
+async def test_memory_benchmark_samples_the_demo(tmp_path: Path) -> None:
+    await _run_bench(tmp_path, "memory")
+
+    memory = _load(tmp_path, "memory")
+    assert len(memory["samples"]) >= 2
+    assert memory["rss_end_bytes"] > 10 * 1024 * 1024  # a live Python server, not a stub
+    assert memory["session_updates_received_by_dashboards"] >= 5  # one snapshot per dashboard
