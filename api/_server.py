@@ -101,13 +101,15 @@ class RuncastServer:
         self._shut_down = True
         self.stop_accepting()
         live = list(self._live.values())
-        # Let each client receive what is already queued for it (the final
-        # session_update, typically), then say goodbye.
-        with trio.move_on_after(self.config.close_timeout):
-            for entry in live:
-                await entry.session.drain()
+        # Each client first receives what is already queued for it (the final
+        # session_update, typically), then the 1001 close; slow readers are cut off.
         for entry in live:
             entry.session.go_away()
+        with trio.move_on_after(self.config.close_timeout):
+            for entry in live:
+                await entry.finished.wait()
+        for entry in live:
+            entry.session.abort()
         with trio.move_on_after(self.config.close_timeout):
             for entry in live:
                 await entry.finished.wait()

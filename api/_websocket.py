@@ -62,35 +62,47 @@ class WebSocketSession:
     _subscription: Subscription | None = None
     _subscription_changed: trio.Event = attrs.field(factory=trio.Event)
     _last_heard: float = attrs.field(factory=trio.current_time)
-    _sending: bool = False
-    _progress: trio.Event = attrs.field(factory=trio.Event)
+    _closing: bool = False
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _inputs: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     async def run(self) -> None:
         """Serve until the client leaves, stops answering pings, or ``go_away``."""
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                    nursery.start_soon(self._inputs_loops, nursery.cancel_scope)
                     nursery.start_soon(self._write_loop, nursery.cancel_scope)
-                    nursery.start_soon(self._keepalive_loop)
         finally:
             self._switch_to(None)
 
+    async def _inputs_loops(self, done: trio.CancelScope) -> None:
+        with self._inputs:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_loop, done)
+                nursery.start_soon(self._keepalive_loop)
+
     def go_away(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
-        """End the session; the server then closes the WebSocket with ``code``."""
+        """Stop reading, send what is already queued, then end; the server closes with ``code``.
+
+        Bound the wait: a client that does not read is cut off with :meth:`abort`.
+        """
         self.close_code = code
         self.close_reason = reason
+        self._closing = True
+        self._inputs.cancel()
+        if self._subscription is not None:
+            # Closed, it still yields what it holds, then ends the writer's loop.
+            self._subscription.close()
+        self._subscription_changed.set()
+
+    def abort(self) -> None:
+        """End the session now, dropping whatever was still queued."""
         self._scope.cancel()
 
     @property
     def subscription(self) -> Subscription | None:
         return self._subscription
-
-    async def drain(self) -> None:
-        """Wait until everything queued for this client has been written (bound it!)."""
-        while self._sending or (self._subscription is not None and len(self._subscription)):
-            await self._progress.wait()
 
     # -- reader ------------------------------------------------------------
     async def _read_loop(self, done: trio.CancelScope) -> None:
@@ -188,36 +200,28 @@ class WebSocketSession:
             old.close()
         self._subscription_changed.set()
         self._subscription_changed = trio.Event()
-        self._note_progress()
-
-    def _note_progress(self) -> None:
-        self._progress.set()
-        self._progress = trio.Event()
 
     async def _write_loop(self, done: trio.CancelScope) -> None:
         try:
             while True:
                 subscription = self._subscription
                 if subscription is None:
+                    if self._closing:
+                        break
                     await self._subscription_changed.wait()
                     continue
                 try:
                     item = await subscription.receive()
                 except trio.EndOfChannel:
                     if subscription is self._subscription:
-                        # The publisher closed: nothing more will come on it.
+                        # Closed by go_away, or the publisher closed: nothing more comes.
                         self._subscription = None
-                        self._note_progress()
                     continue
                 if subscription is self._subscription:
-                    self._sending = True
-                    try:
-                        await self.ws.send_message(item.wire)
-                    finally:
-                        self._sending = False
-                self._note_progress()
+                    await self.ws.send_message(item.wire)
         except ConnectionClosed:
-            done.cancel()
+            pass
+        done.cancel()
 
     # -- keepalive ---------------------------------------------------------
     async def _keepalive_loop(self) -> None:
@@ -235,5 +239,5 @@ class WebSocketSession:
                 continue
             log.info("dropping unresponsive websocket client", peer=self.peer)
             self.dropped_dead = True
-            self._scope.cancel()
+            self.abort()
             return

@@ -127,3 +127,20 @@ async def test_session_ends_and_unsubscribes_when_client_vanishes(
     # The client closed its stream without a close frame; the handler has returned.
     assert server.publisher.subscriber_count() == 0
     assert server.websocket_count == 0
+
+
+async def test_shutdown_cuts_off_a_client_that_does_not_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = _server(ServerConfig(port=0, close_timeout=2.0))
+    async with _raw_client(server, lockstep=True) as stuck:
+        await stuck.send(wsproto.events.TextMessage('{"type": "subscribe", "task_id": "t1"}'))
+        assert _json(await stuck.next_event())["type"] == "subscribed"
+        server.publisher.publish(TaskOutput(task_id="t1", line="never read"))
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        await server.shutdown()
+        # Two bounded waits: for the queue to drain, then for the close frame to go out.
+        assert trio.current_time() - start == 4.0
+        assert server.websocket_count == 0
+        assert server.publisher.subscriber_count() == 0
