@@ -22,7 +22,7 @@ from executor import BudgetExceededError, Executor, TaskContext
 
 from ._config import ServerConfig
 from ._run import announce
-from ._stack import StackSettings, open_stack, wait_for_stop_signal
+from ._stack import StackSettings, open_stack, watch_stop_signals
 
 log = structlog.get_logger("runcast.api")
 
@@ -175,13 +175,13 @@ async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
         interval=options.interval,
         retry_backoff=1.0,
     )
-    async with open_stack(settings) as stack:
+    async with watch_stop_signals() as stop, open_stack(settings) as stack:
         announce(stack.server, out)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 simulate, stack.executor, stack.publisher, options, random.Random(options.seed)
             )
-            received = await wait_for_stop_signal()
+            received = await stop.wait()
             log.info("stopping the demo", signal=received)
             stack.server.stop_accepting()
             nursery.cancel_scope.cancel()

@@ -14,7 +14,7 @@ from executor import Executor, JobFile, PriceTable, load_job_file, load_price_ta
 
 from ._config import ServerConfig
 from ._server import RuncastServer
-from ._stack import StackSettings, open_stack, wait_for_stop_signal
+from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
@@ -64,14 +64,16 @@ def announce(server: RuncastServer, out: TextIO) -> None:
     print(f"runcast: WebSocket at {server.websocket_url}", file=out, flush=True)
 
 
-async def _until_done_or_signal(executor: Executor, *, keep_serving: bool) -> str | None:
+async def _until_done_or_signal(
+    executor: Executor, stop: StopSignals, *, keep_serving: bool
+) -> str | None:
     """Wait for every task to end (and then forever with ``keep_serving``), or a signal."""
     received: str | None = None
     async with trio.open_nursery() as nursery:
 
         async def on_signal() -> None:
             nonlocal received
-            received = await wait_for_stop_signal()
+            received = await stop.wait()
             nursery.cancel_scope.cancel()
 
         async def on_done() -> None:
@@ -84,6 +86,30 @@ async def _until_done_or_signal(executor: Executor, *, keep_serving: bool) -> st
         nursery.start_soon(on_signal)
         nursery.start_soon(on_done)
     return received
+
+
+async def _run_stack(
+    settings: StackSettings,
+    job: JobFile,
+    options: RunOptions,
+    stop: StopSignals,
+    out: TextIO,
+    opened: list[Stack],
+) -> None:
+    async with open_stack(settings) as stack:
+        opened.append(stack)  # for the summary, even if a second signal cuts this short
+        announce(stack.server, out)
+        for spec in job.tasks:
+            stack.executor.submit_command(spec)
+        interrupted = await _until_done_or_signal(
+            stack.executor, stop, keep_serving=options.keep_serving
+        )
+        if interrupted is not None:
+            # New clients are refused at once; connected ones watch the tasks end,
+            # get the final update, then a 1001 close as the stack shuts down.
+            stack.server.stop_accepting()
+            log.warning("interrupted: cancelling tasks", signal=interrupted)
+            stack.executor.cancel_all(reason=f"interrupted by {interrupted}")
 
 
 async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
@@ -101,21 +127,16 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         budget_usd=settings.budget_usd,
         store=options.store,
     )
-    async with open_stack(settings) as stack:
-        announce(stack.server, out)
-        for spec in job.tasks:
-            stack.executor.submit_command(spec)
-        interrupted = await _until_done_or_signal(stack.executor, keep_serving=options.keep_serving)
-        if interrupted is not None:
-            # New clients are refused at once; connected ones watch the tasks end,
-            # get the final update, then a 1001 close as the stack shuts down.
-            stack.server.stop_accepting()
-            log.warning("interrupted: cancelling tasks", signal=interrupted)
-            stack.executor.cancel_all(reason=f"interrupted by {interrupted}")
+    opened: list[Stack] = []
+    async with watch_stop_signals() as stop:
+        await _run_stack(settings, job, options, stop, out, opened)
+    if not opened:  # a second signal cut the start-up short
+        return SIGNAL_EXIT.get(stop.received or "", EXIT_TASKS_DID_NOT_ALL_COMPLETE)
+    stack = opened[0]
     tasks = stack.executor.tasks()
     print(format_summary(tasks, stack.broadcaster.snapshot()), file=out, flush=True)
     if all(task.state == "completed" for task in tasks):
         return EXIT_OK  # with --keep-serving, a signal is the normal way to stop
-    if interrupted is not None:
-        return SIGNAL_EXIT.get(interrupted, EXIT_TASKS_DID_NOT_ALL_COMPLETE)
+    if stop.received is not None:
+        return SIGNAL_EXIT.get(stop.received, EXIT_TASKS_DID_NOT_ALL_COMPLETE)
     return EXIT_TASKS_DID_NOT_ALL_COMPLETE
