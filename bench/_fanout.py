@@ -123,7 +123,7 @@ async def measure(kind: str, subscribers: int, config: FanoutConfig) -> Run:
                 if index >= config.warmup:
                     rounds.append(measured)
             profile = None
-            if kind == "runcast" and subscribers == config.profile_size:
+            if kind.startswith("runcast") and subscribers == config.profile_size:
                 await server.ask({"cmd": "profile_start"})
                 for index in range(config.profile_rounds):
                     await trio.sleep(config.gap_seconds)
@@ -177,14 +177,15 @@ def _ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
     by_key = {(r["kind"], r["subscribers"]): r for r in runs}
     ratios: dict[str, Any] = {}
     for (kind, size), data in by_key.items():
-        if kind != "runcast":
+        if not kind.startswith("runcast"):
             continue
         cost = data["server_cpu_per_subscriber_seconds_median"]
         for baseline in ("websockets", "raw"):
             other = by_key.get((baseline, size))
             if other is not None:
                 base = other["server_cpu_per_subscriber_seconds_median"]
-                ratios.setdefault(f"cost_ratio_vs_{baseline}", {})[str(size)] = cost / base
+                key = f"{kind.replace('-', '_')}_cost_ratio_vs_{baseline}"
+                ratios.setdefault(key, {})[str(size)] = cost / base
     return {
         **ratios,
         "target_cost_ratio_vs_websockets": 1.5,
@@ -196,10 +197,9 @@ def report(result: dict[str, Any]) -> None:
     config = result["config"]
     rows = []
     for data in result["runs"]:
-        ratio = ""
-        if data["kind"] == "runcast":
-            value = result.get("cost_ratio_vs_websockets", {}).get(str(data["subscribers"]))
-            ratio = "" if value is None else f"{value:.2f}x"
+        key = f"{data['kind'].replace('-', '_')}_cost_ratio_vs_websockets"
+        value = result.get(key, {}).get(str(data["subscribers"]))
+        ratio = "" if value is None else f"{value:.2f}x"
         rows.append(
             (
                 f"{data['subscribers']:,}",
@@ -234,8 +234,9 @@ def report(result: dict[str, Any]) -> None:
         if data["profile"] is not None:
             emit(
                 table(
-                    f"Where runcast's fan-out time goes ({data['subscribers']:,} subscribers, "
-                    f"{config['profile_rounds']} rounds, cProfile self time in the server)",
+                    f"Where {data['kind']}'s fan-out time goes "
+                    f"({data['subscribers']:,} subscribers, {config['profile_rounds']} rounds, "
+                    "cProfile self time in the server)",
                     ("stage", "share"),
                     [(s, f"{v:.1%}") for s, v in data["profile"]["stage_share"].items()],
                 )

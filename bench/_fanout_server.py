@@ -31,7 +31,8 @@ from events import ExecutorPaused, ExecutorResumed, Publisher
 
 from ._report import raise_open_file_limit, rss_bytes
 
-KINDS = ("raw", "websockets", "runcast")
+#: ``runcast-push`` is runcast with the what-if of ``_push`` applied.
+KINDS = ("raw", "websockets", "runcast", "runcast-push")
 MAX_CONNECTIONS = 20_000
 BACKLOG = 4096
 
@@ -97,10 +98,10 @@ def main(argv: Sequence[str]) -> int:
         from ._websockets_server import serve_websockets
 
         serve_websockets(reference_frames())
-    elif kind == "runcast":
+    elif kind in ("runcast", "runcast-push"):
         from ._runcast_server import serve_runcast_bench
 
-        serve_runcast_bench()
+        serve_runcast_bench(push=kind == "runcast-push")
     else:
         raise SystemExit(f"unknown server kind {kind!r}; expected one of {KINDS}")
     return 0

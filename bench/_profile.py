@@ -31,6 +31,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cost (genai-prices)", ("genai_prices", "decimal", "pydantic")),
     ("executor", ("executor/",)),
     ("trio scheduler and I/O", ("trio/", "_trio", "outcome", "sniffio", "selectors", "epoll")),
+    ("direct socket writes (bench what-if)", ("bench/_push.py", "posix.write")),
     ("benchmark driver", ("bench/",)),
 )
 

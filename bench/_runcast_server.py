@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from functools import partial
 
 import trio
@@ -24,6 +25,7 @@ from executor import open_executor
 
 from ._fanout_server import say, stats
 from ._profile import summarize
+from ._push import push_writes
 
 
 async def _commands(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -80,5 +82,6 @@ async def _serve() -> None:
         nursery.cancel_scope.cancel()
 
 
-def serve_runcast_bench() -> None:
-    trio.run(_serve)
+def serve_runcast_bench(*, push: bool = False) -> None:
+    with push_writes() if push else nullcontext():
+        trio.run(_serve)
