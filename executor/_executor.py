@@ -23,9 +23,6 @@ from events import (
     ExecutorPaused,
     ExecutorResumed,
     Publisher,
-    TaskCancelled,
-    TaskCompleted,
-    TaskFailed,
     TaskQueued,
     TaskRetrying,
     TaskStarted,
@@ -51,7 +48,7 @@ from ._exceptions import (
     UnknownTaskError,
 )
 from ._states import TERMINAL_STATES, TaskInfo, as_actor
-from ._task import TaskFunction, TaskHandle, TaskRecord
+from ._task import EndState, TaskFunction, TaskHandle, TaskRecord
 
 log = structlog.get_logger("runcast.executor")
 
@@ -284,41 +281,15 @@ class Executor:
     def _end(
         self,
         record: TaskRecord,
-        state: str,
+        state: EndState,
         *,
         reason: str = "",
         error: BaseException | None = None,
     ) -> None:
         was_running = record.state == "running"
-        duration = max(0.0, trio.current_time() - record.attempt_started) if was_running else 0.0
-        if state == "completed":
-            record.move_to("completed")
-            event: Event = TaskCompleted(
-                task_id=record.task_id,
-                attempt=max(1, record.attempts),
-                duration_seconds=duration,
-                exit_code=record.exit_code,
-            )
-        elif state == "failed":
-            assert error is not None
-            record.move_to("failed")
-            record.failure = error
-            record.error = _describe(error)
-            event = TaskFailed(
-                task_id=record.task_id,
-                attempt=max(1, record.attempts),
-                error=record.error,
-                duration_seconds=duration,
-                exit_code=record.exit_code,
-                timed_out=isinstance(error, trio.TooSlowError),
-            )
-        else:
-            record.move_to("cancelled")
-            record.cancel_reason = record.cancel_reason or reason
-            record.error = truncate(reason)
-            event = TaskCancelled(
-                task_id=record.task_id, reason=truncate(reason), was_running=was_running
-            )
+        event = record.finish(
+            state, trio.current_time(), reason=reason, error=error, describe=_describe
+        )
         if was_running:
             self._running -= 1
         record.ended_at = self._publisher.clock()

@@ -7,8 +7,8 @@ of memory.  Such lines are reported as truncated and counted.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from time import perf_counter
 
 import attrs
 import trio
@@ -77,12 +77,12 @@ async def pump_lines(
         data = await stream.receive_some(READ_CHUNK)
         if not data:
             break
-        slice_end = time.perf_counter() + HANDLER_SLICE_SECONDS
+        slice_end = perf_counter() + HANDLER_SLICE_SECONDS
         for line, truncated in splitter.feed(data):
             handle(line, truncated)
             # One read can hold hundreds of lines; let other tasks run meanwhile.
-            if time.perf_counter() >= slice_end:
+            if perf_counter() >= slice_end:
                 await trio.lowlevel.checkpoint()
-                slice_end = time.perf_counter() + HANDLER_SLICE_SECONDS
+                slice_end = perf_counter() + HANDLER_SLICE_SECONDS
     for line, truncated in splitter.finish():
         handle(line, truncated)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
+
+from events import Event, TaskCancelled, TaskCompleted, TaskFailed, truncate
 
 from ._cost import TokenCounts
 from ._exceptions import TaskCancelledError, TaskFailedError
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from ._executor import Executor
 
 TaskFunction = Callable[..., Awaitable[Any]]
+EndState = Literal["completed", "failed", "cancelled"]
 
 
 @attrs.define(eq=False)
@@ -54,6 +57,43 @@ class TaskRecord:
     def move_to(self, target: TaskState) -> None:
         check_transition(self.task_id, self.state, target)
         self.state = target
+
+    def finish(
+        self,
+        state: EndState,
+        now: float,
+        *,
+        reason: str,
+        error: BaseException | None,
+        describe: Callable[[BaseException], str],
+    ) -> Event:
+        """Move to a final state; returns the event announcing it."""
+        was_running = self.state == "running"
+        duration = max(0.0, now - self.attempt_started) if was_running else 0.0
+        attempt = max(1, self.attempts)
+        self.move_to(state)
+        if state == "completed":
+            return TaskCompleted(
+                task_id=self.task_id,
+                attempt=attempt,
+                duration_seconds=duration,
+                exit_code=self.exit_code,
+            )
+        if state == "failed":
+            assert error is not None
+            self.failure = error
+            self.error = describe(error)
+            return TaskFailed(
+                task_id=self.task_id,
+                attempt=attempt,
+                error=self.error,
+                duration_seconds=duration,
+                exit_code=self.exit_code,
+                timed_out=isinstance(error, trio.TooSlowError),
+            )
+        self.cancel_reason = self.cancel_reason or reason
+        self.error = truncate(reason)
+        return TaskCancelled(task_id=self.task_id, reason=self.error, was_running=was_running)
 
     def info(self) -> TaskInfo:
         return TaskInfo(
