@@ -24,6 +24,15 @@ def check_budget(usd: float | None) -> float | None:
     return float(usd)
 
 
+def check_spent(usd: float) -> float:
+    """A finite USD amount >= 0 already spent; a clear error otherwise."""
+    if isinstance(usd, bool) or not isinstance(usd, int | float):
+        raise InvalidArgumentError(f"spent_usd must be a number, got {usd!r}")
+    if not math.isfinite(usd) or usd < 0:
+        raise InvalidArgumentError(f"spent_usd must be finite and >= 0, got {usd}")
+    return float(usd)
+
+
 @attrs.define
 class Budget:
     """Warns once per budget at 80 %, and reports exhaustion once per crossing."""

@@ -131,11 +131,22 @@ class Executor:
         priority: int = 0,
         model: str = "",
         provider: str | None = None,
+        attempts_used: int = 0,
     ) -> TaskHandle:
-        """Queue ``await fn(ctx, *args)``; higher ``priority`` starts first, then FIFO."""
+        """Queue ``await fn(ctx, *args)``; higher ``priority`` starts first, then FIFO.
+
+        ``attempts_used`` counts attempts made before this executor existed (a
+        resumed run): they count against ``retries`` like attempts made here.
+        """
         if self._closed:
             raise ExecutorClosedError("the executor is closed; tasks can no longer be submitted")
         task_id = check_submission(fn, task_id, self._tasks.keys(), timeout, retries, priority)
+        if (
+            isinstance(attempts_used, bool)
+            or not isinstance(attempts_used, int)
+            or attempts_used < 0
+        ):
+            raise InvalidArgumentError(f"attempts_used must be an int >= 0, got {attempts_used!r}")
         if name is None:
             name = getattr(fn, "__name__", "") or task_id
         record = TaskRecord(
@@ -149,6 +160,7 @@ class Executor:
             order=self._submitted,
             model=model,
             provider=provider,
+            attempts=attempts_used,
         )
         self._submitted += 1
         self._tasks[task_id] = record
@@ -158,7 +170,7 @@ class Executor:
         self._enqueue(record)
         return TaskHandle(self, record)
 
-    def submit_command(self, spec: CommandSpec) -> TaskHandle:
+    def submit_command(self, spec: CommandSpec, *, attempts_used: int = 0) -> TaskHandle:
         """Queue a subprocess task (see :class:`CommandSpec`)."""
         if not isinstance(spec, CommandSpec):
             raise InvalidArgumentError(f"expected a CommandSpec, got {spec!r}")
@@ -172,6 +184,7 @@ class Executor:
             priority=spec.priority,
             model=spec.model or "",
             provider=spec.provider,
+            attempts_used=attempts_used,
         )
 
     async def _run_command(self, ctx: TaskContext, spec: CommandSpec) -> int:

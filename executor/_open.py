@@ -9,7 +9,7 @@ import trio
 
 from events import Publisher
 
-from ._budget import Budget
+from ._budget import Budget, check_spent
 from ._checks import check_options
 from ._cost import CostCalculator, PriceTable
 from ._executor import Executor
@@ -26,14 +26,16 @@ async def open_executor(
     retry_backoff: float = 1.0,
     kill_grace: float = 5.0,
     suspend_on_pause: bool = False,
+    spent_usd: float = 0.0,
 ) -> AsyncIterator[Executor]:
     """Open an executor whose tasks run in a nursery this block owns.
 
     Leaving the block normally waits for every submitted task; leaving it with
-    an exception (or cancellation) cancels them all first.
+    an exception (or cancellation) cancels them all first. ``spent_usd`` is what
+    a resumed session had already spent: it counts against the budget at once.
     """
     check_options(concurrency, retry_backoff, kill_grace)
-    budget = Budget(budget_usd)
+    budget = Budget(budget_usd, spent=check_spent(spent_usd))
     # The body's own error is re-raised outside the nursery so callers see it
     # as raised, not wrapped in an ExceptionGroup by the nursery.
     body_error: BaseException | None = None
