@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 
 from . import _burst, _fanout, _ingest, _memory, _throughput
@@ -21,8 +23,12 @@ Runner = Callable[[Mode, Path], Awaitable[dict[str, Any]]]
 async def _throughput_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
     config = {
         "full": _throughput.ThroughputConfig(),
-        "quick": _throughput.ThroughputConfig(tasks=20_000, profile_tasks=5_000),
-        "smoke": _throughput.ThroughputConfig(tasks=300, batch=100, rounds=1, profile_tasks=100),
+        "quick": _throughput.ThroughputConfig(
+            tasks=20_000, profile_tasks=5_000, ablation_tasks=3_000, ablation_rounds=2
+        ),
+        "smoke": _throughput.ThroughputConfig(
+            tasks=300, batch=100, rounds=1, profile_tasks=100, ablation_tasks=100, ablation_rounds=1
+        ),
     }[mode]
     return await _throughput.main(config, results_dir)
 
@@ -109,8 +115,17 @@ async def _run_all(names: Sequence[str], mode: Mode, results_dir: Path) -> None:
         emit(f"({name}: {time.perf_counter() - started:.1f} s)")
 
 
+def _quiet_logs() -> None:
+    """runcast's own warnings (e.g. store back-pressure) still show, on stderr."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    _quiet_logs()
     mode: Mode = "quick" if args.quick else "smoke" if args.smoke else "full"
     names = args.only or list(BENCHMARKS)
     emit(f"machine: {Machine.current().describe()}")

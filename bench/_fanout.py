@@ -37,8 +37,8 @@ WS_PATH = "/ws"
 @attrs.frozen
 class FanoutConfig:
     sizes: tuple[int, ...] = (100, 1_000, 5_000)
-    rounds: int = 20
-    warmup: int = 3
+    rounds: int = 15
+    warmup: int = 2
     kinds: tuple[str, ...] = KINDS
     clients_per_process: int = 1_250
     gap_seconds: float = 0.15

@@ -7,10 +7,11 @@ a file, all in one nursery; the executor is opened by the caller inside it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Final
 
 import attrs
 import trio
@@ -21,18 +22,22 @@ from api._store_recorder import StoreRecorder, serve_store_recorder
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher
 
+#: The listeners ``runcast run`` attaches to the publisher; the ablation drops some.
+STAGES: Final = ("broadcaster", "metrics", "store")
+
 
 @attrs.define(eq=False)
 class Pipeline:
     publisher: Publisher
-    broadcaster: SessionBroadcaster
-    metrics: RuncastMetrics
-    store: SessionStore
-    recorder: StoreRecorder
     session_id: str
+    broadcaster: SessionBroadcaster | None = None
+    metrics: RuncastMetrics | None = None
+    recorder: StoreRecorder | None = None
 
     def check_stored(self) -> None:
         """After the pipeline closed: everything recorded reached the store file."""
+        if self.recorder is None:
+            return
         if self.recorder.failure is not None:
             raise self.recorder.failure
         if self.recorder.pending:
@@ -40,34 +45,46 @@ class Pipeline:
 
 
 @asynccontextmanager
-async def open_pipeline(store_path: Path, *, interval: float = 10.0) -> AsyncIterator[Pipeline]:
+async def open_pipeline(
+    store_path: Path, *, interval: float = 10.0, stages: Collection[str] = STAGES
+) -> AsyncIterator[Pipeline]:
     """Everything but the executor; leaving the block flushes and closes the store.
 
     The recorder's final flush runs as its service is cancelled, so the block
-    exits only once every event is written.
+    exits only once every event is written.  ``stages`` picks which listeners
+    run (all of them unless an ablation asks for fewer).
     """
-    session_id = uuid.uuid4().hex
-    publisher = Publisher()
-    metrics = RuncastMetrics(CollectorRegistry(), publisher)
-    store = SessionStore.open(store_path)
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown pipeline stages {sorted(unknown)}; expected some of {STAGES}")
+    pipeline = Pipeline(Publisher(), uuid.uuid4().hex)
+    publisher = pipeline.publisher
+    store = SessionStore.open(store_path) if "store" in stages else None
     try:
-        store.begin_session(session_id)
+        if "metrics" in stages:
+            pipeline.metrics = RuncastMetrics(CollectorRegistry(), publisher)
+        if store is not None:
+            store.begin_session(pipeline.session_id)
         async with trio.open_nursery() as nursery:
-            broadcaster = await nursery.start(
-                partial(
-                    serve_broadcaster,
-                    publisher,
-                    metrics=metrics,
-                    interval=interval,
-                    session_id=session_id,
+            if "broadcaster" in stages:
+                pipeline.broadcaster = await nursery.start(
+                    partial(
+                        serve_broadcaster,
+                        publisher,
+                        metrics=pipeline.metrics,
+                        interval=interval,
+                        session_id=pipeline.session_id,
+                    )
                 )
-            )
-            recorder = await nursery.start(
-                partial(serve_store_recorder, store, publisher, session_id=session_id)
-            )
-            yield Pipeline(publisher, broadcaster, metrics, store, recorder, session_id)
+            if store is not None:
+                pipeline.recorder = await nursery.start(
+                    partial(serve_store_recorder, store, publisher, session_id=pipeline.session_id)
+                )
+            yield pipeline
             nursery.cancel_scope.cancel()
     finally:
-        metrics.close()
+        if pipeline.metrics is not None:
+            pipeline.metrics.close()
         publisher.close()
-        store.close()
+        if store is not None:
+            store.close()

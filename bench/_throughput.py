@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
+from events import Published, TaskCompleted
 from executor import TaskContext, open_executor
 
-from ._pipeline import open_pipeline
+from ._pipeline import STAGES, open_pipeline
 from ._profile import StageProfile, profiled
 from ._report import emit, median, table, write_result
 
@@ -31,6 +33,8 @@ class ThroughputConfig:
     batch: int = 1_000
     rounds: int = 3
     profile_tasks: int = 20_000
+    ablation_tasks: int = 10_000
+    ablation_rounds: int = 3
 
 
 async def _noop_task(ctx: TaskContext) -> None:
@@ -67,9 +71,19 @@ class PipelineTiming:
     store_flushes: int
 
 
-async def run_pipeline(config: ThroughputConfig, directory: Path) -> PipelineTiming:
+async def run_pipeline(
+    config: ThroughputConfig, directory: Path, stages: Collection[str] = STAGES
+) -> PipelineTiming:
     await trio.Path(directory).mkdir(parents=True, exist_ok=True)
-    async with open_pipeline(directory / "throughput.db") as pipeline:
+    completed = 0
+
+    def count_completions(item: Published) -> None:
+        nonlocal completed
+        if isinstance(item.event, TaskCompleted):
+            completed += 1
+
+    async with open_pipeline(directory / "throughput.db", stages=stages) as pipeline:
+        pipeline.publisher.add_listener(count_completions)
         start = time.perf_counter()
         async with open_executor(pipeline.publisher, concurrency=config.concurrency) as executor:
             for index in range(config.tasks):
@@ -79,16 +93,43 @@ async def run_pipeline(config: ThroughputConfig, directory: Path) -> PipelineTim
         done = time.perf_counter() - start
     stored = time.perf_counter() - start
     pipeline.check_stored()
-    completed = pipeline.broadcaster.aggregate.ended("completed")
     if completed != config.tasks:
-        raise RuntimeError(f"expected {config.tasks} completed tasks, aggregate has {completed}")
+        raise RuntimeError(f"expected {config.tasks} completed tasks, {completed} completed")
+    if pipeline.broadcaster is not None:
+        aggregated = pipeline.broadcaster.aggregate.ended("completed")
+        if aggregated != config.tasks:
+            raise RuntimeError(f"the session aggregate counts {aggregated} completed tasks")
     return PipelineTiming(
         tasks_done_seconds=done,
         stored_seconds=stored,
         events_published=pipeline.publisher.published_total,
-        session_updates=sum(pipeline.broadcaster.updates_sent.values()),
-        store_flushes=pipeline.recorder.flushes,
+        session_updates=(
+            0 if pipeline.broadcaster is None else sum(pipeline.broadcaster.updates_sent.values())
+        ),
+        store_flushes=0 if pipeline.recorder is None else pipeline.recorder.flushes,
     )
+
+
+#: Ablation steps: each adds one listener to the one before.
+ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("executor + publisher", ()),
+    ("+ broadcaster", ("broadcaster",)),
+    ("+ metrics", ("broadcaster", "metrics")),
+    ("+ store (full pipeline)", STAGES),
+)
+
+
+async def _ablation(config: ThroughputConfig, directory: Path) -> dict[str, float]:
+    """Median tasks/s with the listeners added one at a time (``ablation_tasks`` each)."""
+    small = attrs.evolve(config, tasks=config.ablation_tasks)
+    samples: dict[str, list[float]] = {"bare nursery": []}
+    for round_index in range(config.ablation_rounds):
+        samples["bare nursery"].append(small.tasks / await run_bare(small))
+        for name, stages in ABLATION:
+            where = directory / f"{round_index}-{name.replace(' ', '_')}"
+            timing = await run_pipeline(small, where, stages)
+            samples.setdefault(name, []).append(small.tasks / timing.stored_seconds)
+    return {name: median(rates) for name, rates in samples.items()}
 
 
 async def run(config: ThroughputConfig) -> dict[str, Any]:
@@ -104,7 +145,8 @@ async def run(config: ThroughputConfig) -> dict[str, Any]:
                 full.append(await run_pipeline(config, Path(tmp) / f"r{round_index}"))
                 bare.append(await run_bare(config))
         profile = await _profile(config, Path(tmp) / "profile")
-    return _summarize(config, bare, full, profile)
+        ablation = await _ablation(config, Path(tmp) / "ablation")
+    return _summarize(config, bare, full, profile, ablation)
 
 
 async def _profile(config: ThroughputConfig, directory: Path) -> StageProfile:
@@ -120,6 +162,7 @@ def _summarize(
     bare: list[float],
     full: list[PipelineTiming],
     profile: StageProfile,
+    ablation: dict[str, float],
 ) -> dict[str, Any]:
     bare_rate = [config.tasks / seconds for seconds in bare]
     done_rate = [config.tasks / timing.tasks_done_seconds for timing in full]
@@ -139,7 +182,20 @@ def _summarize(
         "session_updates_per_run": full[0].session_updates,
         "store_flushes_per_run": full[0].store_flushes,
         "profile": profile.as_dict(),
+        "ablation_tasks_per_second": ablation,
+        "ablation_microseconds_per_task": _per_task_costs(ablation),
     }
+
+
+def _per_task_costs(rates: dict[str, float]) -> dict[str, float]:
+    """What each step adds per task, in microseconds (the first: the bare nursery's own)."""
+    costs: dict[str, float] = {}
+    previous = 0.0
+    for name, rate in rates.items():
+        per_task = 1e6 / rate
+        costs[name] = per_task - previous
+        previous = per_task
+    return costs
 
 
 def report(result: dict[str, Any]) -> None:
@@ -159,6 +215,18 @@ def report(result: dict[str, Any]) -> None:
             f"(target: ratio >= {result['target_ratio']})",
             ("pipeline", "tasks/s", "ratio"),
             rows,
+        )
+    )
+    costs = result["ablation_microseconds_per_task"]
+    emit(
+        table(
+            f"What each stage adds ({config['ablation_tasks']:,} tasks, listeners added one "
+            f"at a time, median of {config['ablation_rounds']} rounds)",
+            ("step", "tasks/s", "adds us/task"),
+            [
+                (name, rate, costs[name])
+                for name, rate in result["ablation_tasks_per_second"].items()
+            ],
         )
     )
     shares = result["profile"]["stage_share"]

@@ -45,6 +45,13 @@ async def test_throughput_ingest_and_burst_benchmarks_run(tmp_path: Path) -> Non
     assert throughput["median_bare_tasks_per_second"] > 0
     assert throughput["median_ratio"] > 0
     assert sum(throughput["profile"]["stage_share"].values()) == pytest.approx(1.0)
+    assert list(throughput["ablation_tasks_per_second"]) == [
+        "bare nursery",
+        "executor + publisher",
+        "+ broadcaster",
+        "+ metrics",
+        "+ store (full pipeline)",
+    ]
 
     ingest = _load(tmp_path, "usage_ingestion")
     assert ingest["median_records_per_second"] > 0
