@@ -10,43 +10,35 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TextIO, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 import trio
 
 from ._client_view import (
-    SessionView,
     TaskRow,
     format_session_line,
-    format_task_line,
     format_task_table,
     format_usd,
 )
+from ._client_watch import Screen, watch
 from ._clients import (
     DEFAULT_URL,
     EXIT_ERROR_REPLY,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
-    AuthRefusedError,
-    Backoff,
     ClientError,
-    ProtocolError,
-    RuncastClient,
     ServerUnreachableError,
-    fetch_json,
+    fetch_tasks,
     open_client,
 )
 
 TOKEN_ENV = "RUNCAST_TOKEN"
 DEFAULT_TIMEOUT = 10.0
-REDRAW_INTERVAL = 1.0
-MIN_REDRAW_GAP = 0.1
 # The help keeps the exit-code table as written, so descriptions are wrapped by hand.
 DESCRIPTION_WIDTH = 78
 EXIT_INTERRUPTED = 130
@@ -64,15 +56,6 @@ exit codes:
 
 
 # -- one-shot commands ------------------------------------------------------
-
-
-async def fetch_tasks(url: str, token: str | None) -> list[dict[str, Any]]:
-    """``GET /api/tasks`` as a list of row objects."""
-    body = await fetch_json(url, "/api/tasks", token=token)
-    rows = body.get("tasks") if isinstance(body, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ProtocolError(f"{url}: /api/tasks did not answer {{'tasks': [objects]}}")
-    return rows
 
 
 async def fetch_status(url: str, token: str | None) -> dict[str, Any]:
@@ -108,122 +91,6 @@ def describe_result(reply: dict[str, Any]) -> str:
     task_id = reply.get("task_id")
     target = f" {task_id}" if isinstance(task_id, str) and task_id != "*" else ""
     return f"{action}{target}: {reply.get('status', '?')}"
-
-
-# -- watch ------------------------------------------------------------------
-
-
-class Screen:
-    """Where ``watch`` writes: redrawn in place on a terminal, appended lines otherwise."""
-
-    def __init__(self, out: TextIO, *, redraw: bool) -> None:
-        self.out = out
-        self.redraw = redraw
-        self.status = ""
-
-    def note(self, text: str) -> None:
-        """A connection or event notice: a line when piped, the header on a terminal."""
-        self.status = text
-        if not self.redraw:
-            self._write(text)
-
-    def line(self, text: str) -> None:
-        if not self.redraw:
-            self._write(text)
-
-    def draw(self, url: str, view: SessionView, now: float) -> None:
-        if not self.redraw:
-            return
-        height = shutil.get_terminal_size().lines
-        lines = [f"runcast watch {url} - {self.status}"]
-        if view.session is not None:
-            stale = "  [stale]" if view.stale else ""
-            lines.append(format_session_line(view.session, view.duration(now)) + stale)
-        running = view.running()
-        lines.append(f"running tasks: {len(running)}")
-        moment = datetime.now(UTC)
-        shown = running[: max(0, height - len(lines) - 1)]
-        lines.extend(format_task_line(row, moment) for row in shown)
-        if len(shown) < len(running):
-            lines.append(f"... and {len(running) - len(shown)} more")
-        # Home the cursor, clear the screen below it, then draw.
-        self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
-        self.out.flush()
-
-    def _write(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
-
-
-async def watch(
-    url: str,
-    token: str | None,
-    screen: Screen,
-    *,
-    backoff: Backoff | None = None,
-    max_reconnects: int | None = None,
-) -> None:
-    """Follow the session until cancelled, reconnecting with backoff after the first connect.
-
-    Failing to connect at all raises (the CLI exits 3); a refused token always raises.
-    ``max_reconnects`` bounds the retries (None: forever).
-    """
-    backoff = backoff or Backoff()
-    view = SessionView()
-    connected_once = False
-    reconnects = 0
-    while True:
-        try:
-            async with open_client(url, token=token) as client:
-                connected_once = True
-                screen.note(f"connected to {url}")
-                await _follow(client, url, token, view, screen, backoff)
-        except AuthRefusedError:
-            raise
-        except ServerUnreachableError as exc:
-            if not connected_once or (max_reconnects is not None and reconnects >= max_reconnects):
-                raise
-            view.mark_stale()
-            reconnects += 1
-            delay = backoff.next_delay()
-            screen.note(f"disconnected ({exc}); reconnecting in {delay:.1f}s")
-            screen.draw(url, view, trio.current_time())
-            await trio.sleep(delay)
-
-
-async def _follow(
-    client: RuncastClient,
-    url: str,
-    token: str | None,
-    view: SessionView,
-    screen: Screen,
-    backoff: Backoff,
-) -> None:
-    if view.needs_resync:
-        view.load_tasks(await fetch_tasks(url, token))
-    frame: dict[str, Any] = {"type": "subscribe", "task_id": "*"}
-    if view.last_seq is not None:
-        frame["since"] = view.last_seq
-    await client.send(frame)
-    last_draw = -math.inf
-    while True:
-        with trio.move_on_after(REDRAW_INTERVAL):
-            received = await client.receive()
-            if received["type"] == "subscribed":
-                backoff.reset()
-            notice = view.apply(received, trio.current_time())
-            if notice is not None:
-                screen.line(notice)
-            if received.get("event") == "session_update":
-                duration = view.duration(view.session_received_at)
-                screen.line(format_session_line(view.session or {}, duration))
-            if view.needs_resync:
-                view.load_tasks(await fetch_tasks(url, token))
-        # A busy stream would otherwise repaint the terminal for every frame.
-        now = trio.current_time()
-        if now - last_draw >= MIN_REDRAW_GAP:
-            screen.draw(url, view, now)
-            last_draw = now
 
 
 # -- argparse wiring --------------------------------------------------------

@@ -32,6 +32,7 @@ from ._exceptions import ApiError
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 CONNECT_TIMEOUT = 5.0
 CANCELLED_CLOSE_WAIT = 0.1
+HTTP_TIMEOUT = 10.0
 MAX_FRAME = 1 << 20
 MAX_HTTP_BODY = 16 << 20
 # Frames the client skips while waiting for a reply (events of a live subscription).
@@ -320,6 +321,19 @@ async def _http_get(
                 raise h11.RemoteProtocolError(f"body larger than {MAX_HTTP_BODY} bytes")
         elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
             return status, bytes(body)
+
+
+async def fetch_tasks(url: str, token: str | None) -> list[dict[str, Any]]:
+    """``GET /api/tasks`` as a list of row objects, within ``HTTP_TIMEOUT``."""
+    with trio.move_on_after(HTTP_TIMEOUT):
+        body = await fetch_json(url, "/api/tasks", token=token)
+        rows = body.get("tasks") if isinstance(body, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise ProtocolError(f"{url}: /api/tasks did not answer {{'tasks': [objects]}}")
+        return rows
+    raise ServerUnreachableError(
+        f"{http_url(url, '/api/tasks')}: no answer within {HTTP_TIMEOUT:g}s"
+    )
 
 
 @attrs.define

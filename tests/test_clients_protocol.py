@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,12 +17,23 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+import trio.testing
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketRequest,
+    serve_websocket,
+    wrap_client_stream,
+    wrap_server_stream,
+)
 
 from api._client_cli import _bounded, register
+from api._client_view import SessionView
+from api._client_watch import DEAD_AFTER, REDRAW_INTERVAL, Screen, _Follower
 from api._clients import (
     AuthRefusedError,
+    Backoff,
     ErrorReplyError,
+    RuncastClient,
     ServerUnreachableError,
     open_client,
 )
@@ -205,3 +217,35 @@ async def test_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         with trio.fail_after(10):
             assert await run_cli(["pause", url]) == 0
     assert headers[0][b"authorization"] == b"Bearer from-env"
+
+
+async def test_watch_pings_a_quiet_server_then_gives_it_up(autojump_clock: trio.abc.Clock) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    seen: list[dict[str, Any]] = []
+
+    async def silent_server() -> None:
+        async with trio.open_nursery() as nursery:
+            request = await wrap_server_stream(nursery, server_stream)
+            ws = await request.accept()
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    seen.append(json.loads(await ws.get_message()))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(silent_server)
+        ws = await wrap_client_stream(nursery, client_stream, "h", "/ws")  # type: ignore[arg-type]
+        view = SessionView(needs_resync=False)
+        follower = _Follower(
+            RuncastClient("ws://h/ws", ws),
+            "ws://h/ws",
+            None,
+            view,
+            Screen(io.StringIO(), redraw=False),
+            Backoff(),
+        )
+        started = trio.current_time()
+        with pytest.raises(ServerUnreachableError, match="no answer for 45s"):
+            await follower.run()
+        assert trio.current_time() - started == pytest.approx(DEAD_AFTER, abs=REDRAW_INTERVAL)
+        nursery.cancel_scope.cancel()
+    assert seen == [{"type": "subscribe", "task_id": "*"}, {"type": "ping"}]

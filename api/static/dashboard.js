@@ -21,6 +21,10 @@
     task_failed: "failed",
     task_cancelled: "cancelled",
   };
+  // A quiet connection is probed with a ping; one silent for longer is taken for dead
+  // (a server that vanished without closing TCP would otherwise leave us waiting).
+  const PING_AFTER_MS = 15000;
+  const DEAD_AFTER_MS = 45000;
   const FINISHED = new Set(["completed", "failed", "cancelled"]);
   const TOKEN_FIELDS = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"];
 
@@ -41,6 +45,8 @@
     pending: [],
     reconnectTimer: null,
     renderTimer: null,
+    lastFrameAt: 0,
+    pinged: false,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -70,10 +76,14 @@
     }
     state.ws = ws;
     ws.onopen = () => {
+      state.lastFrameAt = performance.now();
+      state.pinged = false;
       subscribe(ws, state.lastSeq);
       if (state.needsResync) loadTasks();
     };
     ws.onmessage = (message) => {
+      state.lastFrameAt = performance.now();
+      state.pinged = false;
       let frame;
       try {
         frame = JSON.parse(message.data);
@@ -84,12 +94,32 @@
     };
     ws.onclose = (event) => {
       if (state.ws !== ws) return;
-      state.ws = null;
-      state.connected = false;
-      state.subscribing = false;
-      markStale();
-      scheduleReconnect(event.code === 1000 ? "closed by server" : `closed (${event.code})`);
+      dropConnection(event.code === 1000 ? "closed by server" : `closed (${event.code})`);
     };
+  }
+
+  function dropConnection(why) {
+    const ws = state.ws;
+    state.ws = null;
+    state.connected = false;
+    state.subscribing = false;
+    if (ws) {
+      ws.onmessage = null; // a dropped connection's late frames must not count as fresh
+      if (ws.readyState <= WebSocket.OPEN) ws.close();
+    }
+    markStale();
+    scheduleReconnect(why);
+  }
+
+  function checkAlive() {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+    const quiet = performance.now() - state.lastFrameAt;
+    if (quiet >= DEAD_AFTER_MS) {
+      dropConnection(`no answer for ${Math.round(quiet / 1000)}s`);
+    } else if (quiet >= PING_AFTER_MS && !state.pinged) {
+      state.pinged = true;
+      state.ws.send(JSON.stringify({ type: "ping" }));
+    }
   }
 
   function subscribe(ws, since) {
@@ -451,7 +481,10 @@
       send({ type: "command", action: "resume", task_id: "*" });
     });
     // Duration and elapsed times tick between updates.
-    setInterval(render, 1000);
+    setInterval(() => {
+      checkAlive();
+      render();
+    }, 1000);
     connect();
   }
 

@@ -22,7 +22,8 @@ import structlog
 import trio
 from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
 
-from api._client_cli import Screen, register, watch
+from api._client_cli import register
+from api._client_watch import Screen, watch
 from api._clients import Backoff
 
 pytestmark = pytest.mark.integration
