@@ -212,6 +212,12 @@ class SessionStore:
         except sqlite3.Error as exc:
             raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
 
+    def mark_interrupted(self, session_id: str, task_ids: Iterable[str]) -> None:
+        """Tasks that were running when their process died."""
+        rows = [(session_id, task_id) for task_id in task_ids]
+        sql = "UPDATE tasks SET state = 'interrupted' WHERE session_id = ? AND task_id = ?"
+        self._write([(sql, row) for row in rows], raw=True)
+
     def prune_events(self, session_id: str, *, keep: int) -> int:
         """Drop all but the newest ``keep`` history events of a session."""
         cursor = self.conn.execute(
@@ -341,7 +347,8 @@ class SessionStore:
     def find_resumable(self, job_key: str) -> str | None:
         """The newest unfinished session of the same job, if any."""
         row = self.conn.execute(
-            "SELECT session_id FROM sessions WHERE job_key = ? AND status = 'running' "
+            "SELECT session_id FROM sessions WHERE job_key = ? "
+            "AND status IN ('running', 'interrupted') "
             "ORDER BY created_at DESC, rowid DESC LIMIT 1",
             (job_key,),
         ).fetchone()

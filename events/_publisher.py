@@ -173,6 +173,9 @@ class Publisher:
         if self.history_size < 1 or self.buffer_size < 1:
             raise ValueError("history_size and buffer_size must be >= 1")
         self._history = deque()
+        # A publisher continuing a stored session starts after its last seq;
+        # replays from before that are announced as a history gap.
+        self._evicted_through = self.last_seq
 
     # -- publishing --------------------------------------------------------
     def _stamp(self, event: Event) -> Published:

@@ -268,3 +268,13 @@ def test_deliver_to_one_subscriber_only() -> None:
     assert len(target) == 1
     assert len(other) == 0
     assert publisher.history_since(0) == []
+
+
+def test_publisher_continuing_a_session_announces_older_history_as_gone() -> None:
+    publisher = Publisher(last_seq=500)
+    publisher.publish(_line("a", 0))
+    items = _drain(publisher.subscribe("*", since=450))
+    gap = items[0]
+    assert isinstance(gap, Gap)
+    assert (gap.first_seq, gap.last_seq, gap.reason) == (451, 500, "history")
+    assert _seqs(items[1:]) == [501]

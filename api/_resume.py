@@ -1,0 +1,120 @@
+"""Which session a ``runcast run`` writes to, and what a resumed one carries on from.
+
+A run of a job file continues the newest unfinished session of the same job
+(same task ids) unless ``--fresh``: completed tasks are not run again, failed
+ones and ones an operator cancelled keep their outcome, and the rest run, with
+the attempts they already made counting against their retries. Tasks that were
+running when the process died are marked ``interrupted`` (that attempt counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+
+import attrs
+
+from events import SessionUpdate, parse_time
+from executor import CommandSpec, JobFile
+
+from ._store import SessionStore, TaskRecord
+
+# Cancellation reasons of a run that was stopped, not of an operator's decision.
+_STOPPED_REASONS = ("interrupted by", "executor stopped")
+KEPT_OUTCOMES = frozenset(("completed", "failed", "cancelled"))
+
+
+def _task_id(spec: CommandSpec) -> str:
+    # load_job_file gives every task an id (generated ones are stable per file).
+    if spec.id is None:
+        raise ValueError("job file task without an id")
+    return spec.id
+
+
+def job_key(job: JobFile) -> str:
+    """Identifies "the same job": the set of its task ids."""
+    ids = "\n".join(sorted(_task_id(spec) for spec in job.tasks))
+    return hashlib.sha256(ids.encode()).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class SessionPlan:
+    """What to run in a session and what it starts from."""
+
+    session_id: str
+    resumed: bool
+    to_run: tuple[tuple[CommandSpec, int], ...]  # (task, attempts already used)
+    kept_outcomes: Mapping[str, str] = attrs.field(factory=dict)  # task id -> final state
+    previous: SessionUpdate | None = None
+    last_seq: int = 0
+    spent_usd: float = 0.0
+    is_paused: bool = False
+    budget_usd: float | None = None
+
+
+def _stopped(task: TaskRecord) -> bool:
+    return task.state == "cancelled" and (task.error or "").startswith(_STOPPED_REASONS)
+
+
+def _keeps_outcome(task: TaskRecord) -> bool:
+    return task.state in KEPT_OUTCOMES and not _stopped(task)
+
+
+def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> SessionPlan:
+    """Begin a new session, or plan the continuation of the job's unfinished one."""
+    key = job_key(job)
+    session_id = None if fresh else store.find_resumable(key)
+    if session_id is None:
+        session_id = uuid.uuid4().hex
+        store.begin_session(session_id, job_key=key, job_path=job.path)
+        return SessionPlan(
+            session_id=session_id,
+            resumed=False,
+            to_run=tuple((spec, 0) for spec in job.tasks),
+            budget_usd=job.budget_usd,
+        )
+    stored = {task.task_id: task for task in store.tasks(session_id)}
+    interrupted = [task_id for task_id, task in stored.items() if task.state == "running"]
+    store.mark_interrupted(session_id, interrupted)
+    kept: dict[str, str] = {}
+    to_run: list[tuple[CommandSpec, int]] = []
+    for spec in job.tasks:
+        task = stored.get(_task_id(spec))
+        if task is not None and _keeps_outcome(task):
+            kept[task.task_id] = task.state
+        else:
+            to_run.append((spec, 0 if task is None else task.attempts))
+    session = store.session(session_id)
+    usage = session.usage
+    outcomes = list(kept.values())
+    budget = session.budget_usd
+    previous = SessionUpdate(
+        session_id=session_id,
+        started_at=None if session.started_at is None else parse_time(session.started_at),
+        duration_seconds=int(session.duration_seconds),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        total_tokens=usage.total_tokens,
+        estimated_cost_usd=usage.cost_usd,
+        unpriced_tokens=usage.unpriced_tokens,
+        tasks_completed=outcomes.count("completed"),
+        tasks_failed=outcomes.count("failed"),
+        tasks_cancelled=outcomes.count("cancelled"),
+        is_paused=session.is_paused,
+        budget_usd=budget,
+        budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
+    )
+    return SessionPlan(
+        session_id=session_id,
+        resumed=True,
+        to_run=tuple(to_run),
+        kept_outcomes=kept,
+        previous=previous,
+        last_seq=store.last_seq(session_id),
+        spent_usd=usage.cost_usd,
+        is_paused=session.is_paused,
+        budget_usd=budget,
+    )
