@@ -295,7 +295,7 @@ async def test_flush_happens_at_least_every_quarter_second(
         nursery.cancel_scope.cancel()
     assert len(flushed_at) == 5
     for published, flushed in zip(published_at, flushed_at, strict=True):
-        assert 0 < flushed - published <= 0.25
+        assert 0 <= flushed - published <= 0.25
     assert store.usage_totals(SID).input_tokens == 0 + 1 + 2 + 3 + 4
 
 
