@@ -45,6 +45,8 @@
     pending: [],
     reconnectTimer: null,
     renderTimer: null,
+    retryText: "",
+    refused: null, // the HTTP status of the last refusal, until a connection is accepted
     lastFrameAt: 0,
     pinged: false,
   };
@@ -66,7 +68,10 @@
   // -- connection --------------------------------------------------------------
   function connect() {
     state.reconnectTimer = null;
-    setConn("connecting", state.attempt ? `reconnecting (attempt ${state.attempt})…` : "connecting…");
+    // A refusal stays on show while retrying; it only clears once a connection is accepted.
+    if (state.refused === null) {
+      setConn("connecting", state.attempt ? `reconnecting (attempt ${state.attempt})…` : "connecting…");
+    }
     let ws;
     try {
       ws = new WebSocket(wsUrl());
@@ -92,9 +97,15 @@
       }
       if (frame && typeof frame === "object") handleFrame(frame);
     };
+    let opened = false;
+    ws.addEventListener("open", () => {
+      opened = true;
+    });
     ws.onclose = (event) => {
       if (state.ws !== ws) return;
       dropConnection(event.code === 1000 ? "closed by server" : `closed (${event.code})`);
+      // Browsers do not say why a handshake failed; ask over HTTP whether it was the token.
+      if (!opened) probeRefusal();
     };
   }
 
@@ -133,10 +144,29 @@
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** Math.min(state.attempt, 20));
     const delay = Math.min(BACKOFF_MAX_MS, base * (0.8 + 0.4 * Math.random()));
     state.attempt += 1;
-    setConn("disconnected", `disconnected (${why}); retrying in ${(delay / 1000).toFixed(1)}s`);
+    state.retryText = `retrying in ${(delay / 1000).toFixed(1)}s`;
+    if (state.refused !== null) showRefused();
+    else setConn("disconnected", `disconnected (${why}); ${state.retryText}`);
     render();
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  async function probeRefusal() {
+    let status;
+    try {
+      status = (await fetch(withToken("api/session"), { cache: "no-store" })).status;
+    } catch (err) {
+      return; // unreachable: the "disconnected" status already says so
+    }
+    if (status === 401 || status === 403) {
+      state.refused = status;
+      if (!state.ws) showRefused();
+    }
+  }
+
+  function showRefused() {
+    setConn("refused", `refused (${state.refused}): check the ?token= of this page; ${state.retryText}`);
   }
 
   function setConn(kind, text) {
@@ -157,6 +187,7 @@
   function handleFrame(frame) {
     switch (frame.type) {
       case "subscribed":
+        state.refused = null;
         state.subscribing = false;
         state.connected = true;
         state.attempt = 0;

@@ -66,12 +66,17 @@ class LiveStack:
 
 @asynccontextmanager
 async def live_stack(
-    *, port: int = 0, tokens: bool = False, interval: float = 0.2, budget_usd: float | None = None
+    *,
+    port: int = 0,
+    tokens: bool = False,
+    operator_token: str = OPERATOR_TOKEN,
+    interval: float = 0.2,
+    budget_usd: float | None = None,
 ) -> AsyncIterator[LiveStack]:
-    """Serve on ``port``; with ``tokens``, OPERATOR_TOKEN and VIEWER_TOKEN are required."""
+    """Serve on ``port``; with ``tokens``, ``operator_token`` or VIEWER_TOKEN is required."""
     config = ServerConfig(
         port=port,
-        auth_tokens=(OPERATOR_TOKEN,) if tokens else (),
+        auth_tokens=(operator_token,) if tokens else (),
         viewer_tokens=(VIEWER_TOKEN,) if tokens else (),
         close_timeout=0.5,
     )

@@ -136,3 +136,22 @@ async def test_reconnects_and_clears_the_stale_mark_after_a_restart(page: Page) 
             assert await page.evaluate(f"{by_id('tasks')}.dataset.stale") == "false"
             # The old server's task is not shown as if it belonged to the new session.
             assert await page.evaluate("document.querySelector('tr[data-task-id=\"t1\"]')") is None
+
+
+async def test_says_when_a_restarted_server_refuses_the_token(page: Page) -> None:
+    with trio.fail_after(90):
+        async with live_stack(tokens=True) as stack:
+            port = stack.port
+            await open_dashboard(page, stack)
+        # Back on the same port, but with a rotated operator token.
+        async with live_stack(tokens=True, port=port, operator_token="rotated-secret"):
+            await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'refused'")
+            text = await page.text("#conn-status")
+            assert text.startswith("refused (401): check the ?token= of this page; retrying in "), (
+                text
+            )
+            assert await page.evaluate(f"{by_id('session')}.dataset.stale") == "true"
+        # The operator puts the page's token back: the refusal clears on its own.
+        async with live_stack(tokens=True, port=port):
+            await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'connected'")
+            await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
