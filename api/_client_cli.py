@@ -108,15 +108,14 @@ def _budget_amount(text: str) -> float | None:
     return amount
 
 
-def _add_common(parser: argparse.ArgumentParser, *, url: bool = True) -> None:
-    if url:
-        parser.add_argument(
-            "url",
-            nargs="?",
-            default=DEFAULT_URL,
-            metavar="URL",
-            help=f"the server's WebSocket URL (default: {DEFAULT_URL})",
-        )
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url",
+        nargs="?",
+        default=DEFAULT_URL,
+        metavar="URL",
+        help=f"the server's WebSocket URL (default: {DEFAULT_URL})",
+    )
     parser.add_argument(
         "--token",
         default=None,
