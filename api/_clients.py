@@ -74,6 +74,10 @@ def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ClientError(f"URL must look like ws://HOST:PORT/ws, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError as exc:
+        raise ClientError(f"URL {url!r}: {exc}") from exc
 
 
 def http_url(ws_url: str, path: str) -> str:
