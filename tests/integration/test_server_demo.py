@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 from _api_support import RawWebSocket, http_get
-from _runcast_process import start_runcast
+from _runcast_process import run_to_end, start_runcast
 from prometheus_client.parser import text_string_to_metric_families
 from wsproto.events import CloseConnection, TextMessage
 
@@ -74,3 +74,17 @@ async def test_demo_serves_live_updates_obeys_and_stops_cleanly(
             assert await demo.wait() == 0
     assert "dashboard at http://127.0.0.1:" in demo.output
     assert "stopping the demo" in demo.stderr.decode()
+
+
+async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with trio.fail_after(TIMEOUT):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        try:
+            code, out, err = await run_to_end("demo", "--port", str(port), cwd=tmp_path)
+        finally:
+            for listener in listeners:
+                await listener.aclose()
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in err
+    assert "dashboard at" not in out
