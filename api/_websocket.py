@@ -9,6 +9,9 @@ reaching the publisher or other clients.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import attrs
 import structlog
 import trio
@@ -64,23 +67,20 @@ class WebSocketSession:
     _last_heard: float = attrs.field(factory=trio.current_time)
     _closing: bool = False
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    _inputs: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: Scopes around the reader's and the keepalive's waits, so ``go_away`` stops
+    #: them while idle but never in the middle of writing a frame.
+    _idle_waits: set[trio.CancelScope] = attrs.field(factory=set)
 
     async def run(self) -> None:
         """Serve until the client leaves, stops answering pings, or ``go_away``."""
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._inputs_loops, nursery.cancel_scope)
+                    nursery.start_soon(self._read_loop, nursery.cancel_scope)
                     nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                    nursery.start_soon(self._keepalive_loop)
         finally:
             self._switch_to(None)
-
-    async def _inputs_loops(self, done: trio.CancelScope) -> None:
-        with self._inputs:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop, done)
-                nursery.start_soon(self._keepalive_loop)
 
     def go_away(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Stop reading, send what is already queued, then end; the server closes with ``code``.
@@ -90,11 +90,23 @@ class WebSocketSession:
         self.close_code = code
         self.close_reason = reason
         self._closing = True
-        self._inputs.cancel()
+        for wait in self._idle_waits:
+            wait.cancel()
         if self._subscription is not None:
             # Closed, it still yields what it holds, then ends the writer's loop.
             self._subscription.close()
         self._subscription_changed.set()
+
+    @contextlib.contextmanager
+    def _idle_wait(self) -> Iterator[trio.CancelScope]:
+        with trio.CancelScope() as scope:
+            if self._closing:
+                scope.cancel()
+            self._idle_waits.add(scope)
+            try:
+                yield scope
+            finally:
+                self._idle_waits.discard(scope)
 
     def abort(self) -> None:
         """End the session now, dropping whatever was still queued."""
@@ -107,8 +119,12 @@ class WebSocketSession:
     # -- reader ------------------------------------------------------------
     async def _read_loop(self, done: trio.CancelScope) -> None:
         try:
-            while True:
-                message = await self.ws.get_message()
+            while not self._closing:
+                message: str | bytes | None = None
+                with self._idle_wait():
+                    message = await self.ws.get_message()
+                if message is None:
+                    return  # go_away: stop reading
                 self._last_heard = trio.current_time()
                 await self._answer(message)
         except ConnectionClosed:
@@ -207,7 +223,7 @@ class WebSocketSession:
                 subscription = self._subscription
                 if subscription is None:
                     if self._closing:
-                        break
+                        return  # everything queued was sent
                     await self._subscription_changed.wait()
                     continue
                 try:
@@ -220,14 +236,16 @@ class WebSocketSession:
                 if subscription is self._subscription:
                     await self.ws.send_message(item.wire)
         except ConnectionClosed:
-            pass
-        done.cancel()
+            done.cancel()
 
     # -- keepalive ---------------------------------------------------------
     async def _keepalive_loop(self) -> None:
         interval = self.config.ping_interval
-        while True:
-            await trio.sleep_until(self._last_heard + interval)
+        while not self._closing:
+            with self._idle_wait() as waiting:
+                await trio.sleep_until(self._last_heard + interval)
+            if waiting.cancelled_caught:
+                return
             if trio.current_time() - self._last_heard < interval:
                 continue
             with trio.move_on_after(self.config.ping_timeout):
