@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 import trio
 
@@ -17,10 +18,19 @@ from . import _burst, _fanout, _ingest, _memory, _throughput
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
-Runner = Callable[[Mode, Path], Awaitable[dict[str, Any]]]
 
 
-async def _throughput_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+@attrs.frozen
+class Options:
+    mode: Mode
+    results_dir: Path
+    memory_seconds: float | None = None
+
+
+Runner = Callable[[Options], Awaitable[dict[str, Any]]]
+
+
+async def _throughput_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _throughput.ThroughputConfig(),
         "quick": _throughput.ThroughputConfig(
@@ -29,44 +39,46 @@ async def _throughput_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
         "smoke": _throughput.ThroughputConfig(
             tasks=300, batch=100, rounds=1, profile_tasks=100, ablation_tasks=100, ablation_rounds=1
         ),
-    }[mode]
-    return await _throughput.main(config, results_dir)
+    }[options.mode]
+    return await _throughput.main(config, options.results_dir)
 
 
-async def _ingest_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+async def _ingest_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _ingest.IngestConfig(),
         "quick": _ingest.IngestConfig(records=5_000, profile_records=1_000),
         "smoke": _ingest.IngestConfig(records=100, rounds=1, profile_records=50),
-    }[mode]
-    return await _ingest.main(config, results_dir)
+    }[options.mode]
+    return await _ingest.main(config, options.results_dir)
 
 
-async def _burst_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+async def _burst_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _burst.BurstConfig(),
         "quick": _burst.BurstConfig(rounds=3),
         "smoke": _burst.BurstConfig(tasks=50, rounds=1, settle_seconds=0.2),
-    }[mode]
-    return await _burst.main(config, results_dir)
+    }[options.mode]
+    return await _burst.main(config, options.results_dir)
 
 
-async def _fanout_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+async def _fanout_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _fanout.FanoutConfig(),
         "quick": _fanout.FanoutConfig(sizes=(100, 1_000), rounds=10),
         "smoke": _fanout.FanoutConfig(sizes=(20,), rounds=2, warmup=1, clients_per_process=10),
-    }[mode]
-    return await _fanout.main(config, results_dir)
+    }[options.mode]
+    return await _fanout.main(config, options.results_dir)
 
 
-async def _memory_run(mode: Mode, results_dir: Path) -> dict[str, Any]:
+async def _memory_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _memory.MemoryConfig(),
         "quick": _memory.MemoryConfig(seconds=30.0),
         "smoke": _memory.MemoryConfig(seconds=3.0, concurrency=4),
-    }[mode]
-    return await _memory.main(config, results_dir)
+    }[options.mode]
+    if options.memory_seconds is not None:
+        config = attrs.evolve(config, seconds=options.memory_seconds)
+    return await _memory.main(config, options.results_dir)
 
 
 BENCHMARKS: dict[str, Runner] = {
@@ -104,14 +116,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=RESULTS_DIR,
         help=f"where the JSON results go (default: {RESULTS_DIR})",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--memory-seconds",
+        type=float,
+        metavar="S",
+        help="length of the memory benchmark's demo run (default 90; 30 with --quick)",
+    )
+    args = parser.parse_args(argv)
+    if args.memory_seconds is not None and args.memory_seconds <= 0:
+        parser.error(f"--memory-seconds must be > 0, got {args.memory_seconds}")
+    return args
 
 
-async def _run_all(names: Sequence[str], mode: Mode, results_dir: Path) -> None:
+async def _run_all(names: Sequence[str], options: Options) -> None:
     for name in names:
         started = time.perf_counter()
-        emit(f"\n== {name} ({mode}) ==")
-        await BENCHMARKS[name](mode, results_dir)
+        emit(f"\n== {name} ({options.mode}) ==")
+        await BENCHMARKS[name](options)
         emit(f"({name}: {time.perf_counter() - started:.1f} s)")
 
 
@@ -129,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode: Mode = "quick" if args.quick else "smoke" if args.smoke else "full"
     names = args.only or list(BENCHMARKS)
     emit(f"machine: {Machine.current().describe()}")
-    trio.run(_run_all, names, mode, args.results_dir)
+    options = Options(mode, args.results_dir, args.memory_seconds)
+    trio.run(_run_all, names, options)
     return 0
 
 

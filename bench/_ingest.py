@@ -107,6 +107,16 @@ def stage_rates(transcript: Transcript) -> dict[str, float]:
     parse_seconds = time.perf_counter() - start
     sample = records[: min(len(records), 2_000)]
     rates: dict[str, float] = {"parse": len(records) / parse_seconds}
+    # What-if: most stream-json lines (tool results, text) carry no usage; a
+    # substring test before json.loads skips them (the executor's parser does not).
+    skipping = UsageParser()
+    start = time.perf_counter()
+    found = [
+        record for line in lines if '"usage"' in line for record in (skipping.parse(line) or ())
+    ]
+    rates['parse, lines without "usage" skipped before json.loads'] = len(found) / (
+        time.perf_counter() - start
+    )
     calculator = CostCalculator()
     calculator.cost(MODEL, "anthropic", sample[0].tokens)  # first call resolves the model
     start = time.perf_counter()

@@ -33,6 +33,21 @@ class Pipeline:
     broadcaster: SessionBroadcaster | None = None
     metrics: RuncastMetrics | None = None
     recorder: StoreRecorder | None = None
+    #: The recorder's back-pressure signal (it fell ``soft_limit`` writes behind).
+    store_behind: bool = False
+    _caught_up: trio.Event = attrs.field(factory=trio.Event)
+
+    def on_backpressure(self, behind: bool) -> None:
+        self.store_behind = behind
+        if behind:
+            self._caught_up = trio.Event()
+        else:
+            self._caught_up.set()
+
+    async def wait_for_store(self) -> None:
+        """Hold a producer while the store is behind, as ``runcast run`` holds task starts."""
+        while self.store_behind:
+            await self._caught_up.wait()
 
     def check_stored(self) -> None:
         """After the pipeline closed: everything recorded reached the store file."""
@@ -78,7 +93,13 @@ async def open_pipeline(
                 )
             if store is not None:
                 pipeline.recorder = await nursery.start(
-                    partial(serve_store_recorder, store, publisher, session_id=pipeline.session_id)
+                    partial(
+                        serve_store_recorder,
+                        store,
+                        publisher,
+                        session_id=pipeline.session_id,
+                        on_backpressure=pipeline.on_backpressure,
+                    )
                 )
             yield pipeline
             nursery.cancel_scope.cancel()
