@@ -22,7 +22,7 @@ from events import RuncastError
 from ._config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ._demo import DemoOptions, run_demo
 from ._logging import LEVELS, configure_logging
-from ._run import RunOptions, run_job
+from ._run import DEFAULT_STORE, RunOptions, run_job
 
 EXIT_USAGE = 2
 REGISTERING_MODULES = ("api._client_cli", "api._store_cli")
@@ -130,6 +130,7 @@ def _run_command(args: argparse.Namespace) -> int:
         prices=args.prices,
         interval=args.interval,
         store=args.store,
+        fresh=args.fresh,
         start_paused=args.start_paused,
         keep_serving=args.keep_serving,
     )
@@ -166,7 +167,14 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument(
         "--store",
         metavar="PATH",
-        help="durable store file, or :memory: for none (default runcast.db)",
+        default=DEFAULT_STORE,
+        help="SQLite store recording the session; an unfinished run of the same job file "
+        "in it is resumed (:memory: keeps nothing; default %(default)s)",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new session even if the store holds an unfinished run of this job",
     )
     run.add_argument("--start-paused", action="store_true", help="start paused; resume to run")
     run.add_argument(

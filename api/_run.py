@@ -13,13 +13,16 @@ import trio
 from executor import Executor, JobFile, PriceTable, load_job_file, load_price_table
 
 from ._config import ServerConfig
+from ._resume import SessionPlan, plan_session
 from ._server import RuncastServer
 from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
+from ._store import SessionStore
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
 
 DEFAULT_CONCURRENCY = 4
+DEFAULT_STORE = "runcast.db"
 EXIT_OK = 0
 EXIT_TASKS_DID_NOT_ALL_COMPLETE = 1
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
@@ -35,26 +38,38 @@ class RunOptions:
     budget_usd: float | None = None
     prices: Path | None = None
     interval: float = 10.0
-    #: Where the durable store lives (":memory:" for none); carried for the store.
-    store: str | None = None
+    #: The SQLite store file; ":memory:" keeps nothing after the run.
+    store: str = DEFAULT_STORE
+    #: Start a new session even if the store holds an unfinished run of this job.
+    fresh: bool = False
     start_paused: bool = False
     keep_serving: bool = False
 
 
-def resolve_settings(options: RunOptions, job: JobFile) -> StackSettings:
-    """Flags override the job file's top-level keys; both override the defaults."""
+def resolve_settings(
+    options: RunOptions, job: JobFile, plan: SessionPlan | None = None
+) -> StackSettings:
+    """Flags override what a resumed session stored, which overrides the job file's
+    top-level keys; all of them override the defaults."""
     prices: PriceTable | None = job.prices
     if options.prices is not None:
         prices = load_price_table(options.prices)
     concurrency = options.concurrency or job.concurrency or DEFAULT_CONCURRENCY
-    budget = options.budget_usd if options.budget_usd is not None else job.budget_usd
+    budget = job.budget_usd if plan is None else plan.budget_usd
+    if options.budget_usd is not None:
+        budget = options.budget_usd
+    resumed = plan is not None and plan.resumed
     return StackSettings(
         server=options.server,
         concurrency=concurrency,
         budget_usd=budget,
         prices=prices,
-        start_paused=options.start_paused,
+        start_paused=options.start_paused or (plan is not None and plan.is_paused),
         interval=options.interval,
+        session_id=None if plan is None else plan.session_id,
+        previous=plan.previous if resumed and plan is not None else None,
+        last_seq=0 if plan is None else plan.last_seq,
+        spent_usd=0.0 if plan is None else plan.spent_usd,
     )
 
 
@@ -90,17 +105,25 @@ async def _until_done_or_signal(
 
 async def _run_stack(
     settings: StackSettings,
-    job: JobFile,
+    plan: SessionPlan,
+    store: SessionStore,
     options: RunOptions,
     stop: StopSignals,
     out: TextIO,
     opened: list[Stack],
 ) -> None:
-    async with open_stack(settings) as stack:
+    async with open_stack(settings, store=store) as stack:
         opened.append(stack)  # for the summary, even if a second signal cuts this short
         announce(stack.server, out)
-        for spec in job.tasks:
-            stack.executor.submit_command(spec)
+        if plan.resumed:
+            print(
+                f"runcast: resuming session {plan.session_id}: {len(plan.kept_outcomes)} "
+                f"task(s) already ended are not run again, {len(plan.to_run)} to run",
+                file=out,
+                flush=True,
+            )
+        for spec, attempts_used in plan.to_run:
+            stack.executor.submit_command(spec, attempts_used=attempts_used)
         interrupted = await _until_done_or_signal(
             stack.executor, stop, keep_serving=options.keep_serving
         )
@@ -118,24 +141,38 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
     A bad job file or price table raises before anything runs or binds.
     """
     job = load_job_file(options.job_file)
-    settings = resolve_settings(options, job)
-    log.info(
-        "running job file",
-        path=str(options.job_file),
-        tasks=len(job.tasks),
-        concurrency=settings.concurrency,
-        budget_usd=settings.budget_usd,
-        store=options.store,
-    )
-    opened: list[Stack] = []
-    async with watch_stop_signals() as stop:
-        await _run_stack(settings, job, options, stop, out, opened)
+    resolve_settings(options, job)  # a bad price table fails before the store is touched
+    store = SessionStore.open(options.store)
+    try:
+        plan = plan_session(store, job, fresh=options.fresh)
+        settings = resolve_settings(options, job, plan)
+        log.info(
+            "running job file",
+            path=str(options.job_file),
+            tasks=len(job.tasks),
+            concurrency=settings.concurrency,
+            budget_usd=settings.budget_usd,
+            store=options.store,
+            session_id=plan.session_id,
+            resumed=plan.resumed,
+        )
+        opened: list[Stack] = []
+        async with watch_stop_signals() as stop:
+            await _run_stack(settings, plan, store, options, stop, out, opened)
+        # A run stopped by a signal stays resumable; the next run continues it.
+        status = "finished" if stop.received is None else "interrupted"
+        store.end_session(plan.session_id, status=status)
+    finally:
+        store.close()
     if not opened:  # a second signal cut the start-up short
         return SIGNAL_EXIT.get(stop.received or "", EXIT_TASKS_DID_NOT_ALL_COMPLETE)
     stack = opened[0]
     tasks = stack.executor.tasks()
     print(format_summary(tasks, stack.broadcaster.snapshot()), file=out, flush=True)
-    if all(task.state == "completed" for task in tasks):
+    earlier = list(plan.kept_outcomes.values())
+    if all(task.state == "completed" for task in tasks) and all(
+        state == "completed" for state in earlier
+    ):
         return EXIT_OK  # with --keep-serving, a signal is the normal way to stop
     if stop.received is not None:
         return SIGNAL_EXIT.get(stop.received, EXIT_TASKS_DID_NOT_ALL_COMPLETE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,11 +14,14 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
-from events import Publisher
+from events import Publisher, SessionUpdate
 from executor import Executor, PriceTable, open_executor
 
 from ._config import ServerConfig
 from ._server import RuncastServer, serve_runcast
+from ._store import SessionStore
+from ._store_exceptions import StoreError
+from ._store_recorder import StoreRecorder, serve_store_recorder
 
 log = structlog.get_logger("runcast.api")
 
@@ -35,6 +39,11 @@ class StackSettings:
     start_paused: bool = False
     interval: float = 10.0
     retry_backoff: float = 1.0
+    #: The session this run records into; a resumed one carries on from ``previous``.
+    session_id: str | None = None
+    previous: SessionUpdate | None = None
+    last_seq: int = 0
+    spent_usd: float = 0.0
 
 
 @attrs.define(eq=False)
@@ -44,6 +53,55 @@ class Stack:
     broadcaster: SessionBroadcaster
     executor: Executor
     server: RuncastServer
+    recorder: StoreRecorder | None = None
+
+
+@attrs.define(eq=False)
+class _StorePressure:
+    """Holds new task starts while the store falls behind; lets go when it catches up.
+
+    Only a pause it made itself is undone, so an operator's pause stays put.
+    """
+
+    executor: Executor | None = None
+    holding: bool = False
+
+    def __call__(self, behind: bool) -> None:
+        executor = self.executor
+        if executor is None:
+            return
+        if behind and not executor.is_paused:
+            executor.pause(by="system", reason="the store is falling behind")
+            self.holding = True
+        elif not behind and self.holding:
+            self.holding = False
+            if executor.is_paused:
+                executor.resume(by="system", reason="the store caught up")
+
+
+async def _record(
+    store: SessionStore,
+    publisher: Publisher,
+    settings: StackSettings,
+    pressure: _StorePressure,
+    *,
+    task_status: trio.TaskStatus[StoreRecorder] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    assert settings.session_id is not None
+    try:
+        await serve_store_recorder(
+            store,
+            publisher,
+            session_id=settings.session_id,
+            on_backpressure=pressure,
+            task_status=task_status,
+        )
+    except StoreError as exc:
+        # Said on the event stream before the run stops, so watchers see why.
+        log.error("store failed", error=str(exc))
+        if pressure.executor is not None and not pressure.executor.is_paused:
+            pressure.executor.pause(by="system", reason=f"store failed: {exc}")
+        raise
 
 
 async def _run_scoped(
@@ -61,26 +119,45 @@ async def _run_scoped(
 
 
 @asynccontextmanager
-async def open_stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    """Publisher, metrics, broadcaster, executor and server, torn down in reverse.
+async def open_stack(
+    settings: StackSettings, *, store: SessionStore | None = None
+) -> AsyncIterator[Stack]:
+    """Store recorder, publisher, metrics, broadcaster, executor and server, torn down
+    in reverse.
 
     Leaving the block normally waits for the executor's tasks (cancel them first
     to stop sooner), lets the broadcaster send its final update, then closes the
-    WebSocket clients with 1001 and stops listening.
+    WebSocket clients with 1001 and stops listening; the recorder flushes last.
     """
-    publisher = Publisher()
+    publisher = Publisher(last_seq=settings.last_seq)
     metrics = RuncastMetrics(CollectorRegistry(), publisher)
     broadcaster_scope, broadcaster_stopped = trio.CancelScope(), trio.Event()
+    recorder_scope, recorder_stopped = trio.CancelScope(), trio.Event()
+    pressure = _StorePressure()
     try:
         async with trio.open_nursery() as nursery:
+            recorder: StoreRecorder | None = None
+            if store is not None:
+                recorder = await nursery.start(
+                    _run_scoped,
+                    recorder_scope,
+                    recorder_stopped,
+                    functools.partial(_record, store, publisher, settings, pressure),
+                )
             broadcaster: SessionBroadcaster = await nursery.start(
                 _run_scoped,
                 broadcaster_scope,
                 broadcaster_stopped,
                 lambda task_status: serve_broadcaster(
-                    publisher, metrics=metrics, interval=settings.interval, task_status=task_status
+                    publisher,
+                    metrics=metrics,
+                    interval=settings.interval,
+                    session_id=settings.session_id,
+                    task_status=task_status,
                 ),
             )
+            if settings.previous is not None:
+                broadcaster.restore(settings.previous)
             async with open_executor(
                 publisher,
                 concurrency=settings.concurrency,
@@ -88,7 +165,9 @@ async def open_stack(settings: StackSettings) -> AsyncIterator[Stack]:
                 prices=settings.prices,
                 start_paused=settings.start_paused,
                 retry_backoff=settings.retry_backoff,
+                spent_usd=settings.spent_usd,
             ) as executor:
+                pressure.executor = executor
                 server: RuncastServer = await nursery.start(
                     lambda task_status: serve_runcast(
                         publisher,
@@ -99,13 +178,16 @@ async def open_stack(settings: StackSettings) -> AsyncIterator[Stack]:
                         task_status=task_status,
                     )
                 )
-                stack = Stack(publisher, metrics, broadcaster, executor, server)
+                stack = Stack(publisher, metrics, broadcaster, executor, server, recorder)
                 yield stack
             # Tasks are over: the broadcaster sends its final update as it stops,
             # and the server delivers it before closing the clients.
             broadcaster_scope.cancel()
             await broadcaster_stopped.wait()
             await server.shutdown()
+            recorder_scope.cancel()  # its own shutdown flushes what is pending
+            if store is not None:
+                await recorder_stopped.wait()
     finally:
         publisher.close()
         metrics.close()
