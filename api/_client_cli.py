@@ -25,16 +25,14 @@ from ._client_view import (
     format_usd,
 )
 from ._client_watch import Screen, watch
-from ._clients import (
-    DEFAULT_URL,
+from ._clients import DEFAULT_URL, fetch_tasks, open_client
+from ._exceptions import (
     EXIT_ERROR_REPLY,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     ClientError,
     ServerUnreachableError,
-    fetch_tasks,
-    open_client,
 )
 
 TOKEN_ENV = "RUNCAST_TOKEN"

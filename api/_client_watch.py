@@ -11,13 +11,8 @@ import attrs
 import trio
 
 from ._client_view import SessionView, format_session_line, format_task_line
-from ._clients import (
-    Backoff,
-    RuncastClient,
-    ServerUnreachableError,
-    fetch_tasks,
-    open_client,
-)
+from ._clients import Backoff, RuncastClient, fetch_tasks, open_client
+from ._exceptions import ServerUnreachableError
 
 REDRAW_INTERVAL = 1.0
 MIN_REDRAW_GAP = 0.1

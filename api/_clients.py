@@ -27,7 +27,13 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from ._exceptions import ApiError
+from ._exceptions import (
+    AuthRefusedError,
+    ClientError,
+    ErrorReplyError,
+    ProtocolError,
+    ServerUnreachableError,
+)
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 CONNECT_TIMEOUT = 5.0
@@ -37,37 +43,6 @@ MAX_FRAME = 1 << 20
 MAX_HTTP_BODY = 16 << 20
 # Frames the client skips while waiting for a reply (events of a live subscription).
 MAX_SKIPPED_FRAMES = 10_000
-
-EXIT_OK = 0
-EXIT_ERROR_REPLY = 1
-EXIT_UNREACHABLE = 3
-EXIT_REFUSED = 4
-
-
-class ClientError(ApiError):
-    """A client could not do what it was asked; ``exit_code`` is the CLI's."""
-
-    exit_code = EXIT_ERROR_REPLY
-
-
-class ServerUnreachableError(ClientError):
-    """No runcast server answered at the URL (refused, timed out, dropped)."""
-
-    exit_code = EXIT_UNREACHABLE
-
-
-class AuthRefusedError(ClientError):
-    """The server refused the token (HTTP 401/403 at the handshake)."""
-
-    exit_code = EXIT_REFUSED
-
-
-class ErrorReplyError(ClientError):
-    """The server answered with an ``error`` frame or an error status."""
-
-
-class ProtocolError(ClientError):
-    """The server sent something the protocol does not allow."""
 
 
 def _check_url(url: str) -> None:

@@ -18,9 +18,9 @@ from events import Publisher, SessionUpdate
 from executor import Executor, PriceTable, open_executor
 
 from ._config import ServerConfig
+from ._exceptions import StoreError
 from ._server import RuncastServer, serve_runcast
 from ._store import SessionStore
-from ._store_exceptions import StoreError
 from ._store_recorder import StoreRecorder, serve_store_recorder
 
 log = structlog.get_logger("runcast.api")

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._store_exceptions import StoreError, UnknownSessionError
+from ._exceptions import StoreError, UnknownSessionError
 from ._store_schema import migrate
 
 MEMORY = ":memory:"

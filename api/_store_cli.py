@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from ._exceptions import StoreError
 from ._store import SessionRecord, SessionStore, UsageTotals
-from ._store_exceptions import StoreError
 
 DEFAULT_STORE = "runcast.db"
 EXIT_ERROR = 1

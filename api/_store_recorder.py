@@ -38,8 +38,8 @@ from events import (
     format_time,
 )
 
+from ._exceptions import StoreError, StoreOverloadedError
 from ._store import SessionStore, WriteOp
-from ._store_exceptions import StoreError, StoreOverloadedError
 
 log = structlog.get_logger("runcast.store")
 

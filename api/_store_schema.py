@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ._store_exceptions import StoreError
+from ._exceptions import StoreError
 
 # Version 1: sessions, tasks, usage and the event history.
 _V1 = """

@@ -18,7 +18,8 @@ from api._client_view import (
     format_task_line,
     format_usd,
 )
-from api._clients import DEFAULT_URL, Backoff, ClientError, decode_frame, http_url
+from api._clients import DEFAULT_URL, Backoff, decode_frame, http_url
+from api._exceptions import ClientError
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 

@@ -29,14 +29,8 @@ from trio_websocket import (
 from api._client_cli import _bounded, register
 from api._client_view import SessionView
 from api._client_watch import DEAD_AFTER, REDRAW_INTERVAL, Screen, _Follower
-from api._clients import (
-    AuthRefusedError,
-    Backoff,
-    ErrorReplyError,
-    RuncastClient,
-    ServerUnreachableError,
-    open_client,
-)
+from api._clients import Backoff, RuncastClient, open_client
+from api._exceptions import AuthRefusedError, ErrorReplyError, ServerUnreachableError
 
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 

@@ -12,8 +12,8 @@ import pytest
 import trio
 import trio.testing
 
+from api._exceptions import StoreError, StoreOverloadedError, UnknownSessionError
 from api._store import SessionStore, WriteOp
-from api._store_exceptions import StoreError, StoreOverloadedError, UnknownSessionError
 from api._store_recorder import StoreRecorder, serve_store_recorder
 from api._store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from events import (

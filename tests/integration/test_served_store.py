@@ -6,8 +6,8 @@ import pytest
 import trio
 
 from api import ServerConfig, StackSettings, open_stack
+from api._exceptions import StoreError
 from api._store import SessionStore
-from api._store_exceptions import StoreError
 from events import ExecutorPaused, Published
 from executor import TaskContext
 
