@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from events import total_tokens
+
 from ._exceptions import StoreError, UnknownSessionError
 from ._store_schema import migrate
 
@@ -92,12 +94,7 @@ class UsageTotals:
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        return total_tokens(self)
 
 
 @attrs.frozen

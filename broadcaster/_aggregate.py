@@ -39,6 +39,7 @@ from events import (
     TaskRetrying,
     TaskStarted,
     TaskUsage,
+    total_tokens,
 )
 
 from ._exceptions import RestoreError
@@ -131,12 +132,7 @@ class SessionAggregate:
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        return total_tokens(self)
 
     @property
     def budget_remaining_usd(self) -> float | None:

@@ -22,6 +22,8 @@ from ._models import (
     TaskRetrying,
     TaskStarted,
     TaskUsage,
+    TokenKinds,
+    total_tokens,
     truncate,
 )
 from ._publisher import Listener, Publisher, Subscription
@@ -57,8 +59,10 @@ __all__ = [
     "TaskRetrying",
     "TaskStarted",
     "TaskUsage",
+    "TokenKinds",
     "format_time",
     "make_converter",
     "parse_time",
+    "total_tokens",
     "truncate",
 ]

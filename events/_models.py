@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
 from attrs import validators as v
@@ -87,6 +87,29 @@ def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> Non
         raise EventValidationError(f"{attribute.name} must be a timezone-aware datetime")
 
 
+class TokenKinds(Protocol):
+    """Anything that counts the four kinds of tokens."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cache_read_tokens(self) -> int: ...
+    @property
+    def cache_write_tokens(self) -> int: ...
+
+
+def total_tokens(counts: TokenKinds) -> int:
+    """Input + output + cache read + cache write (input excludes cache, as Anthropic's)."""
+    return (
+        counts.input_tokens
+        + counts.output_tokens
+        + counts.cache_read_tokens
+        + counts.cache_write_tokens
+    )
+
+
 def truncate(text: str, limit: int = MAX_TEXT) -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut."""
     if len(text) <= limit:
@@ -149,12 +172,7 @@ class TaskUsage(Event):
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        return total_tokens(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -277,12 +295,7 @@ class SessionUpdate(Event):
     )
 
     def __attrs_post_init__(self) -> None:
-        expected = (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        expected = total_tokens(self)
         if self.total_tokens != expected:
             raise EventValidationError(
                 f"total_tokens must equal input + output + cache read + cache write "

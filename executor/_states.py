@@ -7,6 +7,8 @@ from typing import Literal, cast
 
 import attrs
 
+from events import total_tokens
+
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 
 TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
@@ -55,12 +57,7 @@ class TaskInfo:
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        return total_tokens(self)
 
 
 def as_actor(by: str) -> Actor:
