@@ -72,6 +72,8 @@ def task_row(task: TaskRow) -> dict[str, object]:
         "cache_read_tokens": task.cache_read_tokens,
         "cache_write_tokens": task.cache_write_tokens,
         "estimated_cost_usd": task.estimated_cost_usd,
+        # Tokens of models with no known price: counted, but not in the cost.
+        "unpriced_tokens": task.unpriced_tokens,
         "error": task.error,
         "exit_code": task.exit_code,
     }

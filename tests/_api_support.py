@@ -43,6 +43,7 @@ class FakeTask:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     estimated_cost_usd: float = 0.0
+    unpriced_tokens: int = 0
     error: str | None = None
     exit_code: int | None = None
 

@@ -101,6 +101,7 @@ async def test_api_tasks_lists_every_task() -> None:
                     error="exit 3",
                     exit_code=3,
                     estimated_cost_usd=0.5,
+                    unpriced_tokens=12,
                 )
             )
             reply = await http_get(stack.port, "/api/tasks")
@@ -119,6 +120,7 @@ async def test_api_tasks_lists_every_task() -> None:
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
         "estimated_cost_usd": 0.5,
+        "unpriced_tokens": 12,
         "error": "exit 3",
         "exit_code": 3,
     }

@@ -274,6 +274,9 @@
       if (!withUsage) return;
       for (const key of TOKEN_FIELDS) row[key] += num(data[key]);
       row.cost += num(data.cost_usd);
+      if (data.cost_source === "unpriced") {
+        for (const key of TOKEN_FIELDS) row.unpriced += num(data[key]);
+      }
       return;
     }
     const next = STATE_OF_EVENT[frame.event];
@@ -296,7 +299,7 @@
     return {
       taskId, name: "", state: "queued", attempts: 0, startedAt: null, endedAt: null,
       input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0,
-      cost: 0, error: "",
+      cost: 0, unpriced: 0, error: "",
     };
   }
 
@@ -309,6 +312,7 @@
     row.endedAt = api.ended_at ? Date.parse(api.ended_at) : null;
     for (const key of TOKEN_FIELDS) row[key] = num(api[key]);
     row.cost = num(api.estimated_cost_usd);
+    row.unpriced = num(api.unpriced_tokens);
     row.error = api.error || "";
     return row;
   }
@@ -435,6 +439,10 @@
     setText("tokens-cache-read", fmtInt(s.cache_read_tokens));
     setText("tokens-cache-write", fmtInt(s.cache_write_tokens));
     setText("cost", fmtUsd(s.estimated_cost_usd));
+    // A model with no known price is not $0: say how many tokens the cost leaves out.
+    const unpriced = num(s.unpriced_tokens);
+    $("cost-unpriced").hidden = unpriced === 0;
+    setText("unpriced-tokens", fmtInt(unpriced));
     setText("tasks-running", fmtInt(s.tasks_running));
     setText("tasks-queued", fmtInt(s.tasks_queued));
     setText("tasks-completed", fmtInt(s.tasks_completed));
@@ -485,13 +493,17 @@
       ["attempts", String(row.attempts)], ["elapsed", elapsed],
       ["in", fmtInt(row.input_tokens)], ["out", fmtInt(row.output_tokens)],
       ["cache", `${fmtInt(row.cache_read_tokens)} / ${fmtInt(row.cache_write_tokens)}`],
-      ["cost", fmtUsd(row.cost)], ["error", row.error],
+      ["cost", row.unpriced ? `${fmtUsd(row.cost)} + unpriced` : fmtUsd(row.cost)],
+      ["error", row.error],
     ];
     for (const [cls, text] of cells) {
       const td = document.createElement("td");
       td.className = cls;
       td.textContent = text;
       if (cls === "error" && text) td.title = text;
+      if (cls === "cost" && row.unpriced) {
+        td.title = `${fmtInt(row.unpriced)} tokens of a model with no known price`;
+      }
       tr.appendChild(td);
     }
     return tr;
