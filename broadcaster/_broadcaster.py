@@ -134,9 +134,9 @@ class SessionBroadcaster:
             self._ticker_wakeup.set()
         elif running_before > 0 and running_after == 0 and self._ticker_scope is not None:
             self._ticker_scope.cancel()
-        self._mark_pending(trigger)
+        self._mark_pending(trigger, from_idle=running_before == 0 and running_after > 0)
 
-    def _mark_pending(self, trigger: Trigger) -> None:
+    def _mark_pending(self, trigger: Trigger, *, from_idle: bool = False) -> None:
         if trigger == "usage":
             if self._usage_deadline is None:
                 self._usage_deadline = trio.current_time() + self.usage_delay
@@ -144,9 +144,19 @@ class SessionBroadcaster:
             self._pending_immediate = True
             # An immediate trigger names the update, even if usage came first.
             self._pending = trigger
+            if from_idle and self._flush_deadline() <= trio.current_time():
+                # The first start after idle goes out as soon as its event has been
+                # delivered, not when the loop next yields: a caller submitting 1,000
+                # tasks in one go may not yield for 100 ms. (Elsewhere, waiting for
+                # the yield lets an end and the start it frees share one update.)
+                self.publisher.after_publish(self._flush_if_due)
         if self._pending is None:
             self._pending = trigger
         self._flush_wakeup.set()
+
+    def _flush_if_due(self) -> None:
+        if self._pending is not None and self._flush_deadline() <= trio.current_time():
+            self._broadcast(self._pending)
 
     # -- sending -------------------------------------------------------------------
     def _broadcast(self, trigger: Trigger) -> None:

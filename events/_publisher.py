@@ -168,6 +168,8 @@ class Publisher:
     _evicted_through: int = 0
     _topics: dict[str, set[Subscription]] = attrs.field(factory=dict)
     _listeners: list[Listener] = attrs.field(factory=list)
+    _publishing: bool = False
+    _after_publish: list[Callable[[], object]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         if self.history_size < 1 or self.buffer_size < 1:
@@ -191,14 +193,39 @@ class Publisher:
         if not isinstance(event, SessionUpdate):
             # Snapshots are not replayed: a fresh one follows every subscribe.
             self._remember(item)
-        for listener in tuple(self._listeners):
-            listener(item)
-        for sub in tuple(self._topics.get(SESSION_TOPIC, ())):
-            sub._offer(item)
-        if event.task_id != SESSION_TOPIC:
-            for sub in tuple(self._topics.get(event.task_id, ())):
+        outermost = not self._publishing
+        self._publishing = True
+        try:
+            for listener in tuple(self._listeners):
+                listener(item)
+            for sub in tuple(self._topics.get(SESSION_TOPIC, ())):
                 sub._offer(item)
+            if event.task_id != SESSION_TOPIC:
+                for sub in tuple(self._topics.get(event.task_id, ())):
+                    sub._offer(item)
+        finally:
+            if outermost:
+                self._publishing = False
+        if outermost:
+            self._run_after_publish()
         return item
+
+    def after_publish(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the event being published has reached everyone.
+
+        For listeners that publish in reaction to an event: publishing from
+        inside the listener would deliver the reaction before its cause.
+        Outside a publish, ``callback`` runs at once.
+        """
+        self._after_publish.append(callback)
+        if not self._publishing:
+            self._run_after_publish()
+
+    def _run_after_publish(self) -> None:
+        while self._after_publish:
+            callbacks, self._after_publish = self._after_publish, []
+            for callback in callbacks:
+                callback()
 
     def deliver_to(self, subscription: Subscription, event: Event) -> Published | None:
         """Send ``event`` to one subscription only (e.g. its initial snapshot)."""

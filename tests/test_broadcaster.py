@@ -226,7 +226,8 @@ async def test_ticker_stops_with_the_last_task_and_restarts_with_the_next(
     assert h.broadcaster.updates_sent["tick"] == 2
     assert not h.broadcaster.ticker_running
     assert [t for t in h.recorder.times() if t > ended + IMMEDIATE] == []
-    assert [t - began for t in h.recorder.times()] == [0, 10, 15, 20, 25]
+    # a's start goes out at once (first start after idle), b's rides the next window.
+    assert [t - began for t in h.recorder.times()] == [0, 0.05, 10, 15, 20, 25]
 
     again = h.publish(TaskStarted(task_id="c"))
     await trio.sleep(25)
@@ -323,6 +324,24 @@ async def test_a_burst_of_1000_starts_gives_a_handful_of_updates(
     assert 1 <= len(times) <= 5
     assert times[0] - began <= IMMEDIATE
     assert h.recorder.last.tasks_running == 1000
+
+
+async def test_first_start_after_idle_goes_out_before_a_busy_submitter_yields(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    h = await start(nursery)
+    seen: list[Published] = []
+    h.broadcaster.publisher.add_listener(seen.append)
+    for index in range(1000):  # one synchronous loop: the flusher cannot run meanwhile
+        h.publish(TaskStarted(task_id=f"t{index}"))
+    first_update = next(i for i, item in enumerate(seen) if item.event_name == "session_update")
+    assert first_update == 1  # right after its cause, never before it
+    update = seen[first_update].event
+    assert isinstance(update, SessionUpdate)
+    assert update.tasks_running == 1
+    await trio.sleep(1)
+    assert h.recorder.last.tasks_running == 1000
+    assert len(h.recorder.times()) == 2
 
 
 async def test_usage_reaches_subscribers_within_1s_without_one_update_per_record(

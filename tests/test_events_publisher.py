@@ -278,3 +278,24 @@ def test_publisher_continuing_a_session_announces_older_history_as_gone() -> Non
     assert isinstance(gap, Gap)
     assert (gap.first_seq, gap.last_seq, gap.reason) == (451, 500, "history")
     assert _seqs(items[1:]) == [501]
+
+
+def test_after_publish_runs_once_the_event_reached_everyone() -> None:
+    publisher = Publisher()
+    sub = publisher.subscribe("*")
+    order: list[str] = []
+
+    def react(item: Published) -> None:
+        if isinstance(item.event, TaskStarted):
+            publisher.after_publish(lambda: order.append(f"after {len(sub)} queued"))
+            publisher.after_publish(lambda: publisher.publish(_update(1)))
+
+    publisher.add_listener(react)
+    publisher.publish(TaskStarted(task_id="a"))
+    assert order == ["after 1 queued"]
+    assert [i.event_name for i in _drain(sub) if isinstance(i, Published)] == [
+        "task_started",
+        "session_update",
+    ]
+    publisher.after_publish(lambda: order.append("outside"))  # not publishing: runs at once
+    assert order[-1] == "outside"
