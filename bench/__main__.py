@@ -74,7 +74,9 @@ async def _memory_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _memory.MemoryConfig(),
         "quick": _memory.MemoryConfig(seconds=30.0),
-        "smoke": _memory.MemoryConfig(seconds=3.0, concurrency=4),
+        "smoke": _memory.MemoryConfig(
+            seconds=3.0, concurrency=4, retain_tasks=200, retain_warmup=100
+        ),
     }[options.mode]
     if options.memory_seconds is not None:
         config = attrs.evolve(config, seconds=options.memory_seconds)

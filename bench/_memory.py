@@ -11,24 +11,34 @@ Growth is measured after a warm-up (the first quarter of the run): the RSS at
 the end against the RSS after warm-up, and the least-squares slope over the
 samples after warm-up, extrapolated to 10 minutes.
 
+A second, in-process measurement says what a finished task leaves behind:
+the full pipeline runs ``retain_tasks`` no-op tasks after a warm-up that fills
+the publisher's bounded history, and tracemalloc's difference, grouped by
+file, is divided by the number of tasks.
+
 (The idle-subscriber memory, RSS per connected subscriber at N = 1,000, comes
 from the fan-out runs: see ``_fanout``.)
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
+from executor import Executor, TaskContext, open_executor
+
 from ._children import open_child
+from ._pipeline import Pipeline, open_pipeline
 from ._report import emit, rss_bytes, table, write_result
 
 
@@ -40,6 +50,9 @@ class MemoryConfig:
     interval: float = 1.0
     warmup_fraction: float = 0.25
     sample_every: float = 1.0
+    #: Tasks whose leftovers tracemalloc measures, after ``retain_warmup`` tasks.
+    retain_tasks: int = 5_000
+    retain_warmup: int = 4_000
 
 
 def _free_port() -> int:
@@ -61,6 +74,54 @@ async def _wait_listening(port: int, process: trio.Process) -> None:
                 continue
             await stream.aclose()
             return
+
+
+async def _noop_task(ctx: TaskContext) -> None:
+    return None
+
+
+async def _run_tasks(executor: Executor, pipeline: Pipeline, prefix: str, count: int) -> None:
+    for index in range(count):
+        executor.submit(_noop_task, task_id=f"{prefix}{index}")
+        if index % 500 == 499:
+            await trio.lowlevel.checkpoint()
+            await pipeline.wait_for_store()
+    await executor.join()
+    await trio.sleep(0.3)  # let the broadcaster and the store catch up
+    gc.collect()
+
+
+async def retained_per_task(config: MemoryConfig) -> dict[str, Any]:
+    """Bytes still allocated per finished task, by the file that allocated them."""
+    tracemalloc.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="runcast-bench-") as tmp:
+            async with (
+                open_pipeline(Path(tmp) / "retain.db") as pipeline,
+                open_executor(pipeline.publisher, concurrency=64) as executor,
+            ):
+                await _run_tasks(executor, pipeline, "warm", config.retain_warmup)
+                before = tracemalloc.take_snapshot()
+                await _run_tasks(executor, pipeline, "t", config.retain_tasks)
+                after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    by_file = {
+        _short_file(stat.traceback[0].filename): stat.size_diff / config.retain_tasks
+        for stat in after.compare_to(before, "filename")
+        if abs(stat.size_diff) / config.retain_tasks >= 1
+    }
+    return {
+        "bytes_per_task": sum(by_file.values()),
+        "bytes_per_task_by_file": dict(sorted(by_file.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _short_file(name: str) -> str:
+    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+        if marker in name:
+            return name.split(marker, 1)[1]
+    return name
 
 
 def slope_per_second(samples: list[tuple[float, int]]) -> float:
@@ -109,7 +170,9 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
-    return _summarize(config, samples, received["extra"], command)
+    result = _summarize(config, samples, received["extra"], command)
+    result["retained_after_each_task"] = await retained_per_task(config)
+    return result
 
 
 def _summarize(
@@ -169,8 +232,22 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def _report_retained(result: dict[str, Any]) -> None:
+    retained = result["retained_after_each_task"]
+    rows = list(retained["bytes_per_task_by_file"].items())[:8]
+    emit(
+        table(
+            f"Left behind by each finished task: {retained['bytes_per_task']:,.0f} bytes "
+            f"(tracemalloc, {result['config']['retain_tasks']:,} no-op tasks, full pipeline)",
+            ("allocated in", "bytes/task"),
+            rows,
+        )
+    )
+
+
 async def main(config: MemoryConfig, results_dir: Path) -> dict[str, Any]:
     result = await run(config)
     report(result)
+    _report_retained(result)
     write_result("memory", result, directory=results_dir)
     return result

@@ -97,3 +97,7 @@ async def test_memory_benchmark_samples_the_demo(tmp_path: Path) -> None:
     assert len(memory["samples"]) >= 2
     assert memory["rss_end_bytes"] > 10 * 1024 * 1024  # a live Python server, not a stub
     assert memory["session_updates_received_by_dashboards"] >= 5  # one snapshot per dashboard
+    retained = memory["retained_after_each_task"]
+    assert retained["bytes_per_task"] == pytest.approx(
+        sum(retained["bytes_per_task_by_file"].values())
+    )
