@@ -87,7 +87,7 @@ async def _run_tasks(executor: Executor, pipeline: Pipeline, prefix: str, count:
             await trio.lowlevel.checkpoint()
             await pipeline.wait_for_store()
     await executor.join()
-    await trio.sleep(0.3)  # let the broadcaster and the store catch up
+    await pipeline.wait_until_stored()
     gc.collect()
 
 

@@ -18,7 +18,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from api._store import SessionStore
-from api._store_recorder import StoreRecorder, serve_store_recorder
+from api._store_recorder import DEFAULT_FLUSH_INTERVAL, StoreRecorder, serve_store_recorder
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher
 
@@ -48,6 +48,20 @@ class Pipeline:
         """Hold a producer while the store is behind, as ``runcast run`` holds task starts."""
         while self.store_behind:
             await self._caught_up.wait()
+
+    async def wait_until_stored(self) -> None:
+        """Wait until the recorder holds nothing and its last flush has finished."""
+        recorder = self.recorder
+        if recorder is None:
+            await trio.lowlevel.checkpoint()
+            return
+        while True:
+            written = recorder.written_ops
+            # Two flush intervals with nothing pending and nothing newly written:
+            # no batch can still be in the worker thread.
+            await trio.sleep(2 * DEFAULT_FLUSH_INTERVAL)
+            if not recorder.pending and recorder.written_ops == written:
+                return
 
     def check_stored(self) -> None:
         """After the pipeline closed: everything recorded reached the store file."""

@@ -94,6 +94,7 @@ def push_writes() -> Iterator[None]:
         return push
 
     async def write_loop(self: Any, done: trio.CancelScope) -> None:
+        # api/_websocket.py's loop, with the idle wait also offering direct writes.
         fd = _socket_fd(self.ws)
         try:
             while True:
@@ -105,7 +106,7 @@ def push_writes() -> Iterator[None]:
                 subscription = self._subscription
                 if subscription is None:
                     if self._closing:
-                        break
+                        return  # everything queued was sent
                     await self._subscription_changed.wait()
                     continue
                 try:
@@ -125,8 +126,7 @@ def push_writes() -> Iterator[None]:
                 if subscription is self._subscription:
                     await self.ws.send_message(item.wire)
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        done.cancel()
+            done.cancel()
 
     session_class = websocket_module.WebSocketSession
     original_write_loop = session_class._write_loop
