@@ -123,6 +123,9 @@ async def _run_stack(
                 flush=True,
             )
         for spec, attempts_used in plan.to_run:
+            if stack.recorder is not None and stack.recorder.backpressure:
+                # Each submission is recorded; a huge job file waits for the store.
+                await stack.recorder.wait_caught_up()
             stack.executor.submit_command(spec, attempts_used=attempts_used)
         interrupted = await _until_done_or_signal(
             stack.executor, stop, keep_serving=options.keep_serving

@@ -11,6 +11,7 @@ operations it asks the executor to hold new work (``on_backpressure``); past
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,9 @@ async def _to_worker_thread(write: Callable[[], object]) -> None:
 
 DEFAULT_FLUSH_INTERVAL = 0.25
 DEFAULT_HISTORY_KEEP = 50_000
+# Ops per worker-thread call: between calls the thread lets go of the GIL, so a
+# large batch cannot hold the event loop up for long.
+WRITE_CHUNK = 2_000
 
 
 @attrs.define(eq=False)
@@ -73,6 +77,10 @@ class StoreRecorder:
     failure: StoreError | None = None
     backpressure: bool = False
     _wake: trio.Event = attrs.field(factory=trio.Event)
+    _caught_up: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self._caught_up.set()
 
     def __call__(self, item: Published) -> None:
         if self.failure is not None:
@@ -92,8 +100,19 @@ class StoreRecorder:
     def _set_backpressure(self, on: bool) -> None:
         self.backpressure = on
         log.warning("store backpressure", on=on, pending=len(self.pending))
+        if on:
+            self._caught_up = trio.Event()
+        else:
+            self._caught_up.set()
         if self.on_backpressure is not None:
             self.on_backpressure(on)
+
+    async def wait_caught_up(self) -> None:
+        """Wait while the store is behind (producers that can wait, e.g. submitting
+        a large job file, use this; pausing the executor cannot stop them)."""
+        if self.failure is not None:
+            raise self.failure
+        await self._caught_up.wait()
 
     def _ops_for(self, item: Published) -> list[WriteOp]:
         event = item.event
@@ -154,14 +173,21 @@ class StoreRecorder:
         batch, self.pending = self.pending, []
         if not batch:
             return 0
-        try:
-            await self.offload(lambda: self.store.write_batch(batch))
-        except StoreError as exc:
-            # Keep the batch so nothing is lost from view; the run fails loudly.
-            self.pending[:0] = batch
-            self.failure = exc
-            raise
-        self.written_ops += len(batch)
+        for start in range(0, len(batch), WRITE_CHUNK):
+            chunk = batch[start : start + WRITE_CHUNK]
+            try:
+                await self.offload(functools.partial(self.store.write_batch, chunk))
+            except StoreError as exc:
+                # Keep what is unwritten so nothing is lost from view; the run fails loudly.
+                self.pending[:0] = batch[start:]
+                self.failure = exc
+                self._caught_up.set()
+                raise
+            except BaseException:
+                # Cancelled between chunks: the shutdown flush writes the rest.
+                self.pending[:0] = batch[start:]
+                raise
+            self.written_ops += len(chunk)
         self.flushes += 1
         if self.backpressure and len(self.pending) < self.soft_limit // 2:
             self._set_backpressure(False)

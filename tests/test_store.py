@@ -336,3 +336,52 @@ def test_overload_applies_backpressure_then_fails_loudly() -> None:
         publisher.publish(TaskOutput(task_id="t", line=str(n)))
     assert isinstance(recorder.failure, StoreOverloadedError)
     assert "fell 20 writes behind" in str(recorder.failure)
+
+
+async def test_big_batches_are_written_in_chunks(autojump_clock: trio.testing.MockClock) -> None:
+    store = SessionStore.open(":memory:")
+    store.begin_session(SID)
+    chunks: list[int] = []
+
+    async def counting_write(write: Callable[[], object]) -> None:
+        write()
+        await trio.lowlevel.checkpoint()
+
+    class CountingStore(SessionStore):
+        def write_batch(self, ops: Sequence[WriteOp]) -> None:
+            chunks.append(len(ops))
+            super().write_batch(ops)
+
+    store = CountingStore(store.path, store.conn)
+    recorder = StoreRecorder(store, SID, soft_limit=100_000, offload=counting_write)
+    publisher = Publisher()
+    publisher.add_listener(recorder)
+    for n in range(2_500):
+        publisher.publish(TaskUsage(task_id="t", model="m", input_tokens=n))
+    await recorder.flush()
+    assert chunks == [2_000, 2_000, 1_000]  # 2 ops (history + usage) per event
+    assert store.usage_totals(SID).records == 2_500
+
+
+async def test_producers_can_wait_for_the_store_to_catch_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = SessionStore.open(":memory:")
+    store.begin_session(SID)
+    publisher = Publisher()
+    async with trio.open_nursery() as nursery:
+        recorder: StoreRecorder = await nursery.start(
+            lambda task_status: serve_store_recorder(
+                store, publisher, session_id=SID, soft_limit=50, task_status=task_status
+            )
+        )
+        submitted = 0
+        for n in range(1_000):
+            if recorder.backpressure:
+                await recorder.wait_caught_up()
+            publisher.publish(TaskQueued(task_id=f"t{n}"))
+            submitted += 1
+            assert len(recorder.pending) <= 50 + 2
+        nursery.cancel_scope.cancel()
+    assert submitted == 1_000
+    assert len(store.tasks(SID)) == 1_000
