@@ -19,7 +19,9 @@ from typing import Any
 import attrs
 import trio
 
-from events import Published, TaskCompleted
+from api._store import SessionStore
+from api._store_recorder import StoreRecorder
+from events import Published, Publisher, TaskCompleted
 from executor import TaskContext, open_executor
 
 from ._pipeline import STAGES, open_pipeline
@@ -123,6 +125,59 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+async def _published_events(config: ThroughputConfig) -> list[Published]:
+    """Every event of ``ablation_tasks`` no-op tasks, as the publisher numbered them."""
+    publisher = Publisher()
+    items: list[Published] = []
+    publisher.add_listener(items.append)
+    async with open_executor(publisher, concurrency=config.concurrency) as executor:
+        for index in range(config.ablation_tasks):
+            executor.submit(_noop_task, task_id=f"t{index}")
+            if (index + 1) % config.batch == 0:
+                await trio.lowlevel.checkpoint()
+    return items
+
+
+def store_alone(
+    config: ThroughputConfig, items: list[Published], directory: Path
+) -> dict[str, Any]:
+    """The store's writes for those events with nothing else running: tasks/s.
+
+    "as recorded" writes the recorder's operations in their order (the
+    statements alternate, so each ``executemany`` gets one row); "grouped"
+    sorts them by statement first, which keeps each task's own order for these
+    four statements (a what-if for ``api/_store.py``'s batching).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    store = SessionStore.open(directory / "alone.db")
+    try:
+        store.begin_session("bench")
+        recorder = StoreRecorder(store, "bench", soft_limit=1 << 40, hard_limit=1 << 41)
+        for item in items:
+            recorder(item)
+        ops = list(recorder.pending)
+    finally:
+        store.close()
+    rank = {"task_upsert": 0, "task_started": 1, "task_retrying": 2, "task_ended": 3}
+    result: dict[str, Any] = {"ops_per_task": len(ops) / config.ablation_tasks}
+    for name, batch in (
+        ("as recorded", ops),
+        ("grouped by statement", sorted(ops, key=lambda op: rank.get(op[0], -1))),
+    ):
+        store = SessionStore.open(directory / f"{name.replace(' ', '_')}.db")
+        try:
+            store.begin_session("bench")
+            start = time.perf_counter()
+            for offset in range(0, len(batch), 20_000):
+                store.write_batch(batch[offset : offset + 20_000])
+            result[f"{name} tasks_per_second"] = config.ablation_tasks / (
+                time.perf_counter() - start
+            )
+        finally:
+            store.close()
+    return result
+
+
 async def _ablation(config: ThroughputConfig, directory: Path) -> dict[str, float]:
     """Median tasks/s with the listeners added one at a time (``ablation_tasks`` each)."""
     small = attrs.evolve(config, tasks=config.ablation_tasks)
@@ -150,7 +205,10 @@ async def run(config: ThroughputConfig) -> dict[str, Any]:
                 bare.append(await run_bare(config))
         profile = await _profile(config, Path(tmp) / "profile")
         ablation = await _ablation(config, Path(tmp) / "ablation")
-    return _summarize(config, bare, full, profile, ablation)
+        alone = store_alone(config, await _published_events(config), Path(tmp) / "alone")
+    result = _summarize(config, bare, full, profile, ablation)
+    result["store_alone"] = alone
+    return result
 
 
 async def _profile(config: ThroughputConfig, directory: Path) -> StageProfile:
@@ -232,6 +290,12 @@ def report(result: dict[str, Any]) -> None:
                 for name, rate in result["ablation_tasks_per_second"].items()
             ],
         )
+    )
+    alone = result["store_alone"]
+    emit(
+        f"The store's writes alone ({alone['ops_per_task']:.0f} operations per task, no trio): "
+        f"{alone['as recorded tasks_per_second']:,.0f} tasks/s as recorded, "
+        f"{alone['grouped by statement tasks_per_second']:,.0f} grouped by statement"
     )
     shares = result["profile"]["stage_share"]
     emit(
