@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from events import SessionUpdate, Subscription
+from events import SessionUpdate, Subscription, TokenKinds
 
 
-class TaskRow(Protocol):
+class TaskRow(TokenKinds, Protocol):
     """One task as ``/api/tasks`` reports it (``executor.TaskInfo`` has this shape)."""
 
     @property
@@ -28,14 +28,6 @@ class TaskRow(Protocol):
     def started_at(self) -> datetime | None: ...
     @property
     def ended_at(self) -> datetime | None: ...
-    @property
-    def input_tokens(self) -> int: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def cache_read_tokens(self) -> int: ...
-    @property
-    def cache_write_tokens(self) -> int: ...
     @property
     def estimated_cost_usd(self) -> float | None: ...
     @property
