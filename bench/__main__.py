@@ -73,9 +73,9 @@ async def _fanout_run(options: Options) -> dict[str, Any]:
 async def _memory_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _memory.MemoryConfig(),
-        "quick": _memory.MemoryConfig(seconds=30.0),
+        "quick": _memory.MemoryConfig(seconds=30.0, warm_events=2_000),
         "smoke": _memory.MemoryConfig(
-            seconds=3.0, concurrency=4, retain_tasks=200, retain_warmup=100
+            seconds=2.0, concurrency=4, warm_events=20, retain_tasks=200, retain_warmup=100
         ),
     }[options.mode]
     if options.memory_seconds is not None:
@@ -122,7 +122,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--memory-seconds",
         type=float,
         metavar="S",
-        help="length of the memory benchmark's demo run (default 90; 30 with --quick)",
+        help="seconds the memory benchmark measures after its warm-up (default 90; 30 with "
+        "--quick)",
     )
     args = parser.parse_args(argv)
     if args.memory_seconds is not None and args.memory_seconds <= 0:

@@ -3,7 +3,8 @@
 Run by the fan-out benchmark as ``python -m bench._loadgen HOST PORT PATH COUNT``.
 It is deliberately plain: non-blocking sockets and one ``selectors`` loop, no
 asyncio and no WebSocket library, so its cost per received frame is a
-``recv``, a header parse and a substring test.  Each client subscribes to
+``recv``, a header parse, a substring test and a short regex match on the first
+64 bytes (the event name, counted).  Each client subscribes to
 ``"*"`` and counts the ``session_update`` frames it receives.
 
 Control, one JSON object per line: stdout says ``{"ready": n, ...}`` once every
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import attrs
@@ -30,16 +33,19 @@ from ._wsframes import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader, client_
 
 SUBSCRIBE = frame(b'{"type":"subscribe","task_id":"*"}', mask=True)
 SESSION_UPDATE_MARK = b'"event":"session_update"'
+EVENT_NAME = re.compile(rb'"event":"(\w+)"')
 CONNECT_WAVE = 256
 CONNECT_TIMEOUT = 60.0
 
 
 @attrs.define(eq=False)
 class Tally:
-    """How many clients have reached the expected update count (kept as they arrive)."""
+    """How many clients have reached the expected update count (kept as they arrive),
+    and the event frames all of them received, by event name."""
 
     expect: int | None = None
     reached: int = 0
+    events: Counter[str] = attrs.field(factory=Counter)
 
 
 @attrs.define(eq=False)
@@ -88,6 +94,9 @@ class Client:
         for opcode, payload in self.reader.feed(data):
             if opcode == OP_TEXT:
                 self.frames += 1
+                name = EVENT_NAME.search(payload, 0, 64)
+                if name is not None:
+                    self.tally.events[name.group(1).decode()] += 1
                 if SESSION_UPDATE_MARK in payload:
                     self.updates += 1
                     self.last_update_at = now
@@ -174,6 +183,7 @@ def serve(host: str, port: int, path: str, count: int) -> None:
                     "first": min(c.last_update_at for c in clients),
                     "cpu": time.process_time() - round_cpu,
                     "extra": sum(c.updates - tally.expect for c in clients),
+                    "events": dict(tally.events),
                 }
             )
             tally.expect = None

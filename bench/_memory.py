@@ -3,13 +3,16 @@
 The real ``runcast demo`` process runs with 5 WebSocket clients subscribed to
 ``"*"`` (one load-generator process, reading every frame), and its RSS is
 sampled from ``/proc`` every second.  The run is shortened by compressing
-time rather than by doing less: ``--concurrency 32`` (8x the default 4 agents)
-and ``--interval 1`` (10x the periodic updates), so a 90-second run carries
-the events of about 12 minutes of the default demo.
+time rather than by doing less: ``--concurrency 64`` (16x the default 4
+agents), ``--interval 1`` (10x the periodic updates) and a budget the demo
+never exhausts (no pauses), so it produces events about 20x faster than the
+default demo.
 
-Growth is measured after a warm-up (the first quarter of the run): the RSS at
-the end against the RSS after warm-up, and the least-squares slope over the
-samples after warm-up, extrapolated to 10 minutes.
+Warm-up lasts until every dashboard has seen 10,000 events: by then the
+publisher's replay history, bounded at 10,000 events, is full, and memory
+that keeps growing is growth without a bound.  Then ``seconds`` are measured:
+the RSS at the end against the RSS after warm-up, and the least-squares
+slope, extrapolated to 10 minutes.
 
 A second, in-process measurement says what a finished task leaves behind:
 the full pipeline runs ``retain_tasks`` no-op tasks after a warm-up that fills
@@ -35,20 +38,27 @@ from typing import Any
 import attrs
 import trio
 
+from events._publisher import DEFAULT_HISTORY
 from executor import Executor, TaskContext, open_executor
 
-from ._children import open_child
+from ._children import Child, open_child
 from ._pipeline import Pipeline, open_pipeline
 from ._report import emit, rss_bytes, table, write_result
 
 
 @attrs.frozen
 class MemoryConfig:
+    #: Seconds measured once the warm-up is over.
     seconds: float = 90.0
     dashboards: int = 5
-    concurrency: int = 32
+    concurrency: int = 64
     interval: float = 1.0
-    warmup_fraction: float = 0.25
+    #: Large enough that the demo never pauses on it: more events per second.
+    budget_usd: float = 1_000.0
+    #: Events every dashboard must have seen before measuring: the publisher's
+    #: replay history (bounded, 10,000 events) is full by then.
+    warm_events: int = DEFAULT_HISTORY
+    warm_limit_seconds: float = 300.0
     sample_every: float = 1.0
     #: Tasks whose leftovers tracemalloc measures, after ``retain_warmup`` tasks.
     retain_tasks: int = 5_000
@@ -100,8 +110,11 @@ async def retained_per_task(config: MemoryConfig) -> dict[str, Any]:
                 open_pipeline(Path(tmp) / "retain.db") as pipeline,
                 open_executor(pipeline.publisher, concurrency=64) as executor,
             ):
+                empty = tracemalloc.get_traced_memory()[0]
                 await _run_tasks(executor, pipeline, "warm", config.retain_warmup)
                 before = tracemalloc.take_snapshot()
+                warm = tracemalloc.get_traced_memory()[0]
+                history = len(pipeline.publisher.history_since(0))
                 await _run_tasks(executor, pipeline, "t", config.retain_tasks)
                 after = tracemalloc.take_snapshot()
     finally:
@@ -111,9 +124,15 @@ async def retained_per_task(config: MemoryConfig) -> dict[str, Any]:
         for stat in after.compare_to(before, "filename")
         if abs(stat.size_diff) / config.retain_tasks >= 1
     }
+    per_task = sum(by_file.values())
+    # The warm-up filled the bounded history; what it grew beyond its tasks' own
+    # leftovers is the history's, per event kept.
+    history_bytes = (warm - empty) - per_task * config.retain_warmup
     return {
-        "bytes_per_task": sum(by_file.values()),
+        "bytes_per_task": per_task,
         "bytes_per_task_by_file": dict(sorted(by_file.items(), key=lambda kv: -kv[1])),
+        "history_events_kept": history,
+        "history_bytes_per_event": history_bytes / max(1, history),
     }
 
 
@@ -137,15 +156,47 @@ def slope_per_second(samples: list[tuple[float, int]]) -> float:
     return sum((t - mean_t) * (r - mean_r) for t, r in samples) / spread
 
 
+@attrs.frozen
+class Sample:
+    seconds: float
+    rss: int
+    events: int  # events each dashboard has received so far
+
+
+async def _sample(dashboards: Child, config: MemoryConfig, pid: int, start: float) -> Sample:
+    received = await dashboards.ask({"expect": 0})
+    events = sum(received["events"].values()) // config.dashboards
+    return Sample(trio.current_time() - start, rss_bytes(pid), events)
+
+
+async def _watch(dashboards: Child, config: MemoryConfig, pid: int) -> tuple[list[Sample], int]:
+    """Samples until ``seconds`` past the warm-up; returns them and the warm-up's index."""
+    samples: list[Sample] = []
+    start = trio.current_time()
+    warm_index: int | None = None
+    while True:
+        sample = await _sample(dashboards, config, pid, start)
+        samples.append(sample)
+        if warm_index is None and (
+            sample.events >= config.warm_events or sample.seconds >= config.warm_limit_seconds
+        ):
+            warm_index = len(samples) - 1
+        if (
+            warm_index is not None
+            and sample.seconds - samples[warm_index].seconds >= config.seconds
+        ):
+            return samples, warm_index
+        await trio.sleep(config.sample_every)
+
+
 async def run(config: MemoryConfig) -> dict[str, Any]:
     port = _free_port()
     command = [
         str(Path(sys.executable).with_name("runcast")),
         "demo",
-        *("--port", str(port), "--seed", "1"),
+        *("--port", str(port), "--seed", "1", "--budget-usd", str(config.budget_usd)),
         *("--concurrency", str(config.concurrency), "--interval", str(config.interval)),
     ]
-    samples: list[tuple[float, int]] = []
     with tempfile.TemporaryDirectory(prefix="runcast-bench-") as tmp:
         process = await trio.lowlevel.open_process(
             command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -155,10 +206,7 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
             loadgen_args = ["bench._loadgen", "127.0.0.1", str(port), "/ws", str(config.dashboards)]
             async with open_child("dashboards", loadgen_args) as dashboards:
                 await dashboards.receive()
-                start = trio.current_time()
-                while trio.current_time() - start < config.seconds:
-                    samples.append((trio.current_time() - start, rss_bytes(process.pid)))
-                    await trio.sleep(config.sample_every)
+                samples, warm_index = await _watch(dashboards, config, process.pid)
                 received = await dashboards.ask({"expect": 0})
                 await dashboards.send({"quit": True})
         finally:
@@ -170,32 +218,43 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
-    result = _summarize(config, samples, received["extra"], command)
+    result = _summarize(config, samples, warm_index, received["extra"], command)
+    # Every dashboard gets every event; per dashboard, by event name.
+    result["events_per_dashboard"] = {
+        name: count // config.dashboards for name, count in sorted(received["events"].items())
+    }
     result["retained_after_each_task"] = await retained_per_task(config)
     return result
 
 
 def _summarize(
-    config: MemoryConfig, samples: list[tuple[float, int]], updates: int, command: list[str]
+    config: MemoryConfig,
+    samples: list[Sample],
+    warm_index: int,
+    updates: int,
+    command: list[str],
 ) -> dict[str, Any]:
-    warm_index = max(1, int(len(samples) * config.warmup_fraction))
+    warm = samples[warm_index]
     after_warmup = samples[warm_index:]
-    rss_warm = after_warmup[0][1]
-    rss_end = samples[-1][1]
-    slope = slope_per_second(after_warmup)
+    end = samples[-1]
+    slope = slope_per_second([(s.seconds, s.rss) for s in after_warmup])
+    measured = end.seconds - warm.seconds
     return {
         "config": attrs.asdict(config),
         "demo_command": " ".join(Path(part).name if "/" in part else part for part in command),
         "session_updates_received_by_dashboards": updates,
-        "rss_start_bytes": samples[0][1],
-        "rss_after_warmup_bytes": rss_warm,
-        "rss_end_bytes": rss_end,
-        "rss_max_bytes": max(r for _, r in samples),
-        "growth_after_warmup_pct": 100.0 * (rss_end - rss_warm) / rss_warm,
+        "warmup_seconds": warm.seconds,
+        "history_full_at_warmup": warm.events >= config.warm_events,
+        "events_per_second_after_warmup": (end.events - warm.events) / measured,
+        "rss_start_bytes": samples[0].rss,
+        "rss_after_warmup_bytes": warm.rss,
+        "rss_end_bytes": end.rss,
+        "rss_max_bytes": max(s.rss for s in samples),
+        "growth_after_warmup_pct": 100.0 * (end.rss - warm.rss) / warm.rss,
         "slope_bytes_per_minute": slope * 60,
-        "extrapolated_10_min_growth_pct": 100.0 * slope * 600 / rss_warm,
+        "extrapolated_10_min_growth_pct": 100.0 * slope * 600 / warm.rss,
         "target_growth_pct": 5.0,
-        "samples": samples,
+        "samples": [attrs.astuple(s) for s in samples],
     }
 
 
@@ -215,9 +274,12 @@ def report(result: dict[str, Any]) -> None:
     ]
     emit(
         table(
-            f"Memory: runcast demo, {config['seconds']:.0f} s at concurrency "
-            f"{config['concurrency']} and --interval {config['interval']:g}, "
-            f"{config['dashboards']} dashboards (target: flat within 5 %)",
+            f"Memory: runcast demo at concurrency {config['concurrency']}, --interval "
+            f"{config['interval']:g}, {config['dashboards']} dashboards: "
+            f"{result['warmup_seconds']:.0f} s warm-up (history full: "
+            f"{'yes' if result['history_full_at_warmup'] else 'NO'}), then "
+            f"{config['seconds']:.0f} s measured at "
+            f"{result['events_per_second_after_warmup']:.0f} events/s (target: flat within 5 %)",
             (
                 "RSS start MiB",
                 "after warm-up MiB",
@@ -232,9 +294,24 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def _report_events(result: dict[str, Any]) -> None:
+    events = result["events_per_dashboard"]
+    seconds = result["samples"][-1][0]
+    total = sum(events.values())
+    emit(
+        f"Each dashboard received {total:,} events in {seconds:.0f} s ({total / seconds:.0f}/s), "
+        f"{events.get('task_started', 0):,} task starts, "
+        f"{events.get('task_completed', 0) + events.get('task_failed', 0):,} task ends"
+    )
+
+
 def _report_retained(result: dict[str, Any]) -> None:
     retained = result["retained_after_each_task"]
     rows = list(retained["bytes_per_task_by_file"].items())[:8]
+    emit(
+        f"The publisher's replay history: {retained['history_bytes_per_event']:,.0f} bytes "
+        f"per event kept ({retained['history_events_kept']:,} kept, bounded)"
+    )
     emit(
         table(
             f"Left behind by each finished task: {retained['bytes_per_task']:,.0f} bytes "
@@ -248,6 +325,7 @@ def _report_retained(result: dict[str, Any]) -> None:
 async def main(config: MemoryConfig, results_dir: Path) -> dict[str, Any]:
     result = await run(config)
     report(result)
+    _report_events(result)
     _report_retained(result)
     write_result("memory", result, directory=results_dir)
     return result
