@@ -122,7 +122,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--memory-seconds",
         type=float,
         metavar="S",
-        help="seconds the memory benchmark measures after its warm-up (default 90; 30 with "
+        help="seconds the memory benchmark measures after its warm-up (default 60; 30 with "
         "--quick)",
     )
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ WS_PATH = "/ws"
 @attrs.frozen
 class FanoutConfig:
     sizes: tuple[int, ...] = (100, 1_000, 5_000)
-    rounds: int = 15
+    rounds: int = 12
     warmup: int = 2
     kinds: tuple[str, ...] = KINDS
     clients_per_process: int = 1_250

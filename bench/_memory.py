@@ -49,7 +49,7 @@ from ._report import emit, rss_bytes, table, write_result
 @attrs.frozen
 class MemoryConfig:
     #: Seconds measured once the warm-up is over.
-    seconds: float = 90.0
+    seconds: float = 60.0
     dashboards: int = 5
     concurrency: int = 64
     interval: float = 1.0
