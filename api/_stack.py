@@ -18,7 +18,7 @@ from events import Publisher, SessionUpdate
 from executor import Executor, PriceTable, open_executor
 
 from ._config import ServerConfig
-from ._exceptions import StoreError
+from ._exceptions import ConfigError, StoreError
 from ._server import RuncastServer, serve_runcast
 from ._store import SessionStore
 from ._store_recorder import StoreRecorder, serve_store_recorder
@@ -87,7 +87,7 @@ async def _record(
     *,
     task_status: trio.TaskStatus[StoreRecorder] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    assert settings.session_id is not None
+    assert settings.session_id is not None  # open_stack checks it
     try:
         await serve_store_recorder(
             store,
@@ -129,6 +129,8 @@ async def open_stack(
     to stop sooner), lets the broadcaster send its final update, then closes the
     WebSocket clients with 1001 and stops listening; the recorder flushes last.
     """
+    if store is not None and settings.session_id is None:
+        raise ConfigError("a stack recording into a store needs settings.session_id")
     publisher = Publisher(last_seq=settings.last_seq)
     metrics = RuncastMetrics(CollectorRegistry(), publisher)
     broadcaster_scope, broadcaster_stopped = trio.CancelScope(), trio.Event()

@@ -224,9 +224,6 @@ class SessionStore:
         )
         return cursor.rowcount
 
-    def prune_events_before(self, time: str) -> int:
-        return self.conn.execute("DELETE FROM events WHERE time < ?", (time,)).rowcount
-
     # -- reading -------------------------------------------------------------
     def integrity_ok(self) -> bool:
         (result,) = self.conn.execute("PRAGMA integrity_check").fetchone()

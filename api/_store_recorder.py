@@ -193,6 +193,11 @@ class StoreRecorder:
             self._set_backpressure(False)
         return len(batch)
 
+    async def prune_history(self) -> None:
+        """Keep only the newest ``history_keep`` events of the session's history."""
+        store, session_id, keep = self.store, self.session_id, self.history_keep
+        await self.offload(lambda: store.prune_events(session_id, keep=keep))
+
     async def wait_for_work(self, interval: float) -> None:
         with trio.move_on_after(interval):
             await self._wake.wait()
@@ -249,7 +254,7 @@ async def serve_store_recorder(
             flushes_since_prune += 1
             if flushes_since_prune >= 40:
                 flushes_since_prune = 0
-                await recorder.offload(lambda: store.prune_events(session_id, keep=history_keep))
+                await recorder.prune_history()
     finally:
         remove()
         if recorder.failure is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from api import ServerConfig, StackSettings, open_stack
+from api._exceptions import ConfigError
 from api._stack import _StorePressure
 from api._store import SessionStore
 
@@ -30,3 +32,10 @@ async def test_backpressure_holds_starts_and_leaves_an_operator_pause_alone(
         pressure(False)
         assert stack.executor.is_paused
         stack.executor.resume()
+
+
+async def test_a_store_without_a_session_id_is_refused() -> None:
+    settings = StackSettings(server=ServerConfig(host="127.0.0.1", port=0))
+    with pytest.raises(ConfigError, match="session_id"):
+        async with open_stack(settings, store=SessionStore.open(":memory:")):
+            pass

@@ -385,3 +385,16 @@ async def test_producers_can_wait_for_the_store_to_catch_up(
         nursery.cancel_scope.cancel()
     assert submitted == 1_000
     assert len(store.tasks(SID)) == 1_000
+
+
+async def test_recorder_prunes_history_to_its_bound() -> None:
+    store = SessionStore.open(":memory:")
+    store.begin_session(SID)
+    publisher = Publisher()
+    recorder = StoreRecorder(store, SID, history_keep=5)
+    publisher.add_listener(recorder)
+    for n in range(20):
+        publisher.publish(TaskOutput(task_id="t", line=str(n)))
+    await recorder.flush()
+    await recorder.prune_history()
+    assert len(store.history(SID)) == 5
