@@ -72,19 +72,26 @@ async def live_stack(
     operator_token: str = OPERATOR_TOKEN,
     interval: float = 0.2,
     budget_usd: float | None = None,
+    publisher: Publisher | None = None,
+    session_id: str | None = None,
 ) -> AsyncIterator[LiveStack]:
-    """Serve on ``port``; with ``tokens``, ``operator_token`` or VIEWER_TOKEN is required."""
+    """Serve on ``port``; with ``tokens``, ``operator_token`` or VIEWER_TOKEN is required.
+
+    Pass the old ``session_id`` and a ``publisher`` made with ``last_seq=`` to
+    stand in for a restart that resumes a stored session: its seqs carry on.
+    """
     config = ServerConfig(
         port=port,
         auth_tokens=(operator_token,) if tokens else (),
         viewer_tokens=(VIEWER_TOKEN,) if tokens else (),
         close_timeout=0.5,
     )
-    publisher = Publisher()
+    if publisher is None:
+        publisher = Publisher()
     async with trio.open_nursery() as nursery:
         broadcaster = await nursery.start(
             lambda task_status: serve_broadcaster(
-                publisher, interval=interval, task_status=task_status
+                publisher, interval=interval, session_id=session_id, task_status=task_status
             )
         )
         async with open_executor(publisher, concurrency=4, budget_usd=budget_usd) as executor:

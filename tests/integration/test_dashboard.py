@@ -16,6 +16,8 @@ import trio
 from _cdp import CHROMIUM, Page, open_page
 from _live_stack import OPERATOR_TOKEN, LiveStack, eventually, live_stack
 
+from events import Publisher
+
 pytestmark = pytest.mark.integration
 
 
@@ -136,6 +138,81 @@ async def test_reconnects_and_clears_the_stale_mark_after_a_restart(page: Page) 
             assert await page.evaluate(f"{by_id('tasks')}.dataset.stale") == "false"
             # The old server's task is not shown as if it belonged to the new session.
             assert await page.evaluate("document.querySelector('tr[data-task-id=\"t1\"]')") is None
+
+
+# Runs before the dashboard's own script: keeps what the page sends and the
+# types and highest seq of what it receives, so a test can read them back.
+RECORD_FRAMES = """
+(() => {
+  const sent = (window.__sentFrames = []);
+  const received = (window.__receivedTypes = []);
+  window.__maxSeq = null;
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (message) => {
+        const frame = JSON.parse(message.data);
+        received.push(frame.type);
+        if (typeof frame.seq === "number") {
+          window.__maxSeq = Math.max(window.__maxSeq ?? 0, frame.seq);
+        }
+      });
+    }
+    send(data) {
+      sent.push(JSON.parse(data));
+      return super.send(data);
+    }
+  };
+})();
+"""
+
+
+async def test_resubscribes_with_since_and_replays_what_it_missed(page: Page) -> None:
+    await page.call("Page.enable")
+    await page.call("Page.addScriptToEvaluateOnNewDocument", source=RECORD_FRAMES)
+    with trio.fail_after(90):
+        async with live_stack(tokens=True) as stack:
+            port = stack.port
+            feed = stack.start_burner("t1", "before")
+            await feed.send(100)
+            await open_dashboard(page, stack)
+            await wait_text(page, "#tokens-input", "100")
+            session_id = stack.broadcaster.snapshot().session_id
+        await page.wait_for(f"{by_id('session')}.dataset.stale === 'true'")
+        last_seen = await page.evaluate("window.__maxSeq")
+        assert isinstance(last_seen, int)
+        assert last_seen > 0
+        await page.evaluate("window.__receivedTypes.length = 0")
+
+        # The restarted server carries the sequence on (as a resumed stored
+        # session does) and publishes while the page is still backing off.
+        async with live_stack(
+            tokens=True,
+            port=port,
+            publisher=Publisher(last_seq=last_seen),
+            session_id=session_id,
+        ) as again:
+            feed = again.start_burner("t2", "after")
+            await feed.send(42)
+            await eventually(lambda: again.broadcaster.snapshot().input_tokens == 42)
+            await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
+            await wait_text(page, row_cell("t2", "name"), "after")
+            await wait_text(page, "#tokens-input", "42")
+
+            subscribes = [
+                frame
+                for frame in await page.evaluate("window.__sentFrames")
+                if frame["type"] == "subscribe"
+            ]
+            assert subscribes[0] == {"type": "subscribe", "task_id": "*"}
+            assert subscribes[-1] == {"type": "subscribe", "task_id": "*", "since": last_seen}
+            received = await page.evaluate("window.__receivedTypes")
+            # Replayed from `since`: no gap, no refusal, so no resync was needed
+            # and the row of the task from before the restart stays.
+            assert "gap" not in received
+            assert "error" not in received
+            assert await page.text(row_cell("t1", "name")) == "before"
 
 
 async def test_says_when_a_restarted_server_refuses_the_token(page: Page) -> None:
