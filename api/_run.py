@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import attrs
 import structlog
 import trio
 
-from executor import Executor, JobFile, PriceTable, load_job_file, load_price_table
+from executor import (
+    Executor,
+    JobFile,
+    PriceTable,
+    TaskInfo,
+    TaskState,
+    load_job_file,
+    load_price_table,
+)
 
 from ._config import ServerConfig
 from ._resume import SessionPlan, plan_session
 from ._server import RuncastServer
 from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
-from ._store import SessionStore
+from ._store import SessionStore, TaskRecord
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
@@ -138,6 +147,47 @@ async def _run_stack(
             stack.executor.cancel_all(reason=f"interrupted by {interrupted}")
 
 
+def summary_tasks(executor: Executor, store: SessionStore, session_id: str) -> list[TaskInfo]:
+    """Every task this run submitted, for the summary table.
+
+    The executor lists them all unless it let go of older finished ones
+    (``keep_finished``); then those rows come from the store, which the
+    recorder has flushed by the time the stack is closed.
+    """
+    if executor.finished_evicted == 0:
+        return executor.tasks()
+    kept = {info.task_id: info for info in executor.tasks()}
+    return [
+        kept.get(row.task_id) or _stored_info(store, session_id, row)
+        for row in store.tasks(session_id)
+        if executor.has_task(row.task_id)
+    ]
+
+
+def _stored_info(store: SessionStore, session_id: str, row: TaskRecord) -> TaskInfo:
+    usage = store.usage_totals(session_id, row.task_id)
+    return TaskInfo(
+        task_id=row.task_id,
+        name=row.name,
+        state=cast(TaskState, row.state),
+        attempts=row.attempts,
+        started_at=_stored_time(row.started_at),
+        ended_at=_stored_time(row.ended_at),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        estimated_cost_usd=usage.cost_usd,
+        error=row.error,
+        exit_code=row.exit_code,
+        unpriced_tokens=usage.unpriced_tokens,
+    )
+
+
+def _stored_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
 async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
     """Run the job file to the end; the exit code (0 only if every task completed).
 
@@ -165,12 +215,12 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         # A run stopped by a signal stays resumable; the next run continues it.
         status = "finished" if stop.received is None else "interrupted"
         store.end_session(plan.session_id, status=status)
+        if not opened:  # a second signal cut the start-up short
+            return SIGNAL_EXIT.get(stop.received or "", EXIT_TASKS_DID_NOT_ALL_COMPLETE)
+        stack = opened[0]
+        tasks = summary_tasks(stack.executor, store, plan.session_id)
     finally:
         store.close()
-    if not opened:  # a second signal cut the start-up short
-        return SIGNAL_EXIT.get(stop.received or "", EXIT_TASKS_DID_NOT_ALL_COMPLETE)
-    stack = opened[0]
-    tasks = stack.executor.tasks()
     print(format_summary(tasks, stack.broadcaster.snapshot()), file=out, flush=True)
     earlier = list(plan.kept_outcomes.values())
     if all(task.state == "completed" for task in tasks) and all(

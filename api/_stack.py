@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher, SessionUpdate
-from executor import Executor, PriceTable, open_executor
+from executor import DEFAULT_KEEP_FINISHED, Executor, PriceTable, open_executor
 
 from ._config import ServerConfig
 from ._exceptions import ConfigError, StoreError
@@ -44,6 +44,9 @@ class StackSettings:
     previous: SessionUpdate | None = None
     last_seq: int = 0
     spent_usd: float = 0.0
+    #: Finished tasks the executor keeps listing (``/api/tasks``); older ones are
+    #: still in the store.
+    keep_finished: int = DEFAULT_KEEP_FINISHED
 
 
 @attrs.define(eq=False)
@@ -168,6 +171,7 @@ async def open_stack(
                 start_paused=settings.start_paused,
                 retry_backoff=settings.retry_backoff,
                 spent_usd=settings.spent_usd,
+                keep_finished=settings.keep_finished,
             ) as executor:
                 pressure.executor = executor
                 server: RuncastServer = await nursery.start(

@@ -12,6 +12,11 @@ Rules, applied in the order events arrive:
 * an event about an older attempt than the task's latest is stale and ignored;
 * ``task_retrying`` puts the task in ``retrying``, which counts as queued: the
   task will run again after its backoff without anyone acting on it.
+
+Only tasks that have not ended are kept per task; an ended task's id is
+remembered (to ignore late duplicates) for the newest ``remember_ended`` ends,
+and the ids forgotten beyond that are counted in ``ended_forgotten``. The end
+counts are running sums and never depend on what is remembered.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from events import (
     total_tokens,
 )
 
-from ._exceptions import RestoreError
+from ._exceptions import BroadcasterConfigError, RestoreError
 
 TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
 TASK_STATES: Final[tuple[TaskState, ...]] = (
@@ -66,6 +71,11 @@ TRIGGERS: Final[tuple[Trigger, ...]] = (
     "usage",
     "tick",
 )
+
+
+#: Ended task ids remembered so late events about them are ignored (the
+#: executor sends exactly one end per task; this guards against duplicates).
+DEFAULT_REMEMBER_ENDED: Final = 10_000
 
 
 def _zero_counts() -> dict[TaskState, int]:
@@ -101,13 +111,24 @@ class SessionAggregate:
     is_paused: bool = False
     budget_usd: float | None = None
     restored: bool = False
+    remember_ended: int = attrs.field(default=DEFAULT_REMEMBER_ENDED)
+    #: Ended task ids forgotten to respect ``remember_ended``.
+    ended_forgotten: int = 0
+    # Tasks that have not ended: latest state and attempt.
     _tasks: dict[str, tuple[TaskState, int]] = attrs.field(factory=dict)
+    # The newest ended tasks' final states, oldest first.
+    _ended: dict[str, TaskState] = attrs.field(factory=dict)
     _counts: dict[TaskState, int] = attrs.field(factory=_zero_counts)
     _base_ended: dict[TaskState, int] = attrs.field(factory=_zero_counts)
     _first_start: float | None = None
     _duration_offset: int = 0
     _last_duration: int = 0
     last_transition: TaskTransition | None = None
+
+    @remember_ended.validator
+    def _check_remember_ended(self, _: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BroadcasterConfigError(f"remember_ended must be an int >= 0, got {value!r}")
 
     # -- reading -------------------------------------------------------------
     @property
@@ -123,8 +144,11 @@ class SessionAggregate:
         return self._base_ended[state] + self._counts[state]
 
     def task_state(self, task_id: str) -> TaskState | None:
+        """The task's latest state; None if unknown or ended and forgotten."""
         record = self._tasks.get(task_id)
-        return None if record is None else record[0]
+        if record is not None:
+            return record[0]
+        return self._ended.get(task_id)
 
     def count(self, state: TaskState) -> int:
         """Tasks of this process whose latest state is ``state``."""
@@ -186,7 +210,8 @@ class SessionAggregate:
         """
         if self.restored:
             raise RestoreError("the session was already restored once")
-        if self._tasks or self.total_tokens or self.cost_usd or self._first_start is not None:
+        seen_tasks = bool(self._tasks or self._ended)
+        if seen_tasks or self.total_tokens or self.cost_usd or self._first_start is not None:
             raise RestoreError(
                 "restore must happen before the first task or usage event of this process"
             )
@@ -241,15 +266,21 @@ class SessionAggregate:
     def _apply_task_event(
         self, item: Published, event: Event, new_state: TaskState
     ) -> Trigger | None:
+        task_id = event.task_id
+        if task_id in self._ended:
+            return None  # an end is final
         # task_cancelled carries no attempt: a cancel applies to the latest one.
         attempt: int | None = getattr(event, "attempt", None)
-        old_state, old_attempt = self._tasks.get(event.task_id, (None, 0))
-        if old_state in END_STATES or (attempt is not None and attempt < old_attempt):
-            return None  # final already, or about an attempt that was superseded
-        attempt = max(attempt or 1, old_attempt)
-        self._tasks[event.task_id] = (new_state, attempt)
-        if old_state == new_state:
-            return None
+        old_state, old_attempt = self._tasks.get(task_id, (None, 0))
+        if attempt is not None and attempt < old_attempt:
+            return None  # about an attempt that was superseded
+        if new_state in END_STATES:
+            self._tasks.pop(task_id, None)
+            self._remember_end(task_id, new_state)
+        else:
+            self._tasks[task_id] = (new_state, max(attempt or 1, old_attempt))
+            if old_state == new_state:
+                return None
         if old_state is not None:
             self._counts[old_state] -= 1
         self._counts[new_state] += 1
@@ -260,6 +291,13 @@ class SessionAggregate:
         if old_state == "running" or new_state in END_STATES:
             return "task_end"
         return None
+
+    def _remember_end(self, task_id: str, state: TaskState) -> None:
+        ended = self._ended
+        ended[task_id] = state
+        if len(ended) > self.remember_ended:
+            del ended[next(iter(ended))]
+            self.ended_forgotten += 1
 
     def _note_start(self, item: Published) -> None:
         if self._first_start is None:

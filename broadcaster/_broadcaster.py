@@ -39,6 +39,10 @@ DEFAULT_INTERVAL: Final = 10.0
 DEFAULT_MIN_SPACING: Final = 0.05
 #: How long usage may wait to ride along with other changes (bound: 1 s).
 DEFAULT_USAGE_DELAY: Final = 0.5
+#: How long a due update may wait for the flusher's turn while events keep
+#: coming in the same turn of the loop (1,000 tasks ending in one batch); then
+#: it goes out right after the event at hand.
+DEFAULT_MAX_HOLD: Final = 0.02
 
 
 def _positive_seconds(name: str, value: float) -> float:
@@ -63,11 +67,14 @@ class SessionBroadcaster:
     session_id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
     min_spacing: float = DEFAULT_MIN_SPACING
     usage_delay: float = DEFAULT_USAGE_DELAY
+    max_hold: float = DEFAULT_MAX_HOLD
     aggregate: SessionAggregate = attrs.field(init=False)
     #: Updates sent, by the trigger that caused each (the first pending one).
     updates_sent: dict[Trigger, int] = attrs.field(init=False)
     _pending: Trigger | None = None
     _pending_immediate: bool = False
+    _pending_since: float = 0.0
+    _inline_flush_asked: bool = False
     _usage_deadline: float | None = None
     _last_broadcast: float = -math.inf
     _flush_wakeup: trio.Event = attrs.field(factory=trio.Event)
@@ -79,6 +86,7 @@ class SessionBroadcaster:
         self.interval = _positive_seconds("interval", self.interval)
         self.min_spacing = _positive_seconds("min_spacing", self.min_spacing)
         self.usage_delay = _positive_seconds("usage_delay", self.usage_delay)
+        self.max_hold = _positive_seconds("max_hold", self.max_hold)
         if not isinstance(self.session_id, str) or not 0 < len(self.session_id) <= 256:
             raise BroadcasterConfigError(
                 f"session_id must be a non-empty string of <= 256 chars, got {self.session_id!r}"
@@ -126,6 +134,8 @@ class SessionBroadcaster:
             return
         running_before = self.aggregate.tasks_running
         trigger = self.aggregate.apply(item)
+        if self._pending is not None and not self._inline_flush_asked:
+            self._flush_if_held_too_long()
         if trigger is None:
             return
         running_after = self.aggregate.tasks_running
@@ -136,7 +146,16 @@ class SessionBroadcaster:
             self._ticker_scope.cancel()
         self._mark_pending(trigger, from_idle=running_before == 0 and running_after > 0)
 
+    def _flush_if_held_too_long(self) -> None:
+        now = trio.current_time()
+        due = max(self._flush_deadline(), self._pending_since)
+        if now - due >= self.max_hold:
+            self._inline_flush_asked = True
+            self.publisher.after_publish(self._flush_if_due)
+
     def _mark_pending(self, trigger: Trigger, *, from_idle: bool = False) -> None:
+        if self._pending is None:
+            self._pending_since = trio.current_time()
         if trigger == "usage":
             if self._usage_deadline is None:
                 self._usage_deadline = trio.current_time() + self.usage_delay
@@ -149,12 +168,14 @@ class SessionBroadcaster:
                 # delivered, not when the loop next yields: a caller submitting 1,000
                 # tasks in one go may not yield for 100 ms. (Elsewhere, waiting for
                 # the yield lets an end and the start it frees share one update.)
+                self._inline_flush_asked = True
                 self.publisher.after_publish(self._flush_if_due)
         if self._pending is None:
             self._pending = trigger
         self._flush_wakeup.set()
 
     def _flush_if_due(self) -> None:
+        self._inline_flush_asked = False
         if self._pending is not None and self._flush_deadline() <= trio.current_time():
             self._broadcast(self._pending)
 

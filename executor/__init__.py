@@ -29,12 +29,14 @@ from ._executor import Executor
 from ._jobfile import JobFile, load_job_file
 from ._lines import LineSplitter
 from ._open import open_executor
+from ._registry import DEFAULT_KEEP_FINISHED
 from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
 from ._task import TaskHandle
 from ._usage import UsageParser, UsageRecord
 
 __all__ = [
     "BUDGET_WARNING_THRESHOLD",
+    "DEFAULT_KEEP_FINISHED",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Budget",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import signal
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import structlog
@@ -47,10 +47,16 @@ from ._exceptions import (
     InvalidArgumentError,
     UnknownTaskError,
 )
-from ._states import TERMINAL_STATES, TaskInfo, as_actor
+from ._registry import TaskRegistry
+from ._states import TaskInfo, as_actor
 from ._task import EndState, TaskFunction, TaskHandle, TaskRecord
 
 log = structlog.get_logger("runcast.executor")
+
+#: Most tasks started in one go; more wait for the next turn of the event loop,
+#: so a burst (a resume with 1,000 queued) never holds the loop for long and the
+#: broadcaster's first update goes out after the first chunk.
+FILL_CHUNK: Final = 64
 
 
 def _describe(exc: BaseException) -> str:
@@ -74,13 +80,14 @@ class Executor:
     _budget: Budget
     _paused: bool = False
     _unpaused: trio.Event = attrs.field(factory=trio.Event, repr=False)
-    _tasks: dict[str, TaskRecord] = attrs.field(factory=dict, repr=False)
+    _registry: TaskRegistry = attrs.field(factory=TaskRegistry, repr=False)
     _queue: list[tuple[int, int, TaskRecord]] = attrs.field(factory=list, repr=False)
     _running: int = 0
     _active: int = 0
     _idle: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _submitted: int = 0
     _closed: bool = False
+    _fill_pending: bool = False
     # Output lines cut to fit (a line reader's bound or MAX_OUTPUT_LINE).
     output_lines_truncated: int = 0
 
@@ -107,11 +114,31 @@ class Executor:
         return self._publisher
 
     def tasks(self) -> list[TaskInfo]:
-        """A snapshot of every task, in submission order."""
-        return [record.info() for record in self._tasks.values()]
+        """A snapshot of every live task and the newest ``keep_finished`` finished
+        ones, in submission order (``finished_evicted`` says how many are left out)."""
+        return self._registry.infos()
 
     def task(self, task_id: str) -> TaskInfo:
-        return self._get(task_id).info()
+        """One task's snapshot; ``UnknownTaskError`` if unknown or no longer kept."""
+        return self._registry.info(task_id)
+
+    def has_task(self, task_id: str) -> bool:
+        """Whether ``task_id`` was ever submitted here (kept or not)."""
+        return task_id in self._registry.ids
+
+    @property
+    def keep_finished(self) -> int:
+        return self._registry.keep_finished
+
+    @property
+    def finished_evicted(self) -> int:
+        """Finished tasks no longer listed by ``tasks()`` (beyond ``keep_finished``)."""
+        return self._registry.finished_evicted
+
+    @property
+    def waiting_count(self) -> int:
+        """Tasks queued or waiting out a retry back-off."""
+        return self._active - self._running
 
     async def join(self) -> None:
         """Wait until no task is queued, running or waiting to retry."""
@@ -140,7 +167,7 @@ class Executor:
         """
         if self._closed:
             raise ExecutorClosedError("the executor is closed; tasks can no longer be submitted")
-        task_id = check_submission(fn, task_id, self._tasks.keys(), timeout, retries, priority)
+        task_id = check_submission(fn, task_id, self._registry.ids, timeout, retries, priority)
         if (
             isinstance(attempts_used, bool)
             or not isinstance(attempts_used, int)
@@ -163,7 +190,7 @@ class Executor:
             attempts=attempts_used,
         )
         self._submitted += 1
-        self._tasks[task_id] = record
+        self._registry.add(record)
         if self._active == 0:
             self._idle = trio.Event()
         self._active += 1
@@ -204,13 +231,32 @@ class Executor:
 
     # -- scheduling --------------------------------------------------------
     def _fill(self) -> None:
-        """Start queued tasks while slots are free and the executor is not paused."""
+        """Start queued tasks while slots are free and the executor is not paused.
+
+        At most ``FILL_CHUNK`` at once: the rest are started by a task of the
+        executor's nursery, a turn of the event loop later (still in priority
+        order, since each start pops the queue's head at that moment).
+        """
         if self._closed:
             return
-        while not self._paused and self._running < self.concurrency and self._queue:
-            _, _, record = heapq.heappop(self._queue)
+        queue = self._queue
+        started = 0
+        while not self._paused and self._running < self.concurrency and queue:
+            if started == FILL_CHUNK:
+                if not self._fill_pending:
+                    self._fill_pending = True
+                    self._nursery.start_soon(self._fill_later, name="runcast executor fill")
+                return
+            _, _, record = heapq.heappop(queue)
             if record.state == "queued":  # cancelled ones are dropped lazily here
                 self._start(record)
+                started += 1
+
+    async def _fill_later(self) -> None:
+        # A new task's first step comes after the tasks already runnable (the
+        # broadcaster's flusher among them) have had their turn.
+        self._fill_pending = False
+        self._fill()
 
     def _start(self, record: TaskRecord) -> None:
         record.move_to("running")
@@ -234,9 +280,11 @@ class Executor:
         error: Exception | None = None
         result: Any = None
         unwound = True
+        fn = record.fn
+        assert fn is not None  # only ended tasks let go of it
         try:
             with scope:
-                result = await record.fn(ctx, *record.args)
+                result = await fn(ctx, *record.args)
             unwound = False
         except Exception as exc:
             error = exc
@@ -306,7 +354,7 @@ class Executor:
         if was_running:
             self._running -= 1
         record.ended_at = self._publisher.clock()
-        record.scope = None
+        self._registry.finish(record)
         self._active -= 1
         record.done.set()
         self._publish(event)
@@ -321,8 +369,12 @@ class Executor:
         A running task is cancelled where it is (a subprocess gets SIGTERM, then
         SIGKILL after ``kill_grace``); it reaches ``cancelled`` once it is gone.
         """
-        record = self._get(task_id)
-        if record.state in TERMINAL_STATES or record.cancel_reason is not None:
+        record = self._registry.live.get(task_id)
+        if record is None:
+            if task_id in self._registry.ids:
+                return False  # ended (and maybe no longer kept)
+            raise UnknownTaskError(f"no task with id {task_id!r}")
+        if record.cancel_reason is not None:
             return False
         if not isinstance(reason, str):
             raise InvalidArgumentError(f"reason must be a string, got {reason!r}")
@@ -338,7 +390,7 @@ class Executor:
 
     def cancel_all(self, *, reason: str = "cancelled by operator") -> int:
         """Cancel every task that has not ended; returns how many were cancelled."""
-        return sum(self.cancel(task_id, reason=reason) for task_id in list(self._tasks))
+        return sum(self.cancel(task_id, reason=reason) for task_id in list(self._registry.live))
 
     def pause(self, *, by: str = "operator", reason: str = "") -> None:
         """Stop starting queued tasks; idempotent (a second pause publishes nothing)."""
@@ -432,7 +484,7 @@ class Executor:
             self._signal_group(pgid, signal.SIGSTOP)
 
     def _signal_groups(self, signum: signal.Signals) -> None:
-        for record in self._tasks.values():
+        for record in self._registry.live_records():
             if record.state == "running":
                 for pgid in tuple(record.process_groups):
                     self._signal_group(pgid, signum)
@@ -444,12 +496,6 @@ class Executor:
             log.warning("signal_failed", pgid=pgid, signal=signum.name, error=str(exc))
 
     # -- helpers -----------------------------------------------------------
-    def _get(self, task_id: str) -> TaskRecord:
-        record = self._tasks.get(task_id)
-        if record is None:
-            raise UnknownTaskError(f"no task with id {task_id!r}")
-        return record
-
     def _publish(self, event: Event) -> None:
         self._publisher.publish(event)
 

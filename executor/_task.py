@@ -28,7 +28,8 @@ class TaskRecord:
 
     task_id: str
     name: str
-    fn: TaskFunction
+    # None once the task has ended: nothing keeps its closure and arguments alive.
+    fn: TaskFunction | None
     args: tuple[Any, ...]
     timeout: float | None
     retries: int
@@ -53,6 +54,12 @@ class TaskRecord:
     scope: trio.CancelScope | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     process_groups: set[int] = attrs.field(factory=set)
+
+    def release(self) -> None:
+        """Let go of what only running needed; ``result`` stays for the handle's holder."""
+        self.fn = None
+        self.args = ()
+        self.scope = None
 
     def move_to(self, target: TaskState) -> None:
         check_transition(self.task_id, self.state, target)

@@ -1,0 +1,92 @@
+"""Which tasks the executor knows: live records, and a bounded tail of finished ones.
+
+A live task (queued, running, retrying) keeps its full :class:`TaskRecord`.
+When it ends, only its :class:`TaskInfo` is kept, and only for the newest
+``keep_finished`` finished tasks: a long run must not keep every finished
+task's record, function, arguments and result. What is forgotten is counted
+(``finished_evicted``). Every id ever submitted stays reserved (a set of the
+id strings), so a forgotten task's id is still refused as a duplicate and
+still reads as "ended" rather than "unknown".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+import attrs
+
+from ._exceptions import InvalidArgumentError, UnknownTaskError
+from ._states import TaskInfo
+from ._task import TaskRecord
+
+#: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (each ~0.4 KiB).
+DEFAULT_KEEP_FINISHED: Final = 5_000
+
+
+def check_keep_finished(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"keep_finished must be an int >= 0, got {value!r}")
+    return value
+
+
+@attrs.define(eq=False)
+class TaskRegistry:
+    """Live task records in submission order, plus the newest finished tasks' infos."""
+
+    keep_finished: int = attrs.field(default=DEFAULT_KEEP_FINISHED, converter=check_keep_finished)
+    #: Finished tasks forgotten to respect ``keep_finished``.
+    finished_evicted: int = 0
+    live: dict[str, TaskRecord] = attrs.field(factory=dict)
+    # Submission order and info, in the order the tasks finished.
+    _finished: dict[str, tuple[int, TaskInfo]] = attrs.field(factory=dict)
+    ids: set[str] = attrs.field(factory=set)
+
+    def add(self, record: TaskRecord) -> None:
+        self.ids.add(record.task_id)
+        self.live[record.task_id] = record
+
+    def finish(self, record: TaskRecord) -> None:
+        """Keep ``record``'s final info (bounded), and let go of the record itself."""
+        del self.live[record.task_id]
+        record.release()
+        if self.keep_finished == 0:
+            self.finished_evicted += 1
+            return
+        self._finished[record.task_id] = (record.order, record.info())
+        if len(self._finished) > self.keep_finished:
+            del self._finished[next(iter(self._finished))]
+            self.finished_evicted += 1
+
+    @property
+    def finished_kept(self) -> int:
+        return len(self._finished)
+
+    def info(self, task_id: str) -> TaskInfo:
+        record = self.live.get(task_id)
+        if record is not None:
+            return record.info()
+        kept = self._finished.get(task_id)
+        if kept is not None:
+            return kept[1]
+        if task_id in self.ids:
+            raise UnknownTaskError(
+                f"task {task_id!r} has ended and is no longer kept "
+                f"(only the newest {self.keep_finished} finished tasks are)"
+            )
+        raise UnknownTaskError(f"no task with id {task_id!r}")
+
+    def infos(self) -> list[TaskInfo]:
+        """Every live task and every kept finished one, in submission order."""
+        rows = [(record.order, record.info()) for record in self.live.values()]
+        if self._finished:
+            rows.extend(self._finished.values())
+            rows.sort(key=_order)
+        return [info for _, info in rows]
+
+    def live_records(self) -> Iterator[TaskRecord]:
+        return iter(tuple(self.live.values()))
+
+
+def _order(row: tuple[int, TaskInfo]) -> int:
+    return row[0]
