@@ -8,6 +8,7 @@ trio-websocket through :class:`ReplayStream`.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -192,10 +193,21 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
 
 @attrs.define(eq=False)
 class ReplayStream(trio.abc.Stream):
-    """A stream that first returns bytes already read from ``inner``, then reads on."""
+    """A stream that first returns bytes already read from ``inner``, then reads on.
+
+    Every byte for a WebSocket client passes here: trio-websocket writes through
+    :meth:`send_all`, and the fan-out writes whole pre-built frames through
+    :meth:`try_write` without waiting.  The two never interleave inside a frame:
+    ``try_write`` refuses while ``send_all`` runs, and what a partial
+    ``try_write`` left over is sent by the next ``send_all`` (or :meth:`flush`)
+    before anything else.
+    """
 
     inner: trio.abc.Stream
     buffered: bytes
+    _send_lock: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock, init=False)
+    _owed: bytes = attrs.field(default=b"", init=False)
+    _closed: bool = attrs.field(default=False, init=False)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self.buffered:
@@ -205,12 +217,85 @@ class ReplayStream(trio.abc.Stream):
             return chunk
         return bytes(await self.inner.receive_some(max_bytes))
 
+    @property
+    def sending(self) -> bool:
+        """True while a :meth:`send_all` or :meth:`flush` is writing (or waiting to)."""
+        return self._send_lock.locked()
+
+    @property
+    def owed(self) -> int:
+        """Bytes of a partial :meth:`try_write` not yet sent."""
+        return len(self._owed)
+
+    @property
+    def can_write_now(self) -> bool:
+        """Whether :meth:`try_write` can ever write: the inner stream is a POSIX socket."""
+        return isinstance(self.inner, trio.SocketStream) and os.name == "posix"
+
+    def try_write(self, data: bytes) -> int:
+        """Write what the socket takes of ``data`` now, without waiting; the count written.
+
+        0 (nothing written) while :meth:`send_all` runs, while bytes are owed,
+        once closed, when the socket's buffer is full, when the peer is gone
+        (the next ``send_all`` reports that), or when ``inner`` is no socket.
+        After a partial write the rest is owed: the next ``send_all`` or
+        :meth:`flush` sends it first.
+        """
+        if self._owed or self._closed or self._send_lock.locked():
+            return 0
+        inner = self.inner
+        if not isinstance(inner, trio.SocketStream):
+            return 0
+        # Looked up on every call: a closed socket's number may be reused.
+        fd = inner.socket.fileno()
+        if fd < 0:
+            return 0
+        try:
+            # The socket is non-blocking (trio made it so): this never waits.
+            sent = os.write(fd, data)
+        except OSError:  # BlockingIOError, or broken: left to send_all to report
+            return 0
+        if sent < len(data):
+            self._owed = data[sent:]
+        return sent
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
+        await self._acquire()
+        try:
+            await self._send_owed()
+            await self.inner.send_all(data)
+        finally:
+            self._send_lock.release()
+
+    async def flush(self) -> None:
+        """Send what a partial :meth:`try_write` left owed (a checkpoint if nothing)."""
+        if not self._owed:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._acquire()
+        try:
+            await self._send_owed()
+        finally:
+            self._send_lock.release()
+
+    async def _acquire(self) -> None:
+        # Uncontended (trio-websocket serializes its own sends), so skip the
+        # extra trip through the scheduler that ``acquire`` makes.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+
+    async def _send_owed(self) -> None:
+        if self._owed:
+            owed, self._owed = self._owed, b""
+            await self.inner.send_all(owed)
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
         self.buffered = b""
+        self._owed = b""
+        self._closed = True
         await _close_quietly(self.inner)

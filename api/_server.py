@@ -16,6 +16,7 @@ from events import Publisher
 from ._access import AccessPolicy, Role
 from ._config import ServerConfig
 from ._exceptions import HttpError, ListenError
+from ._frames import DeliveryCounts, FrameCache
 from ._http import HttpConnection, ReplayStream, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
 from ._routes import Endpoints
@@ -34,10 +35,13 @@ CANCELLED_CLOSE_SECONDS = 0.25
 def _peer_of(stream: trio.abc.Stream) -> str:
     if isinstance(stream, trio.SocketStream):
         try:
-            host, port, *_ = stream.socket.getpeername()
+            address = stream.socket.getpeername()
         except OSError:
             return "?"
-        return f"{host}:{port}"
+        if isinstance(address, tuple):
+            host, port, *_ = address
+            return f"{host}:{port}"
+        return str(address) or "local"  # a Unix socket (a socketpair has no name)
     return "memory"
 
 
@@ -65,6 +69,10 @@ class RuncastServer:
     port: int = 0
     _policy: AccessPolicy = attrs.field(init=False)
     _endpoints: Endpoints = attrs.field(init=False)
+    #: Each event's frame, built once for every subscriber written to directly.
+    frames: FrameCache = attrs.field(factory=FrameCache)
+    #: How frames went out to subscribers: directly, in part, declined, by the writers.
+    delivery: DeliveryCounts = attrs.field(factory=DeliveryCounts)
     _live: dict[WebSocketSession, _LiveSession] = attrs.field(factory=dict)
     _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _connections: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -215,7 +223,7 @@ class RuncastServer:
                 try:
                     ws = await self._accept(ws_nursery, stream)
                     if ws is not None:
-                        await self._run_session(ws, role, peer)
+                        await self._run_session(ws, stream, role, peer)
                 finally:
                     ws_nursery.cancel_scope.cancel()
         finally:
@@ -236,7 +244,9 @@ class RuncastServer:
             return await request.accept()
         return None
 
-    async def _run_session(self, ws: WebSocketConnection, role: Role, peer: str) -> None:
+    async def _run_session(
+        self, ws: WebSocketConnection, stream: ReplayStream, role: Role, peer: str
+    ) -> None:
         session = WebSocketSession(
             ws=ws,
             role=role,
@@ -245,6 +255,9 @@ class RuncastServer:
             executor=self.executor,
             config=self.config,
             peer=peer,
+            stream=stream,
+            frames=self.frames,
+            counts=self.delivery,
         )
         entry = self._live[session] = _LiveSession(session)
         gauge = self.metrics.websocket_connections if self.metrics is not None else None

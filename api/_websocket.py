@@ -5,6 +5,13 @@ subscription and sends each item's pre-encoded ``wire`` text.  The writer is the
 only task that waits on a slow client, and the subscription's bounded buffer
 (conflation plus gap notices, see ``events``) is what keeps that wait from
 reaching the publisher or other clients.
+
+While the writer is idle (nothing queued) it lends the subscription a
+direct-delivery hook: the publisher then writes each event's shared frame
+(built once, ``_frames``) straight to the socket with one non-blocking write,
+and no task is woken.  The first frame the socket does not take whole ends
+that until the writer has caught up: declined, it is queued as before; half
+written, its rest is owed and the writer sends it before anything else.
 """
 
 from __future__ import annotations
@@ -17,11 +24,21 @@ import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from events import SESSION_TOPIC, Publisher, RuncastError, Subscription
+from events import (
+    SESSION_TOPIC,
+    DirectDelivery,
+    Gap,
+    Published,
+    Publisher,
+    RuncastError,
+    Subscription,
+)
 
 from ._access import Role
 from ._config import ServerConfig
 from ._exceptions import MessageError
+from ._frames import DeliveryCounts, FrameCache
+from ._http import ReplayStream
 from ._interfaces import ExecutorControls, SessionSource
 from ._messages import (
     ClientMessage,
@@ -59,6 +76,11 @@ class WebSocketSession:
     executor: ExecutorControls | None
     config: ServerConfig
     peer: str = "?"
+    #: The stream trio-websocket writes through; with a socket inside, idle
+    #: subscribers are written to directly.
+    stream: ReplayStream | None = None
+    frames: FrameCache = attrs.field(factory=FrameCache)
+    counts: DeliveryCounts = attrs.field(factory=DeliveryCounts)
     close_code: int = 1000
     close_reason: str | None = None
     dropped_dead: bool = False
@@ -66,6 +88,7 @@ class WebSocketSession:
     _subscription_changed: trio.Event = attrs.field(factory=trio.Event)
     _last_heard: float = attrs.field(factory=trio.current_time)
     _closing: bool = False
+    _answering: bool = False
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     #: Scopes around the reader's and the keepalive's waits, so ``go_away`` stops
     #: them while idle but never in the middle of writing a frame.
@@ -126,7 +149,14 @@ class WebSocketSession:
                 if message is None:
                     return  # go_away: stop reading
                 self._last_heard = trio.current_time()
-                await self._answer(message)
+                # Events a command causes (or anything published meanwhile) are
+                # queued, not written directly, so they follow the reply, as
+                # when the writer, behind trio-websocket's send lock, sent them all.
+                self._answering = True
+                try:
+                    await self._answer(message)
+                finally:
+                    self._answering = False
         except ConnectionClosed:
             done.cancel()
 
@@ -220,6 +250,9 @@ class WebSocketSession:
     async def _write_loop(self, done: trio.CancelScope) -> None:
         try:
             while True:
+                if self.stream is not None and self.stream.owed:
+                    await self.stream.flush()  # the rest of a partial direct write
+                    continue
                 subscription = self._subscription
                 if subscription is None:
                     if self._closing:
@@ -227,16 +260,64 @@ class WebSocketSession:
                     await self._subscription_changed.wait()
                     continue
                 try:
-                    item = await subscription.receive()
+                    item = await self._next_item(subscription)
                 except trio.EndOfChannel:
                     if subscription is self._subscription:
                         # Closed by go_away, or the publisher closed: nothing more comes.
                         self._subscription = None
                     continue
-                if subscription is self._subscription:
+                if item is not None and subscription is self._subscription:
+                    self.counts.queued += 1
                     await self.ws.send_message(item.wire)
-        except ConnectionClosed:
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             done.cancel()
+
+    async def _next_item(self, subscription: Subscription) -> Published | Gap | None:
+        """The next queued item; None when woken to send the rest of a partial write.
+
+        While nothing is queued, the publisher writes to the socket directly.
+        """
+        try:
+            return subscription.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        stream = self.stream
+        if stream is None or not stream.can_write_now or self._closing:
+            return await subscription.receive()
+        with trio.CancelScope() as wake:
+            subscription.set_direct(self._direct_delivery(subscription, stream, wake))
+            try:
+                return await subscription.receive()
+            finally:
+                subscription.set_direct(None)
+        return None
+
+    def _direct_delivery(
+        self, subscription: Subscription, stream: ReplayStream, wake: trio.CancelScope
+    ) -> DirectDelivery:
+        ws, frames, counts = self.ws, self.frames, self.counts
+
+        def deliver(item: Published) -> bool:
+            if self._answering:
+                counts.declined += 1
+                return False
+            if ws.closed is not None:
+                return False  # closing: nothing may follow the close frame; the writer stops
+            frame = frames.frame_for(item)
+            sent = stream.try_write(frame)
+            if sent == len(frame):
+                counts.direct += 1
+                return True
+            if not sent:
+                counts.declined += 1
+                return False
+            # Half out: the rest is owed, sent by the writer before anything else.
+            counts.partial += 1
+            subscription.set_direct(None)
+            wake.cancel()
+            return True
+
+        return deliver
 
     # -- keepalive ---------------------------------------------------------
     async def _keepalive_loop(self) -> None:

@@ -26,7 +26,7 @@ from ._models import (
     total_tokens,
     truncate,
 )
-from ._publisher import Listener, Publisher, Subscription
+from ._publisher import DirectDelivery, Listener, Publisher, Subscription
 from ._wire import EventCodec, Gap, Published, format_time, make_converter, parse_time
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "BudgetExhausted",
     "BudgetWarning",
     "CostSource",
+    "DirectDelivery",
     "Event",
     "EventCodec",
     "EventDecodeError",

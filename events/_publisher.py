@@ -5,6 +5,11 @@ buffer, and what does not fit is conflated (``session_update``: only the newest
 is kept) or announced to the subscriber as a :class:`Gap` and counted.
 Listeners (the broadcaster, metrics, the store) are called inline and see every
 event, so aggregates are never built from a lossy stream.
+
+A subscription may also take a direct-delivery hook (:meth:`Subscription.set_direct`):
+while nothing is queued, each item is handed to it inline instead of being queued,
+which lets a WebSocket writer that is idle write the frame at once instead of
+being woken for it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from ._models import SESSION_TOPIC, Event, SessionUpdate
 from ._wire import EventCodec, Gap, Published
 
 Listener = Callable[[Published], None]
+#: Takes an item at once (True) or declines it (False: it is queued as usual).
+DirectDelivery = Callable[[Published], bool]
 Item = Published | Gap
 
 DEFAULT_BUFFER = 1024
@@ -51,12 +58,36 @@ class Subscription:
     _events_held: int = 0
     _queued_update: Published | None = None
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _direct: DirectDelivery | None = None
     closed: bool = False
     dropped: int = 0
     conflated: int = 0
+    #: Items taken by the direct-delivery hook instead of the queue.
+    delivered_direct: int = 0
+
+    def set_direct(self, deliver: DirectDelivery | None) -> None:
+        """Hand items to ``deliver`` while the queue is empty, or stop (None).
+
+        ``deliver`` is called inline from ``publish`` and must not block or raise.
+        The first item it declines is queued, and so is everything after it:
+        the hook is dropped, so order is kept, and only the reader (once it has
+        drained the queue) may set it again.
+        """
+        self._direct = None if self.closed else deliver
+
+    @property
+    def direct(self) -> DirectDelivery | None:
+        """The direct-delivery hook in force, if any."""
+        return self._direct
 
     # -- publisher side ----------------------------------------------------
     def _offer(self, item: Published) -> None:
+        direct = self._direct
+        if direct is not None:
+            if not self._queue and direct(item):
+                self.delivered_direct += 1
+                return
+            self._direct = None
         if isinstance(item.event, SessionUpdate):
             if self._queued_update is not None:
                 self._queue.remove(self._queued_update)
@@ -89,6 +120,7 @@ class Subscription:
     def _end(self) -> None:
         self.closed = True
         self._publisher = None
+        self._direct = None
         self._lot.unpark_all()
 
     # -- subscriber side ---------------------------------------------------
