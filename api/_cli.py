@@ -21,6 +21,7 @@ from events import RuncastError
 
 from ._config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ._demo import DemoOptions, run_demo
+from ._heap import settle_heap
 from ._logging import LEVELS, configure_logging
 from ._run import DEFAULT_STORE, RunOptions, run_job
 
@@ -182,7 +183,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     _add_server_options(run)
     _add_logging_options(run, default=argparse.SUPPRESS)
-    run.set_defaults(handler=_run_command)
+    run.set_defaults(handler=_run_command, long_running=True)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -203,7 +204,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     demo.add_argument("--seed", type=int, help="random seed, for a repeatable workload")
     _add_logging_options(demo, default=argparse.SUPPRESS)
-    demo.set_defaults(handler=_demo_command)
+    demo.set_defaults(handler=_demo_command, long_running=True)
 
 
 def _register_others(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -249,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(json=bool(args.log_json), level=args.log_level or "info")
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if argv is None and getattr(args, "long_running", False):
+        # Only as the process's own entry point (the console script): a caller
+        # passing argv (tests, embedding) keeps its garbage collector as it is.
+        settle_heap()
     try:
         return handler(args)
     except (RuncastError, BaseExceptionGroup) as exc:

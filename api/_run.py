@@ -33,6 +33,8 @@ log = structlog.get_logger("runcast.api")
 DEFAULT_CONCURRENCY = 4
 DEFAULT_STORE = "runcast.db"
 EXIT_OK = 0
+#: Job-file tasks submitted per turn of the event loop.
+SUBMIT_CHUNK = 64
 EXIT_TASKS_DID_NOT_ALL_COMPLETE = 1
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -131,11 +133,15 @@ async def _run_stack(
                 file=out,
                 flush=True,
             )
-        for spec, attempts_used in plan.to_run:
+        for index, (spec, attempts_used) in enumerate(plan.to_run):
             if stack.recorder is not None and stack.recorder.backpressure:
                 # Each submission is recorded; a huge job file waits for the store.
                 await stack.recorder.wait_caught_up()
             stack.executor.submit_command(spec, attempts_used=attempts_used)
+            if index % SUBMIT_CHUNK == SUBMIT_CHUNK - 1:
+                # A submission publishes (and may start a task): let the rest of
+                # the loop run between chunks of a large job file.
+                await trio.lowlevel.checkpoint()
         interrupted = await _until_done_or_signal(
             stack.executor, stop, keep_serving=options.keep_serving
         )

@@ -34,10 +34,21 @@ async def _throughput_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _throughput.ThroughputConfig(),
         "quick": _throughput.ThroughputConfig(
-            tasks=20_000, profile_tasks=5_000, ablation_tasks=3_000, ablation_rounds=2
+            tasks=20_000,
+            profile_tasks=5_000,
+            ablation_tasks=3_000,
+            ablation_rounds=2,
+            loop_tasks=10_000,
         ),
         "smoke": _throughput.ThroughputConfig(
-            tasks=300, batch=100, rounds=1, profile_tasks=100, ablation_tasks=100, ablation_rounds=1
+            tasks=300,
+            batch=100,
+            rounds=1,
+            profile_tasks=100,
+            ablation_tasks=100,
+            ablation_rounds=1,
+            loop_tasks=100,
+            loop_rounds=1,
         ),
     }[options.mode]
     return await _throughput.main(config, options.results_dir)

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
+from api._heap import GC_THRESHOLDS, settled_heap
+from api._run import SUBMIT_CHUNK
 from api._store import SessionStore
-from api._store_recorder import StoreRecorder
+from api._store_recorder import WRITE_CHUNK, StoreRecorder
 from events import Published, Publisher, TaskCompleted
 from executor import TaskContext, open_executor
 
+from ._loopwatch import watch_loop
 from ._pipeline import STAGES, open_pipeline
 from ._profile import StageProfile, profiled
 from ._report import emit, median, table, write_result
@@ -38,6 +42,9 @@ class ThroughputConfig:
     profile_tasks: int = 20_000
     ablation_tasks: int = 10_000
     ablation_rounds: int = 3
+    #: The loop-blockage runs: the full pipeline under a step timer, per gc setting.
+    loop_tasks: int = 20_000
+    loop_rounds: int = 2
 
 
 async def _noop_task(ctx: TaskContext) -> None:
@@ -143,39 +150,25 @@ def store_alone(
 ) -> dict[str, Any]:
     """The store's writes for those events with nothing else running: tasks/s.
 
-    "as recorded" writes the recorder's operations in their order (the
-    statements alternate, so each ``executemany`` gets one row); "grouped"
-    sorts them by statement first, which keeps each task's own order for these
-    four statements (a what-if for ``api/_store.py``'s batching).
+    The events go through the recorder's own row building and transactions
+    (``StoreRecorder.write_now``, in chunks of ``WRITE_CHUNK`` as its worker
+    thread writes them), in this thread, with no trio and no other listener.
     """
     directory.mkdir(parents=True, exist_ok=True)
     store = SessionStore.open(directory / "alone.db")
     try:
         store.begin_session("bench")
-        recorder = StoreRecorder(store, "bench", soft_limit=1 << 40, hard_limit=1 << 41)
-        for item in items:
-            recorder(item)
-        ops = list(recorder.pending)
+        recorder = StoreRecorder(store, "bench")
+        start = time.perf_counter()
+        for offset in range(0, len(items), WRITE_CHUNK):
+            recorder.write_now(items[offset : offset + WRITE_CHUNK])
+        seconds = time.perf_counter() - start
     finally:
         store.close()
-    rank = {"task_upsert": 0, "task_started": 1, "task_retrying": 2, "task_ended": 3}
-    result: dict[str, Any] = {"ops_per_task": len(ops) / config.ablation_tasks}
-    for name, batch in (
-        ("as recorded", ops),
-        ("grouped by statement", sorted(ops, key=lambda op: rank.get(op[0], -1))),
-    ):
-        store = SessionStore.open(directory / f"{name.replace(' ', '_')}.db")
-        try:
-            store.begin_session("bench")
-            start = time.perf_counter()
-            for offset in range(0, len(batch), 20_000):
-                store.write_batch(batch[offset : offset + 20_000])
-            result[f"{name} tasks_per_second"] = config.ablation_tasks / (
-                time.perf_counter() - start
-            )
-        finally:
-            store.close()
-    return result
+    return {
+        "events_per_task": len(items) / config.ablation_tasks,
+        "tasks_per_second": config.ablation_tasks / seconds,
+    }
 
 
 async def _ablation(config: ThroughputConfig, directory: Path) -> dict[str, float]:
@@ -189,6 +182,50 @@ async def _ablation(config: ThroughputConfig, directory: Path) -> dict[str, floa
             timing = await run_pipeline(small, where, stages)
             samples.setdefault(name, []).append(small.tasks / timing.stored_seconds)
     return {name: median(rates) for name, rates in samples.items()}
+
+
+@contextmanager
+def _as_is() -> Iterator[None]:
+    yield
+
+
+def _gc_variants() -> dict[str, Callable[[], AbstractContextManager[None]]]:
+    """The process's gc settings compared for loop blockage (``api._heap``)."""
+    return {
+        "as is": _as_is,
+        f"settle_heap() {GC_THRESHOLDS}": settled_heap,
+        "settle_heap() (7000, 10, 10)": lambda: settled_heap((7_000, 10, 10)),
+        "settle_heap() (700, 10, 100)": lambda: settled_heap((700, 10, 100)),
+    }
+
+
+async def loop_blockage(config: ThroughputConfig, directory: Path) -> dict[str, Any]:
+    """The longest event-loop step of the full pipeline, and its rate, per gc setting."""
+    # Fed as `runcast run` feeds a job file: SUBMIT_CHUNK submissions per step.
+    small = attrs.evolve(config, tasks=config.loop_tasks, batch=SUBMIT_CHUNK)
+    variants = _gc_variants()
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for round_index in range(config.loop_rounds):
+        names = list(variants) if round_index % 2 == 0 else list(reversed(variants))
+        for name in names:
+            where = directory / f"{round_index}-{len(samples[name])}-{hash(name) & 0xFFFF}"
+            with variants[name]():
+                async with watch_loop() as watch:
+                    timing = await run_pipeline(small, where)
+            row = watch.as_dict()
+            row["tasks_per_second"] = small.tasks / timing.stored_seconds
+            samples[name].append(row)
+    return {
+        name: {
+            "rounds": rows,
+            "worst_step_seconds": max(r["longest_task_step_seconds"] for r in rows),
+            "worst_step_cpu_seconds": max(r["most_cpu_in_one_step_seconds"] for r in rows),
+            "steps_over_10ms": sum(r["task_steps_over_10ms"] for r in rows),
+            "worst_heartbeat_seconds": max(r["heartbeat_worst_lateness_seconds"] for r in rows),
+            "median_tasks_per_second": median(r["tasks_per_second"] for r in rows),
+        }
+        for name, rows in samples.items()
+    }
 
 
 async def run(config: ThroughputConfig) -> dict[str, Any]:
@@ -206,8 +243,10 @@ async def run(config: ThroughputConfig) -> dict[str, Any]:
         profile = await _profile(config, Path(tmp) / "profile")
         ablation = await _ablation(config, Path(tmp) / "ablation")
         alone = store_alone(config, await _published_events(config), Path(tmp) / "alone")
+        loop = await loop_blockage(config, Path(tmp) / "loop")
     result = _summarize(config, bare, full, profile, ablation)
     result["store_alone"] = alone
+    result["loop_blockage"] = loop
     return result
 
 
@@ -293,9 +332,8 @@ def report(result: dict[str, Any]) -> None:
     )
     alone = result["store_alone"]
     emit(
-        f"The store's writes alone ({alone['ops_per_task']:.0f} operations per task, no trio): "
-        f"{alone['as recorded tasks_per_second']:,.0f} tasks/s as recorded, "
-        f"{alone['grouped by statement tasks_per_second']:,.0f} grouped by statement"
+        f"The store's writes alone ({alone['events_per_task']:.0f} events per task, rows built "
+        f"and written in this thread, no trio): {alone['tasks_per_second']:,.0f} tasks/s"
     )
     shares = result["profile"]["stage_share"]
     emit(
@@ -308,8 +346,38 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def _report_loop(result: dict[str, Any]) -> None:
+    config = result["config"]
+    emit(
+        table(
+            f"Event loop blockage: the full pipeline, {config['loop_tasks']:,} tasks, "
+            f"{config['loop_rounds']} rounds per gc setting (target: no step over 10 ms)",
+            (
+                "gc setting",
+                "worst step ms",
+                "worst step CPU ms",
+                "steps > 10 ms",
+                "worst heartbeat ms",
+                "tasks/s",
+            ),
+            [
+                (
+                    name,
+                    row["worst_step_seconds"] * 1000,
+                    row["worst_step_cpu_seconds"] * 1000,
+                    row["steps_over_10ms"],
+                    row["worst_heartbeat_seconds"] * 1000,
+                    row["median_tasks_per_second"],
+                )
+                for name, row in result["loop_blockage"].items()
+            ],
+        )
+    )
+
+
 async def main(config: ThroughputConfig, results_dir: Path) -> dict[str, Any]:
     result = await run(config)
     report(result)
+    _report_loop(result)
     write_result("executor_throughput", result, directory=results_dir)
     return result
