@@ -67,6 +67,9 @@ class Run:
     rounds: tuple[Round, ...]
     loadgen_processes: int
     profile: dict[str, Any] | None = None
+    #: runcast only: how its frames went out over the measured rounds (direct,
+    #: partial, declined, queued: see ``api.RuncastServer.delivery``).
+    delivery: dict[str, int] | None = None
 
 
 @asynccontextmanager
@@ -117,11 +120,17 @@ async def measure(kind: str, subscribers: int, config: FanoutConfig) -> Run:
             if idle["subscribers"] != subscribers:
                 raise RuntimeError(f"{kind}: {idle['subscribers']} of {subscribers} subscribed")
             rounds: list[Round] = []
+            delivery_before: dict[str, int] = {}
             for index in range(config.warmup + config.rounds):
                 await trio.sleep(config.gap_seconds)
+                if index == config.warmup:
+                    delivery_before = (await server.ask({"cmd": "stats"})).get("delivery", {})
                 measured = await _round(server, loadgens, expect=index + 2)
                 if index >= config.warmup:
                     rounds.append(measured)
+            delivery = _delivery_between(
+                delivery_before, (await server.ask({"cmd": "stats"})).get("delivery")
+            )
             profile = None
             if kind.startswith("runcast") and subscribers == config.profile_size:
                 await server.ask({"cmd": "profile_start"})
@@ -139,7 +148,23 @@ async def measure(kind: str, subscribers: int, config: FanoutConfig) -> Run:
         rounds=tuple(rounds),
         loadgen_processes=len(loadgens),
         profile=profile,
+        delivery=delivery,
     )
+
+
+def _delivery_between(
+    before: dict[str, int], after: dict[str, int] | None
+) -> dict[str, int] | None:
+    if after is None:
+        return None
+    return {key: value - before.get(key, 0) for key, value in after.items()}
+
+
+def _direct_share(delivery: dict[str, int] | None) -> str:
+    if not delivery:
+        return ""
+    total = delivery["direct"] + delivery["partial"] + delivery["queued"]
+    return f"{delivery['direct'] / total:.1%}" if total else ""
 
 
 def summarize_run(run: Run) -> dict[str, Any]:
@@ -161,6 +186,7 @@ def summarize_run(run: Run) -> dict[str, Any]:
         "rss_idle_bytes": run.rss_idle,
         "rss_per_idle_subscriber_bytes": (run.rss_idle - run.rss_before) / run.subscribers,
         "profile": run.profile,
+        "delivery": run.delivery,
     }
 
 
@@ -210,6 +236,7 @@ def report(result: dict[str, Any]) -> None:
                 data["latency_p99_seconds"] * 1000,
                 data["loadgen_cpu_per_round_max_seconds_median"] * 1000,
                 data["rss_per_idle_subscriber_bytes"] / 1024,
+                _direct_share(data["delivery"]),
             )
         )
     emit(
@@ -226,6 +253,7 @@ def report(result: dict[str, Any]) -> None:
                 "p99 ms",
                 "loadgen CPU ms/round",
                 "idle KiB/subscriber",
+                "frames direct",
             ),
             rows,
         )

@@ -31,8 +31,7 @@ from events import ExecutorPaused, ExecutorResumed, Publisher
 
 from ._report import raise_open_file_limit, rss_bytes
 
-#: ``runcast-push`` is runcast with the what-if of ``_push`` applied.
-KINDS = ("raw", "websockets", "runcast", "runcast-push")
+KINDS = ("raw", "websockets", "runcast")
 MAX_CONNECTIONS = 20_000
 BACKLOG = 4096
 
@@ -98,10 +97,10 @@ def main(argv: Sequence[str]) -> int:
         from ._websockets_server import serve_websockets
 
         serve_websockets(reference_frames())
-    elif kind in ("runcast", "runcast-push"):
+    elif kind == "runcast":
         from ._runcast_server import serve_runcast_bench
 
-        serve_runcast_bench(push=kind == "runcast-push")
+        serve_runcast_bench()
     else:
         raise SystemExit(f"unknown server kind {kind!r}; expected one of {KINDS}")
     return 0

@@ -15,6 +15,10 @@ import attrs
 #: and the json module belong to the event stage that calls them.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trio-websocket and wsproto (framing, send)", ("trio_websocket", "wsproto")),
+    (
+        "direct socket writes (frame once, one write)",
+        ("api/_frames", ":try_write", ":deliver", "posix.write"),
+    ),
     ("api WebSocket session (writer loop)", ("api/_websocket", "api/_server", "api/_http")),
     ("store recorder", ("api/_store_recorder.py",)),
     ("store (sqlite, thread)", ("api/_store.py", "sqlite3", "_thread.", "threading.py")),
@@ -31,7 +35,6 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cost (genai-prices)", ("genai_prices", "decimal", "pydantic")),
     ("executor", ("executor/",)),
     ("trio scheduler and I/O", ("trio/", "_trio", "outcome", "sniffio", "selectors", "epoll")),
-    ("direct socket writes (bench what-if)", ("bench/_push.py", "posix.write")),
     ("benchmark driver", ("bench/",)),
 )
 

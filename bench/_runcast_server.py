@@ -1,8 +1,10 @@
 """The fan-out benchmark's runcast server: the real server, broadcaster and executor.
 
 A ``fire`` pauses (or resumes) the executor, exactly as an operator's command
-does; the broadcaster then publishes the ``session_update`` and every
-subscriber's writer sends both frames.
+does; the broadcaster then publishes the ``session_update``, and both frames
+reach every subscriber: written directly by the publisher's call while the
+subscriber is idle, else by its writer task.  ``stats`` also reports how the
+frames went out (``RuncastServer.delivery``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
 from functools import partial
 
+import attrs
 import trio
 from prometheus_client import CollectorRegistry
 
@@ -25,7 +27,6 @@ from executor import open_executor
 
 from ._fanout_server import say, stats
 from ._profile import summarize
-from ._push import push_writes
 
 
 async def _commands(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -70,7 +71,8 @@ async def _serve() -> None:
                         executor.pause(reason="bench")
                     say({"fired": fired})
                 elif command == "stats":
-                    say(stats(server.websocket_count))
+                    delivery = attrs.asdict(server.delivery)
+                    say({**stats(server.websocket_count), "delivery": delivery})
                 elif command == "profile_start":
                     profiler.enable()
                     say({"profiling": True})
@@ -82,6 +84,5 @@ async def _serve() -> None:
         nursery.cancel_scope.cancel()
 
 
-def serve_runcast_bench(*, push: bool = False) -> None:
-    with push_writes() if push else nullcontext():
-        trio.run(_serve)
+def serve_runcast_bench() -> None:
+    trio.run(_serve)
