@@ -47,19 +47,26 @@ class FrameCache:
     size: int = FRAME_CACHE_SIZE
     built: int = 0
     _entries: deque[tuple[Published, bytes]] = attrs.field(factory=deque)
+    #: The newest entry, checked first: every subscriber after the first hits it.
+    _last: tuple[Published | None, bytes] = (None, b"")
 
     def __attrs_post_init__(self) -> None:
         if self.size < 1:
             raise ValueError("FrameCache size must be >= 1")
 
     def frame_for(self, item: Published) -> bytes:
+        last_item, last_frame = self._last
+        if last_item is item:
+            return last_frame
         entries = self._entries
         for cached, frame in reversed(entries):
             if cached is item:
+                self._last = (item, frame)
                 return frame
         frame = text_frame(item.wire)
         self.built += 1
         entries.append((item, frame))
+        self._last = (item, frame)
         if len(entries) > self.size:
             entries.popleft()
         return frame

@@ -206,8 +206,15 @@ class ReplayStream(trio.abc.Stream):
     inner: trio.abc.Stream
     buffered: bytes
     _send_lock: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock, init=False)
+    #: Tasks in send_all or flush, writing or waiting to: try_write's cheap test.
+    _senders: int = attrs.field(default=0, init=False)
     _owed: bytes = attrs.field(default=b"", init=False)
-    _closed: bool = attrs.field(default=False, init=False)
+    #: The socket try_write writes to; None when there is none, or once closed.
+    _socket: trio.socket.SocketType | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.inner, trio.SocketStream) and os.name == "posix":
+            self._socket = self.inner.socket
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self.buffered:
@@ -220,7 +227,7 @@ class ReplayStream(trio.abc.Stream):
     @property
     def sending(self) -> bool:
         """True while a :meth:`send_all` or :meth:`flush` is writing (or waiting to)."""
-        return self._send_lock.locked()
+        return self._senders > 0
 
     @property
     def owed(self) -> int:
@@ -229,8 +236,8 @@ class ReplayStream(trio.abc.Stream):
 
     @property
     def can_write_now(self) -> bool:
-        """Whether :meth:`try_write` can ever write: the inner stream is a POSIX socket."""
-        return isinstance(self.inner, trio.SocketStream) and os.name == "posix"
+        """Whether :meth:`try_write` may write: the inner stream is an open POSIX socket."""
+        return self._socket is not None
 
     def try_write(self, data: bytes) -> int:
         """Write what the socket takes of ``data`` now, without waiting; the count written.
@@ -241,13 +248,11 @@ class ReplayStream(trio.abc.Stream):
         After a partial write the rest is owed: the next ``send_all`` or
         :meth:`flush` sends it first.
         """
-        if self._owed or self._closed or self._send_lock.locked():
-            return 0
-        inner = self.inner
-        if not isinstance(inner, trio.SocketStream):
+        sock = self._socket
+        if sock is None or self._owed or self._senders:
             return 0
         # Looked up on every call: a closed socket's number may be reused.
-        fd = inner.socket.fileno()
+        fd = sock.fileno()
         if fd < 0:
             return 0
         try:
@@ -260,27 +265,35 @@ class ReplayStream(trio.abc.Stream):
         return sent
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._acquire()
+        self._senders += 1
         try:
-            await self._send_owed()
-            await self.inner.send_all(data)
+            await self._acquire()
+            try:
+                await self._send_owed()
+                await self.inner.send_all(data)
+            finally:
+                self._send_lock.release()
         finally:
-            self._send_lock.release()
+            self._senders -= 1
 
     async def flush(self) -> None:
         """Send what a partial :meth:`try_write` left owed (a checkpoint if nothing)."""
         if not self._owed:
             await trio.lowlevel.checkpoint()
             return
-        await self._acquire()
+        self._senders += 1
         try:
-            await self._send_owed()
+            await self._acquire()
+            try:
+                await self._send_owed()
+            finally:
+                self._send_lock.release()
         finally:
-            self._send_lock.release()
+            self._senders -= 1
 
     async def _acquire(self) -> None:
-        # Uncontended (trio-websocket serializes its own sends), so skip the
-        # extra trip through the scheduler that ``acquire`` makes.
+        # Mostly uncontended (trio-websocket serializes its own sends), so skip
+        # the extra trip through the scheduler that ``acquire`` makes.
         try:
             self._send_lock.acquire_nowait()
         except trio.WouldBlock:
@@ -297,5 +310,5 @@ class ReplayStream(trio.abc.Stream):
     async def aclose(self) -> None:
         self.buffered = b""
         self._owed = b""
-        self._closed = True
+        self._socket = None
         await _close_quietly(self.inner)

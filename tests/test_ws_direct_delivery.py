@@ -22,6 +22,7 @@ from _api_support import FakeExecutor, RawWebSocket
 from wsproto.extensions import PerMessageDeflate
 
 from api import RuncastServer, ServerConfig
+from api._frames import FrameCache, text_frame
 from api._http import ReplayStream
 from broadcaster import SessionBroadcaster
 from events import Published, Publisher, SessionUpdate, Subscription, TaskOutput
@@ -426,3 +427,44 @@ async def test_try_write_declines_without_a_usable_socket() -> None:
         with pytest.raises(trio.BrokenResourceError):
             await stream.send_all(b"x")
     assert stream.try_write(b"x") == 0  # closed
+
+
+# -- frames ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65_535, 65_536, 70_000])
+def test_text_frame_is_what_a_client_decodes(length: int) -> None:
+    text = ("é" + "x" * length)[:length] if length else ""
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    server.receive_data(client.send(wsproto.events.Request(host="x", target="/ws")))
+    (request,) = server.events()
+    assert isinstance(request, wsproto.events.Request)
+    client.receive_data(server.send(wsproto.events.AcceptConnection()))
+    assert isinstance(next(client.events()), wsproto.events.AcceptConnection)
+    frame = text_frame(text)
+    assert frame == server.send(wsproto.events.TextMessage(text))  # wsproto frames it alike
+    client.receive_data(frame)
+    (message,) = client.events()
+    assert isinstance(message, wsproto.events.TextMessage)
+    assert (message.data, message.message_finished) == (text, True)
+
+
+def test_frame_cache_builds_each_event_once_and_stays_bounded() -> None:
+    publisher = Publisher()
+    cache = FrameCache(size=3)
+    items = [
+        item
+        for n in range(5)
+        if (item := publisher.publish(TaskOutput(task_id="t", line=str(n)))) is not None
+    ]
+    for item in items:
+        assert cache.frame_for(item) == text_frame(item.wire)
+        assert cache.frame_for(item) is cache.frame_for(item)
+    assert cache.built == 5
+    assert cache.frame_for(items[2]) is cache.frame_for(items[2])  # still held
+    assert cache.built == 5
+    cache.frame_for(items[0])  # evicted: built again
+    assert cache.built == 6
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        FrameCache(size=0)
