@@ -183,7 +183,7 @@ def _check_transcript(transcript: list[dict[str, Any]]) -> None:
     ]
     assert errors[0].startswith("message is not valid JSON"), errors
     assert errors[1].startswith("binary frames are not accepted"), errors
-    assert errors[2].startswith("action: unknown action \"explode\""), errors
+    assert errors[2].startswith('action: unknown action "explode"'), errors
     assert _reply(transcript, {"sent": PING}, "pong") == {"type": "pong"}
 
     # The server answered our close frame with the same code and reason.
