@@ -83,15 +83,6 @@ def _zero_counts() -> dict[TaskState, int]:
 
 
 @attrs.define(eq=False)
-class TaskTransition:
-    """What ``SessionAggregate.apply`` changed for one task event."""
-
-    task_id: str
-    old_state: TaskState | None
-    new_state: TaskState
-
-
-@attrs.define(eq=False)
 class SessionAggregate:
     """Duration, tokens, cost, task counts, pause and budget of one session.
 
@@ -111,7 +102,7 @@ class SessionAggregate:
     is_paused: bool = False
     budget_usd: float | None = None
     restored: bool = False
-    remember_ended: int = attrs.field(default=DEFAULT_REMEMBER_ENDED)
+    remember_ended: int = DEFAULT_REMEMBER_ENDED
     #: Ended task ids forgotten to respect ``remember_ended``.
     ended_forgotten: int = 0
     # Tasks that have not ended: latest state and attempt.
@@ -123,10 +114,11 @@ class SessionAggregate:
     _first_start: float | None = None
     _duration_offset: int = 0
     _last_duration: int = 0
-    last_transition: TaskTransition | None = None
 
-    @remember_ended.validator
-    def _check_remember_ended(self, _: object, value: int) -> None:
+    def __attrs_post_init__(self) -> None:
+        # Checked here, not by an attrs validator: one would make every
+        # attribute assignment (several per event) go through attrs' hooks.
+        value = self.remember_ended
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BroadcasterConfigError(f"remember_ended must be an int >= 0, got {value!r}")
 
@@ -234,8 +226,11 @@ class SessionAggregate:
 
     # -- applying events -------------------------------------------------------
     def apply(self, item: Published) -> Trigger | None:
-        """Fold one published event in; returns the broadcast it calls for, if any."""
-        self.last_transition = None
+        """Fold one published event in; returns the broadcast it calls for, if any.
+
+        ``"task_end"`` comes back exactly when a task's end is counted (or a
+        running task went back to retrying); a duplicate end returns None.
+        """
         event = item.event
         # Dispatch on the exact class: this runs inline for every event published.
         target = _TASK_TARGETS.get(type(event))
@@ -284,7 +279,6 @@ class SessionAggregate:
         if old_state is not None:
             self._counts[old_state] -= 1
         self._counts[new_state] += 1
-        self.last_transition = TaskTransition(event.task_id, old_state, new_state)
         if new_state == "running":
             self._note_start(item)
             return "task_start"

@@ -130,40 +130,42 @@ class SessionBroadcaster:
 
     # -- listener (inline in Publisher.publish; must not publish) ---------------
     def on_event(self, item: Published) -> None:
-        if isinstance(item.event, SessionUpdate):
+        if type(item.event) is SessionUpdate:
             return
-        running_before = self.aggregate.tasks_running
-        trigger = self.aggregate.apply(item)
-        if self._pending is not None and not self._inline_flush_asked:
-            self._flush_if_held_too_long()
+        aggregate = self.aggregate
+        running_before = aggregate.tasks_running
+        trigger = aggregate.apply(item)
         if trigger is None:
             return
-        running_after = self.aggregate.tasks_running
-        if running_before == 0 and running_after > 0:
-            self._ticker_base = trio.current_time()
+        now = trio.current_time()
+        if self._pending is not None and not self._inline_flush_asked:
+            self._flush_if_held_too_long(now)
+        running_after = aggregate.tasks_running
+        from_idle = running_before == 0 and running_after > 0
+        if from_idle:
+            self._ticker_base = now
             self._ticker_wakeup.set()
         elif running_before > 0 and running_after == 0 and self._ticker_scope is not None:
             self._ticker_scope.cancel()
-        self._mark_pending(trigger, from_idle=running_before == 0 and running_after > 0)
+        self._mark_pending(trigger, now, from_idle=from_idle)
 
-    def _flush_if_held_too_long(self) -> None:
-        now = trio.current_time()
+    def _flush_if_held_too_long(self, now: float) -> None:
         due = max(self._flush_deadline(), self._pending_since)
         if now - due >= self.max_hold:
             self._inline_flush_asked = True
             self.publisher.after_publish(self._flush_if_due)
 
-    def _mark_pending(self, trigger: Trigger, *, from_idle: bool = False) -> None:
+    def _mark_pending(self, trigger: Trigger, now: float, *, from_idle: bool = False) -> None:
         if self._pending is None:
-            self._pending_since = trio.current_time()
+            self._pending_since = now
         if trigger == "usage":
             if self._usage_deadline is None:
-                self._usage_deadline = trio.current_time() + self.usage_delay
+                self._usage_deadline = now + self.usage_delay
         elif not self._pending_immediate:
             self._pending_immediate = True
             # An immediate trigger names the update, even if usage came first.
             self._pending = trigger
-            if from_idle and self._flush_deadline() <= trio.current_time():
+            if from_idle and self._flush_deadline() <= now:
                 # The first start after idle goes out as soon as its event has been
                 # delivered, not when the loop next yields: a caller submitting 1,000
                 # tasks in one go may not yield for 100 ms. (Elsewhere, waiting for

@@ -11,7 +11,7 @@ rest as ``other``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Final, cast
 
 import attrs
 from prometheus_client import CollectorRegistry, Gauge
@@ -28,6 +28,7 @@ from events import (
     Published,
     Publisher,
     SessionUpdate,
+    TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskUsage,
@@ -79,6 +80,13 @@ class _Histogram:
             result.append((_float_label(bound), running))
         result.append(("+Inf", self.total))
         return result
+
+
+_END_EVENTS: Final[dict[type, str]] = {
+    TaskCompleted: "completed",
+    TaskFailed: "failed",
+    TaskCancelled: "cancelled",
+}
 
 
 def _float_label(value: float) -> str:
@@ -151,20 +159,24 @@ class RuncastMetrics:
     # -- feeding ---------------------------------------------------------------
     def on_event(self, item: Published) -> None:
         event = item.event
+        kind = type(event)
+        counts = self.events_published
         name = event.event_name
-        self.events_published[name] = self.events_published.get(name, 0) + 1
-        if isinstance(event, SessionUpdate):
+        counts[name] = counts.get(name, 0) + 1
+        if kind is SessionUpdate:
             return
-        self.aggregate.apply(item)
-        if isinstance(event, TaskUsage):
-            self._add_usage(event)
-            return
-        transition = self.aggregate.last_transition
-        if transition is None or transition.new_state not in END_STATES:
-            return
-        self.tasks_ended[transition.new_state] += 1
-        if isinstance(event, TaskCompleted | TaskFailed):
-            self.task_durations.observe(event.duration_seconds)
+        trigger = self.aggregate.apply(item)
+        if kind is TaskUsage:
+            self._add_usage(cast(TaskUsage, event))
+        elif trigger == "task_end":
+            # Counted by the aggregate: not a duplicate, and not a retry.
+            end_state = _END_EVENTS.get(kind)
+            if end_state is not None:
+                self.tasks_ended[end_state] += 1
+                if end_state != "cancelled":
+                    self.task_durations.observe(
+                        cast(TaskCompleted | TaskFailed, event).duration_seconds
+                    )
 
     def _add_usage(self, event: TaskUsage) -> None:
         totals = self._model_totals(event.model)

@@ -37,10 +37,15 @@ def check_spent(usd: float) -> float:
 class Budget:
     """Warns once per budget at 80 %, and reports exhaustion once per crossing."""
 
-    limit: float | None = attrs.field(default=None, converter=check_budget)
+    limit: float | None = None
     spent: float = 0.0
     _warned: bool = False
     _exhausted: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # Not an attrs converter: that would route every assignment (one per
+        # usage record) through attrs' setattr hooks.
+        self.limit = check_budget(self.limit)
 
     @property
     def exceeded(self) -> bool:

@@ -11,7 +11,7 @@ from events import MAX_OUTPUT_LINE, TaskOutput, TaskUsage, truncate
 
 from ._cost import TokenCounts
 from ._exceptions import ExecutorError, InvalidArgumentError
-from ._task import TaskRecord
+from ._task import NO_TOKENS, TaskRecord
 
 OutputStream = Literal["stdout", "stderr"]
 
@@ -37,7 +37,7 @@ class TaskContext:
     _ended: bool = False
     # Usage recorded since the last provider total (Claude Code's ``result``):
     # a total replaces these provisional counts instead of adding to them.
-    _provisional_tokens: TokenCounts = attrs.field(factory=TokenCounts)
+    _provisional_tokens: TokenCounts = NO_TOKENS
     _provisional_cost: float = 0.0
 
     @property
@@ -98,7 +98,7 @@ class TaskContext:
         delta_cost = None
         if cost_usd is not None:
             delta_cost = max(0.0, cost_usd - self._provisional_cost)
-        self._provisional_tokens = TokenCounts()
+        self._provisional_tokens = NO_TOKENS
         self._provisional_cost = 0.0
         if delta.total == 0 and not delta_cost:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import signal
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
@@ -22,6 +23,7 @@ from events import (
     Event,
     ExecutorPaused,
     ExecutorResumed,
+    Published,
     Publisher,
     TaskQueued,
     TaskRetrying,
@@ -262,15 +264,16 @@ class Executor:
         record.move_to("running")
         self._running += 1
         record.attempts += 1
-        if record.started_at is None:
-            record.started_at = self._publisher.clock()
         record.attempt_started = trio.current_time()
         record.scope = trio.CancelScope()
         if record.timeout is not None:
             record.scope.relative_deadline = record.timeout
-        self._publish(
+        published = self._publisher.publish(
             TaskStarted(task_id=record.task_id, name=record.name, attempt=record.attempts)
         )
+        if record.started_at is None:
+            # The event's own time stamp: one clock reading per transition.
+            record.started_at = self._stamp(published)
         self._nursery.start_soon(self._run_attempt, record, name=f"runcast task {record.task_id}")
 
     async def _run_attempt(self, record: TaskRecord) -> None:
@@ -353,11 +356,10 @@ class Executor:
         )
         if was_running:
             self._running -= 1
-        record.ended_at = self._publisher.clock()
-        self._registry.finish(record)
         self._active -= 1
+        record.ended_at = self._stamp(self._publisher.publish(event))
+        self._registry.finish(record)
         record.done.set()
-        self._publish(event)
         if self._active == 0:
             self._idle.set()
         self._fill()
@@ -498,6 +500,9 @@ class Executor:
     # -- helpers -----------------------------------------------------------
     def _publish(self, event: Event) -> None:
         self._publisher.publish(event)
+
+    def _stamp(self, published: Published | None) -> datetime:
+        return self._publisher.clock() if published is None else published.time
 
     def _startup(self, *, start_paused: bool) -> None:
         if self._budget.limit is not None:

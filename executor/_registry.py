@@ -34,13 +34,17 @@ def check_keep_finished(value: int) -> int:
 class TaskRegistry:
     """Live task records in submission order, plus the newest finished tasks' infos."""
 
-    keep_finished: int = attrs.field(default=DEFAULT_KEEP_FINISHED, converter=check_keep_finished)
+    keep_finished: int = DEFAULT_KEEP_FINISHED
     #: Finished tasks forgotten to respect ``keep_finished``.
     finished_evicted: int = 0
     live: dict[str, TaskRecord] = attrs.field(factory=dict)
     # Submission order and info, in the order the tasks finished.
     _finished: dict[str, tuple[int, TaskInfo]] = attrs.field(factory=dict)
     ids: set[str] = attrs.field(factory=set)
+
+    def __attrs_post_init__(self) -> None:
+        # Not an attrs converter, which would slow every attribute assignment.
+        check_keep_finished(self.keep_finished)
 
     def add(self, record: TaskRecord) -> None:
         self.ids.add(record.task_id)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ._executor import Executor
 
 TaskFunction = Callable[..., Awaitable[Any]]
+#: Shared by every record and context that has counted nothing yet (it is frozen).
+NO_TOKENS = TokenCounts()
 EndState = Literal["completed", "failed", "cancelled"]
 
 
@@ -42,7 +44,7 @@ class TaskRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attempt_started: float = 0.0
-    tokens: TokenCounts = attrs.field(factory=TokenCounts)
+    tokens: TokenCounts = NO_TOKENS
     cost_usd: float = 0.0
     unpriced_tokens: int = 0
     error: str | None = None

@@ -88,14 +88,17 @@ async def test_an_update_held_while_events_keep_coming_goes_out_inline(
         assert [u.tasks_running for u in updates] == [1]
         # All in one task step, so the flusher cannot run: within max_hold the
         # end waits for it, as an end and the start it frees share one update ...
-        publisher.publish(TaskQueued(task_id="other"))
+        publisher.publish(TaskQueued(task_id="a"))
+        publisher.publish(TaskStarted(task_id="a"))
         assert len(updates) == 1
         autojump_clock.jump(broadcaster.min_spacing + broadcaster.max_hold / 2)
-        publisher.publish(TaskQueued(task_id="more"))
+        publisher.publish(TaskCompleted(task_id="a"))
         assert len(updates) == 1
-        # ... but once it is overdue by max_hold, the next event carries it out.
+        # ... but once it is overdue by max_hold, the next change carries it out.
         autojump_clock.jump(broadcaster.max_hold)
-        publisher.publish(TaskQueued(task_id="again"))
+        publisher.publish(TaskQueued(task_id="b"))
+        assert len(updates) == 1  # no change to report: no trigger
+        publisher.publish(TaskStarted(task_id="b"))
         assert len(updates) == 2
-        assert (updates[-1].tasks_running, updates[-1].tasks_completed) == (0, 1)
+        assert (updates[-1].tasks_running, updates[-1].tasks_completed) == (1, 2)
         nursery.cancel_scope.cancel()
