@@ -74,11 +74,28 @@ class HttpConnection:
 
     stream: trio.abc.Stream
     max_head_bytes: int
-    h11_conn: h11.Connection = attrs.field(init=False)
+    #: None once :meth:`upgrade` handed the connection over.
+    h11_conn: h11.Connection | None = attrs.field(init=False)
     received: bytearray = attrs.field(factory=bytearray)
 
     def __attrs_post_init__(self) -> None:
         self.h11_conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
+
+    def _machine(self) -> h11.Connection:
+        if self.h11_conn is None:
+            raise RuntimeError("this HTTP connection was handed over by upgrade()")
+        return self.h11_conn
+
+    def upgrade(self) -> ReplayStream:
+        """Hand the connection over (to WebSocket): a stream replaying the bytes read so far.
+
+        The HTTP state is let go, since the connection may now live for hours:
+        the h11 machine and the head's bytes.  Nothing can be answered here after.
+        """
+        stream = ReplayStream(self.stream, bytes(self.received))
+        self.received = bytearray()
+        self.h11_conn = None
+        return stream
 
     async def read_head(self) -> RequestHead | None:
         """The request head, or None if the peer closed before sending one.
@@ -88,7 +105,7 @@ class HttpConnection:
         """
         while True:
             try:
-                event = self.h11_conn.next_event()
+                event = self._machine().next_event()
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
                 what = "too large" if status == 431 else "malformed"
@@ -103,7 +120,7 @@ class HttpConnection:
             if not data and not self.received:
                 return None
             self.received += data
-            self.h11_conn.receive_data(data)
+            self._machine().receive_data(data)
 
     def _check_head_size(self, *, complete: bool) -> None:
         # h11 bounds only a head still incomplete; one that arrives whole in a
@@ -123,7 +140,8 @@ class HttpConnection:
 
     @property
     def can_respond(self) -> bool:
-        return self.h11_conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+        conn = self.h11_conn
+        return conn is not None and conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
 
     async def respond(
         self,
@@ -150,9 +168,10 @@ class HttpConnection:
                 *headers,
             ],
         )
-        data = self.h11_conn.send(response) or b""
-        data += self.h11_conn.send(h11.Data(data=body)) or b""
-        data += self.h11_conn.send(h11.EndOfMessage()) or b""
+        conn = self._machine()
+        data = conn.send(response) or b""
+        data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.stream.send_all(data)
 

@@ -217,7 +217,7 @@ class RuncastServer:
     async def _serve_websocket(
         self, http: HttpConnection, head: RequestHead, role: Role, peer: str
     ) -> None:
-        stream = ReplayStream(http.stream, bytes(http.received))
+        stream = http.upgrade()
         try:
             async with trio.open_nursery() as ws_nursery:
                 try:
