@@ -33,6 +33,12 @@ def _non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: obj
         raise EventValidationError(f"{attribute.name} must be >= 0, got {value}")
 
 
+def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _non_negative_int(inst, attribute, value)
+    if value == 0:
+        raise EventValidationError(f"{attribute.name} must be >= 1, got 0")
+
+
 def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventValidationError(f"{attribute.name} must be a number, got {value!r}")
@@ -157,7 +163,12 @@ class TaskStarted(Event):
 
 @attrs.frozen(kw_only=True)
 class TaskUsage(Event):
-    """Tokens (and maybe cost) a task recorded; counts are increments."""
+    """Tokens (and maybe cost) a task recorded; counts are increments.
+
+    ``records`` is how many usage records the event sums: a stdout reader
+    coalesces the records of one read (same model, provider and cost source)
+    into one event whose tokens and cost are their sums.
+    """
 
     event_name: ClassVar[str] = "task_usage"
     task_id: str = _task_id_field()
@@ -169,6 +180,7 @@ class TaskUsage(Event):
     cache_write_tokens: int = _count_field()
     cost_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
     cost_source: CostSource = attrs.field(default="unpriced", validator=_one_of(COST_SOURCES))
+    records: int = attrs.field(default=1, validator=_positive_int)
 
     @property
     def total_tokens(self) -> int:

@@ -18,8 +18,22 @@ from ._models import EVENT_TYPES, Event
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds, ``Z`` suffix."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """RFC 3339 in UTC with microseconds, ``Z`` suffix.
+
+    Every event is stamped with it, so it is formatted by hand: ``isoformat``
+    plus the suffix swap costs about twice as much.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)  # a naive one is taken as local time
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (fastest here)
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+    )
 
 
 def parse_time(text: str) -> datetime:
@@ -123,11 +137,17 @@ def _describe_error(exc: BaseException, type_: object) -> str:
     return cattrs.v.format_exception(exc, type_)  # type: ignore[arg-type]
 
 
+def _make_encoder() -> json.JSONEncoder:
+    # Built once: ``json.dumps(..., separators=...)`` builds a new encoder per call.
+    return json.JSONEncoder(separators=(",", ":"))
+
+
 @attrs.define
 class EventCodec:
     """Encodes and decodes wire frames with one converter."""
 
     converter: cattrs.Converter = attrs.field(factory=make_converter)
+    _encoder: json.JSONEncoder = attrs.field(factory=_make_encoder, init=False, repr=False)
 
     def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
         data = self.converter.unstructure(event)
@@ -142,7 +162,7 @@ class EventCodec:
         }
 
     def encode(self, seq: int, time: datetime, event: Event) -> str:
-        return json.dumps(self.to_dict(seq, time, event), separators=(",", ":"))
+        return self._encoder.encode(self.to_dict(seq, time, event))
 
     def publish(self, seq: int, time: datetime, event: Event) -> Published:
         return Published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))

@@ -22,9 +22,12 @@ import attrs
 import structlog
 import trio
 
-from ._context import TaskContext
+from events import MAX_OUTPUT_LINE
+
+from ._context import OutputStream, TaskContext
+from ._cost import TokenCounts
 from ._exceptions import ExecutorError, InvalidArgumentError
-from ._lines import DEFAULT_MAX_LINE, LineSplitter, pump_lines
+from ._lines import DEFAULT_MAX_LINE, Line, LineSplitter, pump_lines
 from ._usage import UsageParser, UsageRecord
 
 log = structlog.get_logger("runcast.executor")
@@ -190,45 +193,90 @@ async def terminate_group(process: trio.Process, pgid: int, grace: float) -> Non
             await trio.sleep(_GROUP_POLL_SECONDS / 5)
 
 
+# Bytes of an output line decoded at most: a task_output line shows at most
+# MAX_OUTPUT_LINE characters (of up to 4 bytes each).
+_OUTPUT_BYTES = 4 * MAX_OUTPUT_LINE
+
+
+def _may_hold_usage(raw: bytes) -> bool:
+    """False only for lines that cannot hold usage, checked before any JSON parsing.
+
+    Every recognised shape has a ``"usage"`` key, and the letters of a key can
+    be escaped only as ``\\uXXXX``: a line with neither is not usage.
+    """
+    return b'"usage"' in raw or b"\\u" in raw
+
+
 @attrs.define
 class _StdoutReader:
-    """Turns stdout lines into usage records or output."""
+    """Turns stdout lines into usage records or output.
+
+    All lines of one batch (one read) are parsed first; their usage records go
+    out after the batch's output lines, grouped by model and provider; a
+    provider's totals first settle the records before them.
+    """
 
     ctx: TaskContext
     parser: UsageParser = attrs.field(factory=UsageParser)
+    _pending: dict[tuple[str, str | None], list[TokenCounts]] = attrs.field(factory=dict)
 
-    def on_stdout(self, raw: bytes, truncated: bool) -> None:
+    def on_stdout(self, lines: list[Line]) -> None:
+        for raw, truncated in lines:
+            records = None
+            if not truncated and _may_hold_usage(raw):
+                records = self.parser.parse(raw.decode("utf-8", "replace"))
+            if records is None:
+                self._output(raw, "stdout", truncated)
+                continue
+            for record in records:
+                self._add(record)
+        self._flush()
+
+    def on_stderr(self, lines: list[Line]) -> None:
+        for raw, truncated in lines:
+            self._output(raw, "stderr", truncated)
+
+    def _output(self, raw: bytes, stream: OutputStream, truncated: bool) -> None:
+        if len(raw) > _OUTPUT_BYTES:
+            raw, truncated = raw[:_OUTPUT_BYTES], True
         text = raw.decode("utf-8", "replace").rstrip("\r")
-        if not truncated:
-            records = self.parser.parse(text)
-            if records is not None:
-                for record in records:
-                    self._apply(record)
-                return
-        self.ctx.output(text, stream="stdout", truncated=truncated)
+        self.ctx.output(text, stream=stream, truncated=truncated)
 
-    def on_stderr(self, raw: bytes, truncated: bool) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r")
-        self.ctx.output(text, stream="stderr", truncated=truncated)
-
-    def _apply(self, record: UsageRecord) -> None:
+    def _add(self, record: UsageRecord) -> None:
         if record.replaces_provisional:
+            self._flush()  # the totals replace what came before them: count that first
             self.ctx.replace_provisional_usage(
                 model=record.model or "",
                 provider=record.provider,
                 totals=record.tokens,
                 cost_usd=record.cost_usd,
             )
-            return
-        self.ctx.record_usage(
-            model=record.model or "",
-            provider=record.provider,
-            input_tokens=record.tokens.input,
-            output_tokens=record.tokens.output,
-            cache_read_tokens=record.tokens.cache_read,
-            cache_write_tokens=record.tokens.cache_write,
-            cost_usd=record.cost_usd,
-        )
+        elif record.cost_usd is not None:
+            self.ctx.record_usage(
+                model=record.model or "",
+                provider=record.provider,
+                input_tokens=record.tokens.input,
+                output_tokens=record.tokens.output,
+                cache_read_tokens=record.tokens.cache_read,
+                cache_write_tokens=record.tokens.cache_write,
+                cost_usd=record.cost_usd,
+            )
+        else:
+            key = (record.model or "", record.provider)
+            self._pending.setdefault(key, []).append(record.tokens)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for (model, provider), parts in pending.items():
+            for tokens in parts:
+                self.ctx.record_usage(
+                    model=model,
+                    provider=provider,
+                    input_tokens=tokens.input,
+                    output_tokens=tokens.output,
+                    cache_read_tokens=tokens.cache_read,
+                    cache_write_tokens=tokens.cache_write,
+                )
 
 
 async def _open(spec: CommandSpec) -> trio.Process:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,17 @@ class TokenCounts:
             max(0, self.cache_read - other.cache_read),
             max(0, self.cache_write - other.cache_write),
         )
+
+
+def sum_tokens(parts: Iterable[TokenCounts]) -> TokenCounts:
+    """The per-kind sums of ``parts``."""
+    total = [0, 0, 0, 0]
+    for part in parts:
+        total[0] += part.input
+        total[1] += part.output
+        total[2] += part.cache_read
+        total[3] += part.cache_write
+    return TokenCounts(*total)
 
 
 @attrs.frozen
@@ -231,9 +242,16 @@ class CostCalculator:
         provider: str | None,
         tokens: TokenCounts,
         reported_usd: float | None = None,
+        *,
+        parts: Sequence[TokenCounts] = (),
     ) -> Cost:
+        """What ``tokens`` cost; with ``parts`` (records whose sum is ``tokens``),
+        each part is priced on its own and the costs summed: price tiers apply
+        per request, so pricing the sum could cross a tier no request reached."""
         if reported_usd is not None:
             return Cost(reported_usd, "reported")
+        if len(parts) > 1:
+            return self._cost_of_parts(model, provider, parts)
         if self.prices is not None:
             price = self.prices.lookup(model, provider)
             if price is not None:
@@ -242,6 +260,19 @@ class CostCalculator:
         if computed is None:
             return Cost(None, "unpriced")
         return Cost(computed, "computed")
+
+    def _cost_of_parts(
+        self, model: str, provider: str | None, parts: Sequence[TokenCounts]
+    ) -> Cost:
+        costs = [self.cost(model, provider, part) for part in parts]
+        sources = {cost.source for cost in costs}
+        if len(sources) != 1:
+            # One model and provider resolve to one source; anything else is a bug.
+            raise ValueError(f"usage records of {model!r} priced from {sorted(sources)}")
+        source = costs[0].source
+        if source == "unpriced":
+            return Cost(None, source)
+        return Cost(math.fsum(cost.usd or 0.0 for cost in costs), source)
 
     def _computed(self, model: str, provider: str | None, tokens: TokenCounts) -> float | None:
         if not model:

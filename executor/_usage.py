@@ -55,6 +55,8 @@ class _NotUsage(Exception):
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
     value = usage.get(key, 0)
+    if type(value) is int and value >= 0:  # the usual case first: called 4 times a line
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -185,6 +187,10 @@ class UsageParser:
             delta = tokens
         else:
             previous = self._counted.pop(key, TokenCounts())
+            if previous == tokens:
+                # Claude Code repeats a message's usage once per content block.
+                self._counted[key] = previous
+                return []
             self._counted[key] = TokenCounts(
                 max(previous.input, tokens.input),
                 max(previous.output, tokens.output),

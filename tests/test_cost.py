@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor import (
+    Cost,
     CostCalculator,
     ModelPrice,
     PriceTableError,
@@ -188,3 +189,27 @@ def test_memoised_rates_match_calc_price(
 
 
 SHARED_CALCULATOR = CostCalculator()
+
+
+def test_parts_are_priced_one_by_one_so_no_tier_is_crossed_by_their_sum() -> None:
+    calculator = CostCalculator()
+    part = TokenCounts(input=150_000, output=10)  # Sonnet 4.5 charges more above 200k input
+    one = calculator.cost("claude-sonnet-4-5", "anthropic", part)
+    summed_as_one = calculator.cost("claude-sonnet-4-5", "anthropic", part + part)
+    as_parts = calculator.cost("claude-sonnet-4-5", "anthropic", part + part, parts=[part, part])
+    assert one.usd is not None
+    assert summed_as_one.usd is not None
+    assert as_parts.source == "computed"
+    assert as_parts.usd is not None
+    assert as_parts.usd == pytest.approx(2 * one.usd)
+    assert as_parts.usd < summed_as_one.usd
+
+
+def test_parts_keep_their_source() -> None:
+    table = parse_price_table({"models": {"mine": {"input": 1.0, "output": 2.0}}})
+    calculator = CostCalculator(table)
+    parts = [TokenCounts(input=1_000_000), TokenCounts(output=1_000_000)]
+    total = TokenCounts(input=1_000_000, output=1_000_000)
+    assert calculator.cost("mine", None, total, parts=parts) == Cost(3.0, "user_table")
+    assert calculator.cost("no-such-model-xyz", None, total, parts=parts) == Cost(None, "unpriced")
+    assert calculator.cost("mine", None, total, 0.5, parts=parts) == Cost(0.5, "reported")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -22,6 +22,8 @@ from events import (
     SessionUpdate,
     TaskOutput,
     TaskUsage,
+    format_time,
+    parse_time,
 )
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
@@ -39,7 +41,7 @@ def _field_strategy(cls: type[Event], field: attrs.Attribute[Any]) -> st.SearchS
     hint = hints[field.name]
     if field.name == "task_id":
         return TASK_ID if field.default is attrs.NOTHING else st.just("*")
-    if field.name in ("attempt",):
+    if field.name in ("attempt", "records"):
         return st.integers(min_value=1, max_value=1000)
     if field.name == "line":
         return st.text(max_size=MAX_OUTPUT_LINE)
@@ -172,6 +174,8 @@ def _frame(**overrides: Any) -> str:
         (_frame(data={"input_tokens": 5.0}), "task_usage.data.input_tokens"),
         (_frame(data={"input_tokens": -5}), "input_tokens must be >= 0"),
         (_frame(data={"cost_usd": "1"}), "task_usage.data.cost_usd"),
+        (_frame(data={"records": 0}), "records must be >= 1"),
+        (_frame(data={"records": True}), "task_usage.data.records"),
         (_frame(data={"surprise": 1}), "surprise"),
         (_frame(event="session_update", task_id="*", data={"is_paused": 1}), "is_paused"),
     ],
@@ -193,3 +197,25 @@ def test_usage_total_counts_every_kind() -> None:
         task_id="a", input_tokens=1, output_tokens=2, cache_read_tokens=3, cache_write_tokens=4
     )
     assert usage.total_tokens == 10
+
+
+def test_usage_without_records_field_reads_as_one_record() -> None:
+    # Frames written before ``records`` existed (stored history, older servers).
+    old = EventCodec().decode(_frame())
+    assert isinstance(old.event, TaskUsage)
+    assert old.event.records == 1
+    coalesced = EventCodec().decode(_frame(data={"model": "m", "input_tokens": 9, "records": 3}))
+    assert isinstance(coalesced.event, TaskUsage)
+    assert coalesced.event.records == 3
+    assert json.loads(coalesced.wire)["data"]["records"] == 3
+
+
+def test_format_time_is_rfc3339_utc_with_microseconds() -> None:
+    east = timezone(timedelta(hours=2))
+    assert format_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == (
+        "2026-01-02T03:04:05.000006Z"
+    )
+    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=east)) == (
+        "2026-01-02T01:04:05.000000Z"
+    )
+    assert parse_time(format_time(NOW)) == NOW

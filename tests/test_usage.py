@@ -18,7 +18,7 @@ from executor import (
     UsageRecord,
     open_executor,
 )
-from executor._lines import pump_lines
+from executor._lines import LINES_PER_STEP, pump_lines
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -379,31 +379,40 @@ def test_line_splitter_handles_lines_split_across_chunks() -> None:
     assert splitter.finish() == []
 
 
-async def test_pump_lets_other_tasks_run_while_handling_a_big_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fake_now = [0.0]
-    monkeypatch.setattr("executor._lines.perf_counter", lambda: fake_now[0])
+async def test_pump_hands_over_a_read_in_bounded_slices_letting_others_run() -> None:
     order: list[str] = []
 
-    def slow_handler(raw: bytes, truncated: bool) -> None:
-        order.append(raw.decode())
-        fake_now[0] += 0.001  # each line "takes" 1 ms
+    def handle(lines: list[tuple[bytes, bool]]) -> None:
+        order.append(f"{len(lines)} lines from {lines[0][0].decode()}")
 
     async def other_task() -> None:
         while True:
             order.append("tick")
             await trio.lowlevel.checkpoint()
 
+    count = 2 * LINES_PER_STEP + 10
     send, receive = trio.testing.memory_stream_one_way_pair()
-    await send.send_all(b"".join(b"l%d\n" % i for i in range(16)))
+    await send.send_all(b"".join(b"l%d\n" % i for i in range(count)) + b"partial")
     await send.aclose()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(other_task)
-        await pump_lines(receive, slow_handler, LineSplitter())
+        await pump_lines(receive, handle, LineSplitter())
         nursery.cancel_scope.cancel()
-    lines_only = [item for item in order if item != "tick"]
-    assert lines_only == [f"l{i}" for i in range(16)]
-    first, last = order.index("l0"), order.index("l15")
-    # The other task ran between lines, about every 2 ms of handling.
-    assert order[first:last].count("tick") >= 4
+    batches = [item for item in order if item != "tick"]
+    assert batches == [
+        f"{LINES_PER_STEP} lines from l0",
+        f"{LINES_PER_STEP} lines from l{LINES_PER_STEP}",
+        f"10 lines from l{2 * LINES_PER_STEP}",
+        "1 lines from partial",
+    ]
+    # The other task ran between the slices of the one read.
+    first, second = order.index(batches[0]), order.index(batches[1])
+    assert "tick" in order[first:second]
+
+
+def test_line_splitter_counts_what_it_drops() -> None:
+    splitter = LineSplitter(max_line=4)
+    assert splitter.feed(b"abcdefg\nab") == [(b"abcd", True)]
+    assert splitter.feed(b"cdef\n\n") == [(b"abcd", True), (b"", False)]
+    assert (splitter.truncated_lines, splitter.dropped_bytes, splitter.lines) == (2, 5, 3)
+    assert splitter.buffered == 0
