@@ -3,8 +3,14 @@
 A run of a job file continues the newest unfinished session of the same job
 (same task ids) unless ``--fresh``: completed tasks are not run again, failed
 ones and ones an operator cancelled keep their outcome, and the rest run, with
-the attempts they already made counting against their retries. Tasks that were
-running when the process died are marked ``interrupted`` (that attempt counts).
+the attempts they already made counting against their retries.
+
+An attempt that was running when the process died, or that a stop (SIGINT,
+SIGTERM) cancelled, is *interrupted*: it is recorded in the store as such and
+its task runs again as the next attempt. What the interrupted attempt spent was
+real, so it stays in the session's totals, once; the store keeps it apart
+(``SessionRecord.interrupted``), so the attempts that ran to their end account
+for exactly what an uninterrupted run would have spent.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import attrs
 from events import SessionUpdate, parse_time
 from executor import CommandSpec, JobFile
 
-from ._store import SessionStore, TaskRecord
+from ._store import SessionStore, TaskRecord, UsageTotals
 
 # Cancellation reasons of a run that was stopped, not of an operator's decision.
 _STOPPED_REASONS = ("interrupted by", "executor stopped")
@@ -51,6 +57,8 @@ class SessionPlan:
     spent_usd: float = 0.0
     is_paused: bool = False
     budget_usd: float | None = None
+    #: What interrupted attempts of this session spent so far (part of ``previous``).
+    interrupted: UsageTotals = attrs.field(factory=UsageTotals)
 
 
 def _stopped(task: TaskRecord) -> bool:
@@ -59,6 +67,15 @@ def _stopped(task: TaskRecord) -> bool:
 
 def _keeps_outcome(task: TaskRecord) -> bool:
     return task.state in KEPT_OUTCOMES and not _stopped(task)
+
+
+def interrupted_attempt(task: TaskRecord) -> int | None:
+    """The attempt of ``task`` a crash or a stop cut short, if its last one was."""
+    if task.state in ("running", "interrupted") and task.attempts > 0:
+        return task.attempts  # the process died while it ran (or a resume said so)
+    if _stopped(task):
+        return task.cancelled_attempt  # None if it was queued or waiting to retry
+    return None
 
 
 def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> SessionPlan:
@@ -75,8 +92,10 @@ def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> S
             budget_usd=job.budget_usd,
         )
     stored = {task.task_id: task for task in store.tasks(session_id)}
-    interrupted = [task_id for task_id, task in stored.items() if task.state == "running"]
-    store.mark_interrupted(session_id, interrupted)
+    cut_short = [(task.task_id, interrupted_attempt(task)) for task in stored.values()]
+    store.mark_interrupted(
+        session_id, [(task_id, attempt) for task_id, attempt in cut_short if attempt is not None]
+    )
     kept: dict[str, str] = {}
     to_run: list[tuple[CommandSpec, int]] = []
     for spec in job.tasks:
@@ -117,4 +136,5 @@ def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> S
         spent_usd=usage.cost_usd,
         is_paused=session.is_paused,
         budget_usd=budget,
+        interrupted=session.interrupted,
     )

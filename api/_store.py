@@ -6,8 +6,9 @@ the write path from a worker thread so the trio thread never waits on the disk.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,56 +18,11 @@ import attrs
 from events import total_tokens
 
 from ._exceptions import StoreError, UnknownSessionError
+from ._store_rows import StoreRows
 from ._store_schema import migrate
+from ._store_writes import write_rows
 
 MEMORY = ":memory:"
-
-# One write operation: a statement key and its parameters. Kept as plain tuples so
-# batches are cheap to build on the trio thread.
-WriteOp = tuple[str, tuple[Any, ...]]
-
-STATEMENTS: dict[str, str] = {
-    "task_upsert": """
-        INSERT INTO tasks (session_id, task_id, name, state, attempts)
-        VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (session_id, task_id) DO UPDATE SET
-            name = CASE WHEN excluded.name != '' THEN excluded.name ELSE tasks.name END,
-            state = excluded.state
-    """,
-    "task_started": """
-        UPDATE tasks SET state = 'running', attempts = ?, started_at = ?, ended_at = NULL,
-            error = NULL
-        WHERE session_id = ? AND task_id = ?
-    """,
-    "task_ended": """
-        UPDATE tasks SET state = ?, ended_at = ?, duration_seconds = ?, exit_code = ?, error = ?
-        WHERE session_id = ? AND task_id = ?
-    """,
-    "task_retrying": """
-        UPDATE tasks SET state = 'retrying', error = ? WHERE session_id = ? AND task_id = ?
-    """,
-    "usage": """
-        INSERT INTO usage (session_id, task_id, seq, recorded_at, model, provider,
-            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-            cost_usd, cost_source)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    """,
-    "control": """
-        INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-    """,
-    "paused": "UPDATE sessions SET is_paused = ? WHERE session_id = ?",
-    "budget": "UPDATE sessions SET budget_usd = ? WHERE session_id = ?",
-    "snapshot": """
-        UPDATE sessions SET started_at = COALESCE(?, started_at), duration_seconds = ?,
-            tasks_completed = ?, tasks_failed = ?, tasks_cancelled = ?
-        WHERE session_id = ?
-    """,
-    "event": """
-        INSERT OR REPLACE INTO events (session_id, seq, time, event, task_id, wire)
-        VALUES (?, ?, ?, ?, ?, ?)
-    """,
-}
 
 
 @attrs.frozen
@@ -80,6 +36,8 @@ class TaskRecord:
     duration_seconds: float | None
     exit_code: int | None
     error: str | None
+    #: The attempt a cancellation cut short while it ran (None: not cancelled while running).
+    cancelled_attempt: int | None = None
 
 
 @attrs.frozen
@@ -90,6 +48,7 @@ class UsageTotals:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_tokens: int = 0
+    #: Source usage records (a stored row may sum several).
     records: int = 0
 
     @property
@@ -112,7 +71,11 @@ class SessionRecord:
     tasks_completed: int
     tasks_failed: int
     tasks_cancelled: int
+    #: Everything spent, every attempt of every task.
     usage: UsageTotals
+    #: The share of ``usage`` spent by attempts a crash or stop cut short and a
+    #: resumed run ran again (real spend, counted once, shown apart).
+    interrupted: UsageTotals = attrs.field(factory=UsageTotals)
 
 
 _USAGE_SUMS = """
@@ -122,8 +85,12 @@ _USAGE_SUMS = """
         COALESCE(SUM(CASE WHEN cost_source = 'unpriced'
             THEN input_tokens + output_tokens + cache_read_tokens + cache_write_tokens
             ELSE 0 END), 0),
-        COUNT(*)
+        COALESCE(SUM(records), 0)
     FROM usage
+"""
+_INTERRUPTED = """
+    EXISTS (SELECT 1 FROM interrupted_attempts i WHERE i.session_id = usage.session_id
+        AND i.task_id = usage.task_id AND i.attempt = usage.attempt)
 """
 
 
@@ -142,7 +109,9 @@ class SessionStore:
     def open(cls, path: str | Path) -> SessionStore:
         target = str(path)
         try:
-            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=False, cached_statements=256
+            )
             conn.execute("PRAGMA busy_timeout = 5000")
             if target != MEMORY:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -176,8 +145,7 @@ class SessionStore:
                     "VALUES (?, ?, ?, ?)",
                     (session_id, job_key, job_path, _now()),
                 )
-            ],
-            raw=True,
+            ]
         )
 
     def end_session(self, session_id: str, *, status: str) -> None:
@@ -187,21 +155,26 @@ class SessionStore:
                     "UPDATE sessions SET status = ?, ended_at = ? WHERE session_id = ?",
                     (status, _now(), session_id),
                 )
-            ],
-            raw=True,
+            ]
         )
 
-    def write_batch(self, ops: Sequence[WriteOp]) -> None:
-        """Apply ``ops`` in one transaction, grouping runs of the same statement."""
-        self._write(ops, raw=False)
+    def write_rows(self, rows: StoreRows) -> None:
+        """Write one run of events' rows in one transaction (so a crash keeps a prefix)."""
+        self._transaction(functools.partial(write_rows, rows=rows))
 
-    def _write(self, ops: Iterable[WriteOp], *, raw: bool) -> None:
+    def _write(self, ops: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            for sql, params in ops:
+                conn.execute(sql, params)
+
+        self._transaction(apply)
+
+    def _transaction(self, apply: Callable[[sqlite3.Connection], None]) -> None:
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, rows in _group(ops):
-                    conn.executemany(sql if raw else STATEMENTS[sql], rows)
+                apply(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -209,11 +182,26 @@ class SessionStore:
         except sqlite3.Error as exc:
             raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
 
-    def mark_interrupted(self, session_id: str, task_ids: Iterable[str]) -> None:
-        """Tasks that were running when their process died."""
-        rows = [(session_id, task_id) for task_id in task_ids]
-        sql = "UPDATE tasks SET state = 'interrupted' WHERE session_id = ? AND task_id = ?"
-        self._write([(sql, row) for row in rows], raw=True)
+    def mark_interrupted(self, session_id: str, attempts: Iterable[tuple[str, int]]) -> None:
+        """Record ``(task_id, attempt)``s cut short by a crash or a stop, which a
+        resumed run runs again; their tasks are ``interrupted`` until then."""
+        at = _now()
+        ops: list[tuple[str, tuple[Any, ...]]] = []
+        for task_id, attempt in attempts:
+            ops.append(
+                (
+                    "INSERT OR IGNORE INTO interrupted_attempts "
+                    "(session_id, task_id, attempt, marked_at) VALUES (?, ?, ?, ?)",
+                    (session_id, task_id, attempt, at),
+                )
+            )
+            ops.append(
+                (
+                    "UPDATE tasks SET state = 'interrupted' WHERE session_id = ? AND task_id = ?",
+                    (session_id, task_id),
+                )
+            )
+        self._write(ops)
 
     def prune_events(self, session_id: str, *, keep: int) -> int:
         """Drop all but the newest ``keep`` history events of a session."""
@@ -274,14 +262,30 @@ class SessionStore:
             tasks_failed=row[11],
             tasks_cancelled=row[12],
             usage=self.usage_totals(session_id),
+            interrupted=self.usage_totals(session_id, interrupted=True),
         )
 
-    def usage_totals(self, session_id: str, task_id: str | None = None) -> UsageTotals:
+    def usage_totals(
+        self, session_id: str, task_id: str | None = None, *, interrupted: bool | None = None
+    ) -> UsageTotals:
+        """Usage of a session (or one task): of every attempt (``interrupted=None``),
+        only of interrupted attempts (True), or of all the others (False)."""
         where, params = " WHERE session_id = ?", [session_id]
         if task_id is not None:
             where += " AND task_id = ?"
             params.append(task_id)
+        if interrupted is not None:
+            where += (" AND " if interrupted else " AND NOT ") + _INTERRUPTED
         return UsageTotals(*self.conn.execute(_USAGE_SUMS + where, params).fetchone())
+
+    def interrupted_attempts(self, session_id: str) -> list[tuple[str, int]]:
+        """``(task_id, attempt)`` of every attempt marked interrupted, in order."""
+        rows = self.conn.execute(
+            "SELECT task_id, attempt FROM interrupted_attempts WHERE session_id = ? "
+            "ORDER BY task_id, attempt",
+            (session_id,),
+        ).fetchall()
+        return [(str(task_id), int(attempt)) for task_id, attempt in rows]
 
     def usage_by_model(self, session_id: str) -> dict[str, UsageTotals]:
         models = self.conn.execute(
@@ -299,7 +303,7 @@ class SessionStore:
     def tasks(self, session_id: str) -> list[TaskRecord]:
         rows = self.conn.execute(
             "SELECT task_id, name, state, attempts, started_at, ended_at, duration_seconds, "
-            "exit_code, error FROM tasks WHERE session_id = ? ORDER BY rowid",
+            "exit_code, error, cancelled_attempt FROM tasks WHERE session_id = ? ORDER BY rowid",
             (session_id,),
         ).fetchall()
         return [TaskRecord(*row) for row in rows]
@@ -307,7 +311,8 @@ class SessionStore:
     def usage_rows(self, session_id: str) -> list[dict[str, Any]]:
         cursor = self.conn.execute(
             "SELECT session_id, task_id, seq, recorded_at, model, provider, input_tokens, "
-            "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_source "
+            "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_source, "
+            f"attempt, records, {_INTERRUPTED} AS interrupted "
             "FROM usage WHERE session_id = ? ORDER BY seq",
             (session_id,),
         )
@@ -347,17 +352,3 @@ class SessionStore:
             (job_key,),
         ).fetchone()
         return None if row is None else str(row[0])
-
-
-def _group(ops: Iterable[WriteOp]) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
-    current: str | None = None
-    rows: list[tuple[Any, ...]] = []
-    for sql, params in ops:
-        if sql != current and rows:
-            assert current is not None
-            yield current, rows
-            rows = []
-        current = sql
-        rows.append(params)
-    if rows and current is not None:
-        yield current, rows

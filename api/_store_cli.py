@@ -88,7 +88,16 @@ def _usage_dict(usage: UsageTotals) -> dict[str, Any]:
 def _session_dict(session: SessionRecord) -> dict[str, Any]:
     data = attrs.asdict(session, recurse=False)
     data["usage"] = _usage_dict(session.usage)
+    data["interrupted"] = _usage_dict(session.interrupted)
     return data
+
+
+def interrupted_line(usage: UsageTotals) -> str:
+    """How much of a session's spend interrupted attempts account for (already in it)."""
+    return (
+        f"of which interrupted attempts: {usage.total_tokens:,} tokens, ${usage.cost_usd:.4f}"
+        f" ({usage.records:,} usage records; their tasks ran again)"
+    )
 
 
 def _sessions(args: argparse.Namespace) -> int:
@@ -122,12 +131,19 @@ def _show(args: argparse.Namespace) -> int:
         sid = session.session_id
         tasks = store.tasks(sid)
         per_task = {task.task_id: store.usage_totals(sid, task.task_id) for task in tasks}
+        cut = {
+            task.task_id: store.usage_totals(sid, task.task_id, interrupted=True) for task in tasks
+        }
         models = store.usage_by_model(sid)
         if args.json:
             document = {
                 "session": _session_dict(session),
                 "tasks": [
-                    {**attrs.asdict(task), "usage": _usage_dict(per_task[task.task_id])}
+                    {
+                        **attrs.asdict(task),
+                        "usage": _usage_dict(per_task[task.task_id]),
+                        "interrupted": _usage_dict(cut[task.task_id]),
+                    }
                     for task in tasks
                 ],
                 "models": {model: _usage_dict(usage) for model, usage in models.items()},
@@ -146,6 +162,8 @@ def _show(args: argparse.Namespace) -> int:
             f"{usage.unpriced_tokens:,}",
             file=out,
         )
+        if session.interrupted.records:
+            print(interrupted_line(session.interrupted), file=out)
         print(file=out)
         task_rows = [
             [
@@ -154,11 +172,13 @@ def _show(args: argparse.Namespace) -> int:
                 str(t.attempts),
                 f"{per_task[t.task_id].total_tokens:,}",
                 f"${per_task[t.task_id].cost_usd:.4f}",
+                f"{cut[t.task_id].total_tokens:,}",
                 (t.error or "")[:60],
             ]
             for t in tasks
         ]
-        _table(["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "ERROR"], task_rows, out)
+        headers = ["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "INTERRUPTED TOKENS", "ERROR"]
+        _table(headers, task_rows, out)
         print(file=out)
         model_rows = [
             [m, f"{u.total_tokens:,}", f"${u.cost_usd:.4f}", f"{u.unpriced_tokens:,}"]
@@ -189,6 +209,9 @@ def _export(args: argparse.Namespace) -> int:
             "cache_write_tokens",
             "cost_usd",
             "cost_source",
+            "attempt",
+            "records",
+            "interrupted",
         ]
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()

@@ -56,11 +56,11 @@ class Pipeline:
             await trio.lowlevel.checkpoint()
             return
         while True:
-            written = recorder.written_ops
+            written = recorder.written_events
             # Two flush intervals with nothing pending and nothing newly written:
             # no batch can still be in the worker thread.
             await trio.sleep(2 * DEFAULT_FLUSH_INTERVAL)
-            if not recorder.pending and recorder.written_ops == written:
+            if not recorder.pending and recorder.written_events == written:
                 return
 
     def check_stored(self) -> None:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from api._resume import job_key, plan_session
-from api._store import SessionStore, WriteOp
+from api._store import SessionStore
+from api._store_recorder import StoreRecorder
+from events import (
+    BudgetChanged,
+    Event,
+    ExecutorPaused,
+    Publisher,
+    SessionUpdate,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskQueued,
+    TaskStarted,
+    TaskUsage,
+)
 from executor import JobFile, load_job_file
 
 JOB = """
@@ -28,6 +43,9 @@ command = ["true"]
 id = "stopped"
 command = ["true"]
 [[task]]
+id = "stopped-running"
+command = ["true"]
+[[task]]
 command = ["true"]
 """
 
@@ -39,33 +57,59 @@ def job(tmp_path: Path) -> JobFile:
     return load_job_file(path)
 
 
-def _usage(sid: str, task_id: str, seq: int, cost: float | None, tokens: int) -> WriteOp:
-    source = "computed" if cost is not None else "unpriced"
-    row = (sid, task_id, seq, "2026-11-22T10:00:00Z", "m", None, tokens, 1, 2, 3, cost, source)
-    return ("usage", row)
+def _usage(task_id: str, cost: float | None, tokens: int) -> TaskUsage:
+    return TaskUsage(
+        task_id=task_id,
+        model="m",
+        input_tokens=tokens,
+        output_tokens=1,
+        cache_read_tokens=2,
+        cache_write_tokens=3,
+        cost_usd=cost,
+        cost_source="computed" if cost is not None else "unpriced",
+    )
+
+
+def _record(store: SessionStore, sid: str, events: list[Event]) -> Publisher:
+    publisher = Publisher()
+    recorder = StoreRecorder(store, sid)
+    publisher.add_listener(recorder)
+    for event in events:
+        publisher.publish(event)
+    recorder.write_now(recorder.pending)
+    return publisher
 
 
 def _interrupted_session(store: SessionStore, job: JobFile) -> str:
     fresh = plan_session(store, job)
     sid = fresh.session_id
-    store.write_batch(
+    stop = "interrupted by SIGINT"
+    _record(
+        store,
+        sid,
         [
-            ("task_upsert", (sid, "done", "", "queued", 0)),
-            ("task_started", (1, "2026-11-22T10:00:00Z", sid, "done")),
-            ("task_ended", ("completed", "t", 1.0, 0, None, sid, "done")),
-            ("task_upsert", (sid, "was-running", "", "queued", 0)),
-            ("task_started", (2, "2026-11-22T10:00:01Z", sid, "was-running")),
-            ("task_upsert", (sid, "queued", "", "queued", 0)),
-            ("task_upsert", (sid, "broken", "", "queued", 0)),
-            ("task_ended", ("failed", "t", 1.0, 3, "exit code 3", sid, "broken")),
-            ("task_upsert", (sid, "stopped", "", "queued", 0)),
-            ("task_ended", ("cancelled", "t", None, None, "interrupted by SIGINT", sid, "stopped")),
-            _usage(sid, "done", 10, 0.5, 100),
-            _usage(sid, "was-running", 11, None, 40),
-            ("budget", (4.0, sid)),
-            ("paused", (1, sid)),
-            ("snapshot", ("2026-11-22T10:00:00.000000Z", 42, 1, 1, 0, sid)),
-        ]
+            *(TaskQueued(task_id=task) for task in ("done", "was-running", "queued", "broken")),
+            *(TaskQueued(task_id=task) for task in ("stopped", "stopped-running")),
+            TaskStarted(task_id="done"),
+            _usage("done", 0.5, 100),
+            TaskCompleted(task_id="done", duration_seconds=1.0, exit_code=0),
+            TaskStarted(task_id="was-running", attempt=2),
+            _usage("was-running", None, 40),
+            TaskStarted(task_id="broken"),
+            TaskFailed(task_id="broken", error="exit code 3", exit_code=3),
+            TaskCancelled(task_id="stopped", reason=stop),
+            TaskStarted(task_id="stopped-running"),
+            _usage("stopped-running", 0.25, 20),
+            TaskCancelled(task_id="stopped-running", reason=stop, was_running=True),
+            BudgetChanged(budget_usd=4.0),
+            ExecutorPaused(),
+            SessionUpdate(
+                started_at=datetime(2026, 11, 22, 10, tzinfo=UTC),
+                duration_seconds=42,
+                tasks_completed=1,
+                tasks_failed=1,
+            ),
+        ],
     )
     store.end_session(sid, status="interrupted")
     return sid
@@ -81,7 +125,8 @@ def test_a_new_job_begins_a_new_session(job: JobFile) -> None:
         "queued",
         "broken",
         "stopped",
-        "task-6",
+        "stopped-running",
+        "task-7",
     ]
     assert plan.budget_usd == 3.0
     assert store.session(plan.session_id).job_key == job_key(job)
@@ -97,26 +142,35 @@ def test_resume_skips_finished_tasks_and_restores_totals(job: JobFile) -> None:
         "was-running": 2,
         "queued": 0,
         "stopped": 0,
-        "task-6": 0,
+        "stopped-running": 1,
+        "task-7": 0,
     }
     assert plan.kept_outcomes == {"done": "completed", "broken": "failed"}
     previous = plan.previous
     assert previous is not None
     assert previous.session_id == sid
     assert previous.duration_seconds == 42
-    assert previous.input_tokens == 140
-    assert previous.total_tokens == 140 + 2 * (1 + 2 + 3)
-    assert previous.estimated_cost_usd == 0.5
+    assert previous.input_tokens == 160
+    assert previous.total_tokens == 160 + 3 * (1 + 2 + 3)
+    assert previous.estimated_cost_usd == 0.75  # interrupted spend is real spend
     assert previous.unpriced_tokens == 46
     assert (previous.tasks_completed, previous.tasks_failed) == (1, 1)
     assert previous.is_paused is True
     assert plan.is_paused is True
     assert plan.budget_usd == 4.0  # the operator's raised budget survives, not the file's
-    assert previous.budget_remaining_usd == 3.5
-    assert plan.spent_usd == 0.5
-    assert plan.last_seq == 11
+    assert previous.budget_remaining_usd == 3.25
+    assert plan.spent_usd == 0.75
+    assert plan.last_seq == 19  # 20 events; the last, a snapshot, is not history
+    # The attempts the stop cut short: the running one and the one cancelled while
+    # running; not "stopped", which was cancelled while queued.
+    assert store.interrupted_attempts(sid) == [("stopped-running", 1), ("was-running", 2)]
+    assert plan.interrupted.total_tokens == 46 + 26
+    assert plan.interrupted.cost_usd == 0.25
+    assert plan.interrupted.records == 2
+    assert store.usage_totals(sid, interrupted=False).total_tokens == 106
     states = {task.task_id: task.state for task in store.tasks(sid)}
-    assert states["was-running"] == "interrupted"
+    assert states["was-running"] == states["stopped-running"] == "interrupted"
+    assert states["stopped"] == "cancelled"
 
 
 def test_fresh_and_finished_sessions_are_not_resumed(job: JobFile) -> None:

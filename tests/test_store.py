@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import trio
 import trio.testing
 
 from api._exceptions import StoreError, StoreOverloadedError, UnknownSessionError
-from api._store import SessionStore, WriteOp
-from api._store_recorder import StoreRecorder, serve_store_recorder
+from api._store import SessionStore, UsageTotals
+from api._store_recorder import WRITE_CHUNK, StoreRecorder, serve_store_recorder
+from api._store_rows import StoreRows
 from api._store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from events import (
     BudgetChanged,
@@ -190,6 +192,44 @@ def test_migration_from_version_one_keeps_data(tmp_path: Path) -> None:
     assert store.controls("old") == []
 
 
+def test_migration_from_version_two_tags_usage_with_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=2)
+    conn.execute("INSERT INTO sessions (session_id, created_at) VALUES ('old', 'then')")
+    for task_id, attempts in (("once", 1), ("twice", 2)):
+        conn.execute(
+            "INSERT INTO tasks (session_id, task_id, state, attempts) "
+            "VALUES ('old', ?, 'completed', ?)",
+            (task_id, attempts),
+        )
+        conn.execute(
+            "INSERT INTO usage (session_id, task_id, seq, recorded_at, model, input_tokens, "
+            "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_source) "
+            "VALUES ('old', ?, 1, 'then', 'm', 10, 5, 0, 0, 0.5, 'reported')",
+            (task_id,),
+        )
+    conn.close()
+
+    store = SessionStore.open(path)
+    assert schema_version(store.conn) == 3
+    rows = {row["task_id"]: row for row in store.usage_rows("old")}
+    # A task that ran once spent everything in attempt 1; for one that ran twice
+    # v2 did not say which attempt spent what, and v3 does not guess.
+    assert rows["once"]["attempt"] == 1
+    assert rows["twice"]["attempt"] is None
+    assert rows["once"]["records"] == 1
+    assert rows["once"]["interrupted"] == 0
+    assert [task.cancelled_attempt for task in store.tasks("old")] == [None, None]
+    session = store.session("old")
+    assert session.usage.total_tokens == 30
+    assert session.usage.records == 2
+    assert session.interrupted == UsageTotals()
+    assert store.interrupted_attempts("old") == []
+    indexes = {row[1] for row in store.conn.execute("PRAGMA index_list(usage)")}
+    assert indexes == {"usage_by_attempt"}
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     conn = sqlite3.connect(path)
@@ -213,14 +253,15 @@ def test_unknown_and_prefix_session_ids(tmp_path: Path) -> None:
 def test_event_history_is_pruned_by_size() -> None:
     store = SessionStore.open(":memory:")
     store.begin_session(SID)
-    ops: list[WriteOp] = [
-        ("event", (SID, seq, "2026-01-01T00:00:00Z", "task_output", "t", "{}"))
-        for seq in range(1, 101)
-    ]
-    store.write_batch(ops)
+    recorder = StoreRecorder(store, SID)
+    publisher = Publisher()
+    publisher.add_listener(recorder)
+    for n in range(100):
+        publisher.publish(TaskOutput(task_id="t", line=str(n)))
+    recorder.write_now(recorder.pending)
     assert store.prune_events(SID, keep=10) == 90
     assert len(store.history(SID)) == 10
-    assert store.history(SID)[0] == "{}"
+    assert json.loads(store.history(SID)[0])["data"]["line"] == "90"
 
 
 class _SlowStore(SessionStore):
@@ -232,10 +273,10 @@ class _SlowStore(SessionStore):
         self.entered = threading.Event()
         self.batches: list[int] = []
 
-    def write_batch(self, ops: Sequence[WriteOp]) -> None:
+    def write_rows(self, rows: StoreRows) -> None:
         self.entered.set()
         self.release.wait(10)
-        self.batches.append(len(ops))
+        self.batches.append(len(rows.history))
 
 
 async def test_writes_are_batched_off_the_event_loop(
@@ -263,8 +304,8 @@ async def test_writes_are_batched_off_the_event_loop(
         store.release.set()
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
-    assert store.batches[0] == 2  # history row + task row of the first event
-    assert sum(store.batches) == 2 + 100
+    assert store.batches[0] == 1  # the first event alone
+    assert sum(store.batches) == 1 + 100
 
 
 async def test_flush_happens_at_least_every_quarter_second(
@@ -312,7 +353,7 @@ async def test_store_failure_surfaces_and_keeps_records(tmp_path: Path) -> None:
                 )
             )
             publisher.publish(TaskUsage(task_id="t", model="m", input_tokens=5))
-    assert any(op[0] == "usage" for op in recorder.pending)
+    assert any(isinstance(item.event, TaskUsage) for item in recorder.pending)
 
 
 def test_overload_applies_backpressure_then_fails_loudly() -> None:
@@ -335,7 +376,7 @@ def test_overload_applies_backpressure_then_fails_loudly() -> None:
     for n in range(10):
         publisher.publish(TaskOutput(task_id="t", line=str(n)))
     assert isinstance(recorder.failure, StoreOverloadedError)
-    assert "fell 20 writes behind" in str(recorder.failure)
+    assert "fell 20 events behind" in str(recorder.failure)
 
 
 async def test_big_batches_are_written_in_chunks(autojump_clock: trio.testing.MockClock) -> None:
@@ -348,9 +389,9 @@ async def test_big_batches_are_written_in_chunks(autojump_clock: trio.testing.Mo
         await trio.lowlevel.checkpoint()
 
     class CountingStore(SessionStore):
-        def write_batch(self, ops: Sequence[WriteOp]) -> None:
-            chunks.append(len(ops))
-            super().write_batch(ops)
+        def write_rows(self, rows: StoreRows) -> None:
+            chunks.append(len(rows.usage))
+            super().write_rows(rows)
 
     store = CountingStore(store.path, store.conn)
     recorder = StoreRecorder(store, SID, soft_limit=100_000, offload=counting_write)
@@ -359,7 +400,8 @@ async def test_big_batches_are_written_in_chunks(autojump_clock: trio.testing.Mo
     for n in range(2_500):
         publisher.publish(TaskUsage(task_id="t", model="m", input_tokens=n))
     await recorder.flush()
-    assert chunks == [2_000, 2_000, 1_000]  # 2 ops (history + usage) per event
+    assert WRITE_CHUNK == 1_000
+    assert chunks == [1_000, 1_000, 500]  # one transaction per chunk of events
     assert store.usage_totals(SID).records == 2_500
 
 
@@ -381,7 +423,7 @@ async def test_producers_can_wait_for_the_store_to_catch_up(
                 await recorder.wait_caught_up()
             publisher.publish(TaskQueued(task_id=f"t{n}"))
             submitted += 1
-            assert len(recorder.pending) <= 50 + 2
+            assert len(recorder.pending) <= 50
         nursery.cancel_scope.cancel()
     assert submitted == 1_000
     assert len(store.tasks(SID)) == 1_000
