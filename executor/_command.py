@@ -34,6 +34,9 @@ log = structlog.get_logger("runcast.executor")
 
 _GROUP_POLL_SECONDS = 0.05
 _KILL_CONFIRM_SECONDS = 2.0
+# After the group is gone, how long the pipes may stay open before whoever
+# holds them (a process that left the group) is looked for and stopped.
+_EOF_GRACE_SECONDS = 1.0
 # Output-only streams need no more than what a task_output line can show.
 _STDERR_MAX_LINE = 64 * 1024
 
@@ -296,6 +299,101 @@ async def _open(spec: CommandSpec) -> trio.Process:
         raise CommandStartError(f"cannot start {spec.display_name!r}: {exc}") from exc
 
 
+def _pipe_holders(inodes: frozenset[int]) -> list[int]:
+    """Pids, other than ours, holding any of these pipes: processes that left the group.
+
+    A daemon's double fork (``setsid``) leaves the process group, so signals to
+    the group miss it, but it still holds the task's stdout open.
+    """
+    me = os.getpid()
+    wanted = {f"pipe:[{inode}]" for inode in inodes}
+    holders: list[int] = []
+    try:
+        processes = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:  # no /proc: nothing to find
+        return holders
+    for pid in processes:
+        if int(pid) == me:
+            continue
+        try:
+            with os.scandir(f"/proc/{pid}/fd") as fds:
+                if any(_readlink(fd.path) in wanted for fd in fds):
+                    holders.append(int(pid))
+        except OSError:  # gone, or not ours to look at
+            continue
+    return holders
+
+
+def _pipe_inodes(*streams: trio.abc.ReceiveStream) -> list[int]:
+    return [
+        os.fstat(stream.fileno()).st_ino
+        for stream in streams
+        if isinstance(stream, trio.lowlevel.FdStream)
+    ]
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def _signal_each(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+async def _stop_escaped(
+    inodes: frozenset[int], task_id: str, grace: float, output_ended: trio.Event
+) -> None:
+    """SIGTERM whoever outside the group still holds the pipes, SIGKILL after ``grace``."""
+    holders = await trio.to_thread.run_sync(_pipe_holders, inodes)
+    if not holders:
+        return
+    log.warning("escaped_processes", task_id=task_id, pids=holders)
+    _signal_each(holders, signal.SIGTERM)
+    _signal_each(holders, signal.SIGCONT)
+    with trio.move_on_after(grace):
+        await output_ended.wait()
+    if not output_ended.is_set():
+        _signal_each(await trio.to_thread.run_sync(_pipe_holders, inodes), signal.SIGKILL)
+
+
+async def _pump_output(
+    process: trio.Process, reader: _StdoutReader, max_line: int, ended: trio.Event
+) -> None:
+    assert process.stdout is not None
+    assert process.stderr is not None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, LineSplitter(max_line))
+        stderr = LineSplitter(_STDERR_MAX_LINE)
+        nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
+    ended.set()
+
+
+async def _wait_for_end_of_output(
+    inodes: frozenset[int], task_id: str, grace: float, ended: trio.Event
+) -> bool:
+    """After the group is gone: whether both pipes reached their end.
+
+    Data still in the pipes is read to the end however long that takes; only a
+    process that escaped the group and keeps them open is stopped (and if even
+    SIGKILL does not close them, reading is given up: the task must not hang).
+    """
+    with trio.move_on_after(_EOF_GRACE_SECONDS):
+        await ended.wait()
+        return True
+    await _stop_escaped(inodes, task_id, grace, ended)
+    if await trio.to_thread.run_sync(_pipe_holders, inodes):
+        with trio.move_on_after(_KILL_CONFIRM_SECONDS):
+            await ended.wait()
+    else:
+        await ended.wait()  # no writer left: the end is coming
+    return ended.is_set()
+
+
 async def run_command(
     ctx: TaskContext, spec: CommandSpec, *, kill_grace: float, max_line: int = DEFAULT_MAX_LINE
 ) -> int:
@@ -303,24 +401,28 @@ async def run_command(
     process = await _open(spec)
     pgid = process.pid
     ctx.add_process_group(pgid)
-    reader = _StdoutReader(ctx)
     assert process.stdout is not None
     assert process.stderr is not None
-    stdout = LineSplitter(max_line)
-    stderr = LineSplitter(_STDERR_MAX_LINE)
+    inodes = frozenset(_pipe_inodes(process.stdout, process.stderr))
+    output_ended = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, stdout)
-            nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
+            nursery.start_soon(_pump_output, process, _StdoutReader(ctx), max_line, output_ended)
             await process.wait()
             if _group_alive(pgid):
                 # Leftovers would hold the pipes open and outlive the task.
                 log.warning("leftover_processes", task_id=ctx.task_id, pgid=pgid)
                 await terminate_group(process, pgid, kill_grace)
+            if not await _wait_for_end_of_output(inodes, ctx.task_id, kill_grace, output_ended):
+                log.warning("output_abandoned", task_id=ctx.task_id)
+                nursery.cancel_scope.cancel()
     finally:
         # Bounded even if a process is stuck in the kernel and ignores SIGKILL.
         with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + 10):
             await terminate_group(process, pgid, kill_grace)
+            if not output_ended.is_set():  # cancelled, or given up: no escaped survivor
+                escaped = await trio.to_thread.run_sync(_pipe_holders, inodes)
+                _signal_each(escaped, signal.SIGKILL)
             await process.stdout.aclose()
             await process.stderr.aclose()
         ctx.remove_process_group(pgid)
