@@ -74,7 +74,11 @@ def parse_message(text: str | bytes) -> ClientMessage:
 
 
 def _show(value: object) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except RecursionError:
+        # json.loads accepted the value a few frames shallower than dumps can echo it.
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -45,6 +45,19 @@ def test_any_text_parses_or_is_a_message_error(text: str | bytes) -> None:
     assert isinstance(outcome, Subscribe | Unsubscribe | Ping | Command) or str(outcome)
 
 
+def test_every_nesting_depth_near_the_parser_limit_is_a_message_error() -> None:
+    # json.loads accepts a value a few frames shallower than json.dumps can echo it
+    # in the error message; random depths rarely hit that band, so walk them all.
+    for depth in range(800, 1101):
+        nested = "[" * depth + "]" * depth
+        for text in (
+            f'{{"type": {nested}}}',
+            f'{{"type": "command", "action": {nested}}}',
+            f'{{"type": "subscribe", "task_id": "*", "since": {nested}}}',
+        ):
+            assert isinstance(_outcome(text), MessageError)
+
+
 @given(st.binary(max_size=20_000))
 @settings(max_examples=60, deadline=None)
 def test_any_bytes_give_a_head_an_http_error_or_nothing(data: bytes) -> None:
