@@ -366,11 +366,24 @@ async def _pump_output(
 ) -> None:
     assert process.stdout is not None
     assert process.stderr is not None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, LineSplitter(max_line))
-        stderr = LineSplitter(_STDERR_MAX_LINE)
-        nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
-    ended.set()
+    stdout, stderr = LineSplitter(max_line), LineSplitter(_STDERR_MAX_LINE)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, stdout)
+            nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
+        ended.set()
+    finally:
+        for name, splitter in (("stdout", stdout), ("stderr", stderr)):
+            if splitter.truncated_lines:
+                # Each such line was published cut (truncated=True); say what was lost.
+                log.warning(
+                    "output_lines_cut",
+                    task_id=reader.ctx.task_id,
+                    stream=name,
+                    lines=splitter.truncated_lines,
+                    bytes_dropped=splitter.dropped_bytes,
+                    max_line_bytes=splitter.max_line,
+                )
 
 
 async def _wait_for_end_of_output(

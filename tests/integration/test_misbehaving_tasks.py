@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 import trio
 
 from api._heap import settled_heap
@@ -239,11 +241,14 @@ async def test_ten_megabyte_line_is_a_counted_visible_cut_in_bounded_memory() ->
         ' print(\'{"usage": {"input_tokens": 7}}\')'
     )
     rss_before = rss_kib()
-    with trio.fail_after(30):
+    with trio.fail_after(30), structlog.testing.capture_logs() as logs:
         async with open_executor(publisher) as executor:
             handle = executor.submit_command(CommandSpec(id="big", command=[PY, "-c", script]))
             assert await handle.wait() == 0
             await still_runs_tasks(executor)
+    [cut_log] = [entry for entry in logs if entry["event"] == "output_lines_cut"]
+    assert (cut_log["task_id"], cut_log["stream"], cut_log["lines"]) == ("big", "stdout", 1)
+    assert cut_log["bytes_dropped"] == 10_000_000 + len('{"usage": ""}') - cut_log["max_line_bytes"]
     cut, *rest = events.outputs("big")
     assert rest == []
     assert cut.truncated
