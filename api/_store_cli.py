@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import attrs
 
 from ._exceptions import StoreError
-from ._store import SessionRecord, SessionStore, UsageTotals
+from ._store import SessionRecord, SessionStore, UsageTotals, interrupted_line
 
 DEFAULT_STORE = "runcast.db"
 EXIT_ERROR = 1
@@ -90,14 +90,6 @@ def _session_dict(session: SessionRecord) -> dict[str, Any]:
     data["usage"] = _usage_dict(session.usage)
     data["interrupted"] = _usage_dict(session.interrupted)
     return data
-
-
-def interrupted_line(usage: UsageTotals) -> str:
-    """How much of a session's spend interrupted attempts account for (already in it)."""
-    return (
-        f"of which interrupted attempts: {usage.total_tokens:,} tokens, ${usage.cost_usd:.4f}"
-        f" ({usage.records:,} usage records; their tasks ran again)"
-    )
 
 
 def _sessions(args: argparse.Namespace) -> int:

@@ -117,3 +117,34 @@ def test_errors_are_one_line_and_non_zero(
     assert _call(["sessions", "--store", str(missing)]) == 1
     assert f"no store at {missing}" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_show_and_export_set_interrupted_attempts_apart(
+    recorded_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SessionStore.open(recorded_store)
+    store.mark_interrupted("s-0001", [("a", 1)])  # as a resume does after a crash
+    store.close()
+    assert _call(["show", "s-0001", "--store", str(recorded_store)]) == 0
+    text = capsys.readouterr().out
+    assert "of which interrupted attempts: 115 tokens, $0.2500 (1 usage record;" in text
+    assert "INTERRUPTED TOKENS" in text
+    assert _call(["show", "s-0001", "--store", str(recorded_store), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["session"]["usage"]["total_tokens"] == 230  # still counted, once
+    assert document["session"]["interrupted"]["total_tokens"] == 115
+    assert [t["interrupted"]["total_tokens"] for t in document["tasks"]] == [115, 0]
+    assert [t["state"] for t in document["tasks"]] == ["interrupted", "completed"]
+    assert _call(["export", "s-0001", "--store", str(recorded_store)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["task_id"], r["attempt"], r["interrupted"]) for r in rows] == [
+        ("a", "1", "1"),
+        ("b", "1", "0"),
+    ]
+
+
+def test_show_without_interrupted_attempts_says_nothing_of_them(
+    recorded_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _call(["show", "s-0001", "--store", str(recorded_store)]) == 0
+    assert "interrupted attempts" not in capsys.readouterr().out
