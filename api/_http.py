@@ -77,6 +77,8 @@ class HttpConnection:
     #: None once :meth:`upgrade` handed the connection over.
     h11_conn: h11.Connection | None = attrs.field(init=False)
     received: bytearray = attrs.field(factory=bytearray)
+    #: The request's method once its head is read: a reply to HEAD has no body.
+    method: bytes = b""
 
     def __attrs_post_init__(self) -> None:
         self.h11_conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
@@ -111,6 +113,7 @@ class HttpConnection:
                 what = "too large" if status == 431 else "malformed"
                 raise HttpError(status, f"request head {what}: {exc}") from exc
             if isinstance(event, h11.Request):
+                self.method = event.method
                 self._check_head_size(complete=True)
                 return _decode_head(event)
             if isinstance(event, h11.ConnectionClosed):
@@ -170,7 +173,10 @@ class HttpConnection:
         )
         conn = self._machine()
         data = conn.send(response) or b""
-        data += conn.send(h11.Data(data=body)) or b""
+        if self.method != b"HEAD":
+            # h11 refuses a body after HEAD (the headers still say how long it would be);
+            # sending one raised out of the error handler and took the whole server down.
+            data += conn.send(h11.Data(data=body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.stream.send_all(data)

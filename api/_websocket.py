@@ -201,9 +201,7 @@ class WebSocketSession:
         buffer_size = self.config.subscription_buffer
         if message.task_id == SESSION_TOPIC:
             return self.sessions.subscribe_session(since=since, buffer_size=buffer_size)
-        if self.executor is not None and not any(
-            task.task_id == message.task_id for task in self.executor.tasks()
-        ):
+        if self.executor is not None and not self.executor.has_task(message.task_id):
             raise MessageError(f"task_id: unknown task {message.task_id!r}")
         return self.publisher.subscribe(message.task_id, since=since, buffer_size=buffer_size)
 

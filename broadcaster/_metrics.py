@@ -345,5 +345,10 @@ def _gauge(name: str, documentation: str, value: float | None, with_samples: boo
 
 def render_metrics(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
     """The exposition of ``registry`` and its content type, OpenMetrics when asked for."""
-    encoder, content_type = choose_encoder(accept_header or "")
+    try:
+        encoder, content_type = choose_encoder(accept_header or "")
+    except (TypeError, ValueError):
+        # prometheus_client compares a non-numeric ``version=`` (``version=abc``) with
+        # numbers and raises; Accept is only a preference, so serve the default format.
+        encoder, content_type = choose_encoder("")
     return encoder(registry), content_type

@@ -90,7 +90,7 @@ class Subscription:
             self._direct = None
         if isinstance(item.event, SessionUpdate):
             if self._queued_update is not None:
-                self._queue.remove(self._queued_update)
+                self._unqueue_update(self._queued_update)
                 self.conflated += 1
             self._queued_update = item
             self._queue.append(item)
@@ -101,6 +101,19 @@ class Subscription:
             self._events_held += 1
             self._queue.append(item)
         self._lot.unpark_all()
+
+    def _unqueue_update(self, update: Published) -> None:
+        index = self._queue.index(update)
+        del self._queue[index]
+        # A stuck subscriber's queue ends [..., gap, update], and a drop after the
+        # update opens a new gap: merge the two gaps its removal leaves side by side,
+        # or the queue grows by one gap per session_update for as long as it is stuck.
+        if 0 < index < len(self._queue):
+            before, after = self._queue[index - 1], self._queue[index]
+            if isinstance(before, _PendingGap) and isinstance(after, _PendingGap):
+                before.last_seq = after.last_seq
+                before.missed += after.missed
+                del self._queue[index]
 
     def _record_drop(self, seq: int) -> None:
         self.dropped += 1

@@ -96,6 +96,9 @@ class FakeExecutor:
     def tasks(self) -> list[FakeTask]:
         return list(self.rows)
 
+    def has_task(self, task_id: str) -> bool:
+        return any(row.task_id == task_id for row in self.rows)
+
 
 @attrs.define(eq=False)
 class Stack:

@@ -178,6 +178,23 @@ def test_overflow_is_counted_and_announced_as_a_gap() -> None:
     assert _seqs(_drain(slow)) == [11]
 
 
+def test_a_stuck_subscriber_holds_one_gap_however_many_updates_pass() -> None:
+    publisher = Publisher(buffer_size=3)
+    stuck = publisher.subscribe("*")
+    for n in range(100):
+        publisher.publish(_line("a", n))
+        if n % 2:
+            publisher.publish(_update(n))
+    # Three events, one gap before the newest update, and at most one after it.
+    assert len(stuck) <= 3 + 3
+    items = _drain(stuck)
+    gaps = [item for item in items if isinstance(item, Gap)]
+    assert len(gaps) == 1
+    assert (gaps[0].first_seq, gaps[0].missed) == (5, 97)
+    assert gaps[0].last_seq == items[-1].seq - 1  # the newest update, after the gap
+    assert stuck.dropped == 97
+
+
 async def test_publish_never_blocks_and_receiver_wakes() -> None:
     publisher = Publisher()
     sub = publisher.subscribe("a")

@@ -175,6 +175,23 @@ async def test_unknown_path_is_404_and_wrong_method_is_405() -> None:
     assert alive.status == 200
 
 
+async def test_head_is_answered_without_a_body_and_the_server_lives() -> None:
+    answers = []
+    with trio.fail_after(TIMEOUT):
+        async with served() as stack:
+            for target in ("/", "/healthz", "/nope"):
+                async with await trio.open_tcp_stream("127.0.0.1", stack.port) as stream:
+                    await stream.send_all(f"HEAD {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    answer = b""
+                    while chunk := await stream.receive_some(4096):
+                        answer += chunk
+                answers.append(answer)
+            alive = await http_get(stack.port, "/healthz")
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"405", b"405", b"404"]
+    assert all(answer.endswith(b"\r\n\r\n") for answer in answers)  # headers only
+    assert alive.status == 200
+
+
 async def test_malformed_and_oversized_heads() -> None:
     with trio.fail_after(TIMEOUT):
         async with served() as stack:

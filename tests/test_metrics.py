@@ -202,6 +202,15 @@ async def test_openmetrics_is_served_when_asked_for_and_parses_back(
     assert broadcaster.snapshot().tasks_running == 1
 
 
+def test_an_accept_header_prometheus_client_cannot_parse_gets_the_text_format() -> None:
+    registry = CollectorRegistry()
+    RuncastMetrics(registry, Publisher())
+    for accept in ("application/openmetrics-text; version=abc", "text/plain; version=1.x"):
+        body, content_type = render_metrics(registry, accept)
+        assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+        assert b"runcast_tasks_running" in body
+
+
 async def test_model_label_keeps_the_first_50_models_then_other(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
