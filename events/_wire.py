@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -137,9 +139,40 @@ def _describe_error(exc: BaseException, type_: object) -> str:
     return cattrs.v.format_exception(exc, type_)  # type: ignore[arg-type]
 
 
-def _make_encoder() -> json.JSONEncoder:
-    # Built once: ``json.dumps(..., separators=...)`` builds a new encoder per call.
-    return json.JSONEncoder(separators=(",", ":"))
+def _not_serializable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """A compact JSON encoder built once, giving what ``json.dumps(separators=...)`` gives.
+
+    ``json.dumps`` and ``JSONEncoder.encode`` build the C encoder anew on every
+    call; every event is encoded, so the C encoder is built here once (without
+    the circular-reference check: event data is a tree of plain values).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (e.g. another interpreter)
+        return json.JSONEncoder(separators=(",", ":")).encode
+    iterencode = make(
+        None,
+        _not_serializable,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+# The frame around an event's data, in to_dict's key order.
+_FRAME = '{"type":"event","event":"%s","task_id":%s,"seq":%d,"time":"%s","data":%s}'
 
 
 @attrs.define
@@ -147,7 +180,7 @@ class EventCodec:
     """Encodes and decodes wire frames with one converter."""
 
     converter: cattrs.Converter = attrs.field(factory=make_converter)
-    _encoder: json.JSONEncoder = attrs.field(factory=_make_encoder, init=False, repr=False)
+    _encode_json: Callable[[Any], str] = attrs.field(factory=_make_encoder, init=False, repr=False)
 
     def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
         data = self.converter.unstructure(event)
@@ -162,7 +195,11 @@ class EventCodec:
         }
 
     def encode(self, seq: int, time: datetime, event: Event) -> str:
-        return self._encoder.encode(self.to_dict(seq, time, event))
+        """``to_dict`` as compact JSON; only ``data`` goes through the JSON encoder."""
+        data = self.converter.unstructure(event)
+        del data["task_id"]
+        task_id = json.encoder.encode_basestring_ascii(event.task_id)
+        return _FRAME % (event.event_name, task_id, seq, format_time(time), self._encode_json(data))
 
     def publish(self, seq: int, time: datetime, event: Event) -> Published:
         return Published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))

@@ -88,6 +88,23 @@ def test_every_event_round_trips_exactly(event: Event, seq: int, moment: datetim
     assert type(decoded.event) is type(event)
 
 
+@given(event=any_event(), seq=st.integers(min_value=0, max_value=2**62), moment=MOMENT)
+def test_fast_encoding_is_exactly_json_dumps_of_the_frame(
+    event: Event, seq: int, moment: datetime
+) -> None:
+    codec = EventCodec()
+    expected = json.dumps(codec.to_dict(seq, moment, event), separators=(",", ":"))
+    assert codec.encode(seq, moment, event) == expected
+
+
+def test_fast_encoding_escapes_task_ids_and_text() -> None:
+    event = TaskOutput(task_id='a"b\\c\u00e9\n', line="\u2028 \x00 caf\u00e9 \U0001f600")
+    wire = EventCodec().encode(1, NOW, event)
+    assert wire.isascii()
+    frame = json.loads(wire)
+    assert (frame["task_id"], frame["data"]["line"]) == (event.task_id, event.line)
+
+
 def test_wire_shape_follows_orc() -> None:
     update = SessionUpdate(
         duration_seconds=61,
