@@ -191,7 +191,9 @@ def test_a_stuck_subscriber_holds_one_gap_however_many_updates_pass() -> None:
     gaps = [item for item in items if isinstance(item, Gap)]
     assert len(gaps) == 1
     assert (gaps[0].first_seq, gaps[0].missed) == (5, 97)
-    assert gaps[0].last_seq == items[-1].seq - 1  # the newest update, after the gap
+    newest = items[-1]
+    assert isinstance(newest, Published)
+    assert gaps[0].last_seq == newest.seq - 1  # the newest update, after the gap
     assert stuck.dropped == 97
 
 
