@@ -203,7 +203,7 @@ async def _server_saw_a_clean_close(demo: DemoProcess) -> None:
     closed = [r for r in records if r["event"] == "websocket closed"]
     commands = [r["action"] for r in records if r["event"] == "command"]
     assert [r["role"] for r in connected] == ["operator"]
-    assert [r["code"] for r in closed] == [1000]
+    assert [(r["code"], r["peer_code"]) for r in closed] == [(1000, 1000)]
     assert commands == ["pause", "resume"]
 
 
