@@ -86,7 +86,12 @@ async def _memory_run(options: Options) -> dict[str, Any]:
         "full": _memory.MemoryConfig(),
         "quick": _memory.MemoryConfig(seconds=30.0, warm_events=2_000),
         "smoke": _memory.MemoryConfig(
-            seconds=2.0, concurrency=4, warm_events=20, retain_tasks=200, retain_warmup=100
+            seconds=2.0,
+            concurrency=4,
+            warm_events=20,
+            retain_tasks=200,
+            retain_warmup=100,
+            retain_fill=100,
         ),
     }[options.mode]
     if options.memory_seconds is not None:

@@ -16,8 +16,10 @@ slope, extrapolated to 10 minutes.
 
 A second, in-process measurement says what a finished task leaves behind:
 the full pipeline runs ``retain_tasks`` no-op tasks after a warm-up that fills
-the publisher's bounded history, and tracemalloc's difference, grouped by
-file, is divided by the number of tasks.
+the publisher's bounded history and the executor's and aggregates' bounded
+records of finished tasks, and tracemalloc's difference, grouped by file, is
+divided by the number of tasks.  The history's own size is summed from its
+items (``sys.getsizeof`` of each item, event, time and wire text).
 
 (The idle-subscriber memory, RSS per connected subscriber at N = 1,000, comes
 from the fan-out runs: see ``_fanout``.)
@@ -38,6 +40,7 @@ from typing import Any
 import attrs
 import trio
 
+from events import Published
 from events._publisher import DEFAULT_HISTORY
 from executor import Executor, TaskContext, open_executor
 
@@ -63,6 +66,9 @@ class MemoryConfig:
     #: Tasks whose leftovers tracemalloc measures, after ``retain_warmup`` tasks.
     retain_tasks: int = 5_000
     retain_warmup: int = 4_000
+    #: Tasks run after the warm-up so the executor's finished records (5,000) and
+    #: the aggregates' ended ids (10,000) are at their bounds before measuring.
+    retain_fill: int = 7_000
 
 
 def _free_port() -> int:
@@ -110,11 +116,12 @@ async def retained_per_task(config: MemoryConfig) -> dict[str, Any]:
                 open_pipeline(Path(tmp) / "retain.db") as pipeline,
                 open_executor(pipeline.publisher, concurrency=64) as executor,
             ):
-                empty = tracemalloc.get_traced_memory()[0]
                 await _run_tasks(executor, pipeline, "warm", config.retain_warmup)
+                await _run_tasks(executor, pipeline, "fill", config.retain_fill)
                 before = tracemalloc.take_snapshot()
-                warm = tracemalloc.get_traced_memory()[0]
-                history = len(pipeline.publisher.history_since(0))
+                kept = pipeline.publisher.history_since(0)
+                history, history_bytes = len(kept), _history_bytes(kept)
+                del kept  # it would keep the replaced items alive through the measurement
                 await _run_tasks(executor, pipeline, "t", config.retain_tasks)
                 after = tracemalloc.take_snapshot()
     finally:
@@ -125,15 +132,21 @@ async def retained_per_task(config: MemoryConfig) -> dict[str, Any]:
         if abs(stat.size_diff) / config.retain_tasks >= 1
     }
     per_task = sum(by_file.values())
-    # The warm-up filled the bounded history; what it grew beyond its tasks' own
-    # leftovers is the history's, per event kept.
-    history_bytes = (warm - empty) - per_task * config.retain_warmup
     return {
         "bytes_per_task": per_task,
         "bytes_per_task_by_file": dict(sorted(by_file.items(), key=lambda kv: -kv[1])),
         "history_events_kept": history,
         "history_bytes_per_event": history_bytes / max(1, history),
     }
+
+
+def _history_bytes(items: list[Published]) -> int:
+    """What the replay history's items hold: each item, its event and its wire text."""
+    size = 0
+    for item in items:
+        size += sys.getsizeof(item) + sys.getsizeof(item.event) + sys.getsizeof(item.wire)
+        size += sys.getsizeof(item.time)
+    return size
 
 
 def _short_file(name: str) -> str:
