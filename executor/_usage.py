@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,7 +112,9 @@ def _openai_responses_tokens(usage: Mapping[str, Any]) -> TokenCounts:
 class UsageParser:
     """Reads one attempt's stdout; remembers per-id counts to count each response once."""
 
-    _counted: dict[str, TokenCounts] = attrs.field(factory=dict)
+    # Least recently seen first.  An OrderedDict, not a dict: taking the oldest
+    # out of a dict whose front was deleted over and over scans the dead slots.
+    _counted: OrderedDict[str, TokenCounts] = attrs.field(factory=OrderedDict)
     _last_model: str | None = None
     lines_parsed: int = 0
 
@@ -186,20 +189,25 @@ class UsageParser:
         if key is None:
             delta = tokens
         else:
-            previous = self._counted.pop(key, TokenCounts())
-            if previous == tokens:
-                # Claude Code repeats a message's usage once per content block.
-                self._counted[key] = previous
-                return []
-            self._counted[key] = TokenCounts(
-                max(previous.input, tokens.input),
-                max(previous.output, tokens.output),
-                max(previous.cache_read, tokens.cache_read),
-                max(previous.cache_write, tokens.cache_write),
-            )
-            if len(self._counted) > MAX_TRACKED_IDS:
-                del self._counted[next(iter(self._counted))]
-            delta = tokens.minus_clamped(previous)
+            counted = self._counted
+            previous = counted.get(key)
+            if previous is None:
+                counted[key] = tokens
+                if len(counted) > MAX_TRACKED_IDS:
+                    counted.popitem(last=False)  # forget the least recently seen id
+                delta = tokens
+            else:
+                counted.move_to_end(key)
+                if previous == tokens:
+                    # Claude Code repeats a message's usage once per content block.
+                    return []
+                counted[key] = TokenCounts(
+                    max(previous.input, tokens.input),
+                    max(previous.output, tokens.output),
+                    max(previous.cache_read, tokens.cache_read),
+                    max(previous.cache_write, tokens.cache_write),
+                )
+                delta = tokens.minus_clamped(previous)
         if delta.total == 0:
             return []
         return [UsageRecord(delta, model=model)]

@@ -19,6 +19,7 @@ from executor import (
     open_executor,
 )
 from executor._lines import LINES_PER_STEP, pump_lines
+from executor._usage import MAX_TRACKED_IDS
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -420,3 +421,18 @@ def test_line_splitter_counts_what_it_drops() -> None:
     assert splitter.feed(b"cdef\n\n") == [(b"abcd", True), (b"", False)]
     assert (splitter.truncated_lines, splitter.dropped_bytes, splitter.lines) == (2, 5, 3)
     assert splitter.buffered == 0
+
+
+def test_parser_remembers_a_bounded_number_of_ids_least_recently_seen_out_first() -> None:
+    parser = UsageParser()
+
+    def message(msg_id: str) -> str:
+        return line({"type": "message", "id": msg_id, "usage": {"input_tokens": 1}})
+
+    assert parser.parse(message("first"))
+    for number in range(MAX_TRACKED_IDS - 1):
+        assert parser.parse(message(f"m{number}"))
+    assert parser.parse(message("first")) == []  # seen again: now the most recent
+    assert parser.parse(message("one too many"))  # evicts m0, the least recently seen
+    assert parser.parse(message("first")) == []
+    assert parser.parse(message("m0"))  # forgotten, so counted again
