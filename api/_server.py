@@ -32,6 +32,15 @@ MESSAGE_QUEUE_SIZE = 4
 CANCELLED_CLOSE_SECONDS = 0.25
 
 
+async def _answer_error(http: HttpConnection, error: HttpError, peer: str) -> None:
+    """Send ``error``'s answer; failing to (peer gone, an answer h11 will not frame)
+    ends this connection only: an exception here would end the whole server."""
+    try:
+        await http.respond_error(error)
+    except Exception:
+        log.warning("error answer not sent", peer=peer, status=error.status, exc_info=True)
+
+
 def _peer_of(stream: trio.abc.Stream) -> str:
     if isinstance(stream, trio.SocketStream):
         try:
@@ -150,11 +159,11 @@ class RuncastServer:
                 await self._serve_http(http, head)
         except HttpError as error:
             log.info("http error", peer=peer, status=error.status, error=error.message)
-            await http.respond_error(error)
+            await _answer_error(http, error, peer)
         except Exception:
             log.exception("connection failed", peer=peer)
             if not handed_over:
-                await http.respond_error(HttpError(500, "internal error"))
+                await _answer_error(http, HttpError(500, "internal error"), peer)
         finally:
             if not handed_over:
                 await http.close()

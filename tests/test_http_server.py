@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from _api_support import T0, FakeTask, Stack, http_exchange, http_get, served
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import ServerConfig
+from api._exceptions import HttpError
+from api._http import HttpConnection
 from events import TaskStarted, TaskUsage
 
 TIMEOUT = 10
@@ -189,6 +192,25 @@ async def test_head_is_answered_without_a_body_and_the_server_lives() -> None:
             alive = await http_get(stack.port, "/healthz")
     assert [answer.split(b" ", 2)[1] for answer in answers] == [b"405", b"405", b"404"]
     assert all(answer.endswith(b"\r\n\r\n") for answer in answers)  # headers only
+    assert alive.status == 200
+
+
+async def test_an_error_answer_that_cannot_be_sent_ends_only_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refuse(self: HttpConnection, error: HttpError) -> None:
+        raise RuntimeError(f"cannot frame a {error.status}")
+
+    with trio.fail_after(TIMEOUT):
+        async with served() as stack:
+            with monkeypatch.context() as patched:
+                patched.setattr(HttpConnection, "respond_error", refuse)
+                # Closed without an answer, where the server would have said 404.
+                async with await trio.open_tcp_stream("127.0.0.1", stack.port) as stream:
+                    await stream.send_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+                    cut = await stream.receive_some(4096)
+            alive = await http_get(stack.port, "/healthz")
+    assert cut == b""
     assert alive.status == 200
 
 
