@@ -116,6 +116,7 @@ class UsageParser:
     # out of a dict whose front was deleted over and over scans the dead slots.
     _counted: OrderedDict[str, TokenCounts] = attrs.field(factory=OrderedDict)
     _last_model: str | None = None
+    _last_block: tuple[object, object, object] | None = None
     lines_parsed: int = 0
 
     def parse(self, line: str) -> list[UsageRecord] | None:
@@ -141,7 +142,7 @@ class UsageParser:
         kind = message.get("type")
         inner = message.get("message")
         if kind == "assistant" and isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
-            return self._per_id(inner, _anthropic_tokens(inner["usage"]))
+            return self._claude_code_turn(inner)
         if kind == "result" and isinstance(message.get("usage"), dict):
             return self._claude_code_result(message)
         response = message.get("response")
@@ -164,6 +165,16 @@ class UsageParser:
         if usage and set(usage) <= RUNCAST_USAGE_KEYS:
             return self._runcast(message, usage)
         return None
+
+    def _claude_code_turn(self, message: dict[str, Any]) -> list[UsageRecord]:
+        # Each content block of a message repeats its id, model and usage: a
+        # repeat of the previous block is recognised without reading a count.
+        block = (message.get("id"), message.get("model"), message["usage"])
+        if block[0] is not None and block == self._last_block:
+            return []
+        records = self._per_id(message, _anthropic_tokens(message["usage"]))
+        self._last_block = block
+        return records
 
     def _runcast(self, message: dict[str, Any], usage: Mapping[str, Any]) -> list[UsageRecord]:
         tokens = TokenCounts(

@@ -436,3 +436,22 @@ def test_parser_remembers_a_bounded_number_of_ids_least_recently_seen_out_first(
     assert parser.parse(message("one too many"))  # evicts m0, the least recently seen
     assert parser.parse(message("first")) == []
     assert parser.parse(message("m0"))  # forgotten, so counted again
+
+
+def test_claude_code_blocks_repeating_usage_count_once_but_new_ids_and_growth_count() -> None:
+    usage = {"input_tokens": 3, "output_tokens": 10}
+    grown = {"input_tokens": 3, "output_tokens": 25}
+    text = {"type": "text", "text": "hi"}
+    records, _ = parse_all(
+        [
+            claude_assistant("msg_a", text, usage),
+            claude_assistant("msg_a", text, usage),  # the next content block: a repeat
+            claude_assistant("msg_b", text, usage),  # same usage, another message: counts
+            claude_assistant("msg_b", text, grown),  # streamed growth: only the difference
+        ]
+    )
+    assert [r.tokens for r in records] == [
+        TokenCounts(input=3, output=10),
+        TokenCounts(input=3, output=10),
+        TokenCounts(output=15),
+    ]
