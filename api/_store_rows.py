@@ -156,7 +156,7 @@ class StoreRows:
 
 
 @attrs.define
-class _TimeText:
+class TimeText:
     """``format_time`` for UTC times, reusing the text up to the second (the common case)."""
 
     whole: datetime | None = None
@@ -196,7 +196,7 @@ class RowBuilder:
     session_id: str
     record_output: bool = True
     _attempts: dict[str, int] = attrs.field(factory=dict)
-    _time: _TimeText = attrs.field(factory=_TimeText)
+    _time: TimeText = attrs.field(factory=TimeText)
 
     def rows(self, items: Iterable[Published]) -> StoreRows:
         rows = StoreRows(self.session_id)

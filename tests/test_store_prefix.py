@@ -10,7 +10,7 @@ stored completion is ever missing usage its task recorded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ import trio
 from api import _store_recorder
 from api._store import SessionStore
 from api._store_recorder import StoreRecorder
+from api._store_rows import TimeText
 from events import (
     BudgetChanged,
     Event,
@@ -35,6 +36,7 @@ from events import (
     TaskRetrying,
     TaskStarted,
     TaskUsage,
+    format_time,
 )
 
 SID = "s"
@@ -229,3 +231,17 @@ async def test_a_retry_start_clears_the_failed_attempts_end() -> None:
         None,
     )
     assert running.started_at is not None
+
+
+def test_stored_times_are_the_wire_format() -> None:
+    format_cached = TimeText()
+    base = datetime(2026, 11, 22, 23, 59, 59, 999_999, tzinfo=UTC)
+    moments = [
+        base,
+        base + timedelta(microseconds=1),  # a new second, day, month... at once
+        base + timedelta(microseconds=1),
+        base + timedelta(seconds=1, microseconds=7),
+        base.astimezone(timezone(timedelta(hours=2))),  # not UTC: converted
+        datetime(2026, 11, 22, 0, 0, 0, tzinfo=UTC),  # microsecond 0 keeps its digits
+    ]
+    assert [format_cached(moment) for moment in moments] == [format_time(m) for m in moments]
