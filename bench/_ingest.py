@@ -7,27 +7,29 @@ a fast run that lost records cannot pass.  A step timer and a 1 ms heartbeat
 measure how long the event loop was blocked.
 
 Beside the end-to-end figure, each stage is timed alone (parsing, cost with
-the executor's calculator, cost with a bare genai-prices ``calc_price`` call)
-and the run is profiled, so the cost of each stage is visible.
+the executor's calculator, cost with a bare genai-prices ``calc_price`` call),
+the CPU per record is measured adding one pipeline stage at a time, and the
+run is profiled, so the cost of each stage is visible.
 """
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
 from genai_prices import Usage, calc_price
 
+from api._heap import settled_heap
 from api._store import SessionStore
-from executor import CostCalculator, TokenCounts, open_executor
-from executor._command import CommandSpec
+from executor import CostCalculator, TaskContext, TokenCounts, open_executor
+from executor._command import CommandSpec, _StdoutReader
+from executor._lines import LINES_PER_STEP, READ_CHUNK, LineSplitter
 from executor._usage import UsageParser
 
 from ._loopwatch import BLOCK_THRESHOLD, watch_loop
@@ -63,14 +65,11 @@ class IngestRound:
 
 @contextmanager
 def _frozen_heap() -> Iterator[None]:
-    """What a ``gc.freeze()`` in the CLI after start-up would do: the collector
-    stops traversing the ~70,000 objects of imports and genai-prices' data."""
-    gc.collect()
-    gc.freeze()
-    try:
+    """What ``runcast run`` does at start-up (``api._heap.settle_heap``): genai-prices'
+    data loaded, ``gc.collect(); gc.freeze()``, so full collections stop traversing
+    the ~70,000 objects of imports and price data."""
+    with settled_heap():
         yield
-    finally:
-        gc.unfreeze()
 
 
 async def ingest_once(transcript: Transcript, directory: Path, variant: str = AS_IS) -> IngestRound:
@@ -136,16 +135,6 @@ def stage_rates(transcript: Transcript) -> dict[str, float]:
     parse_seconds = time.perf_counter() - start
     sample = records[: min(len(records), 2_000)]
     rates: dict[str, float] = {"parse": len(records) / parse_seconds}
-    # What-if: most stream-json lines (tool results, text) carry no usage; a
-    # substring test before json.loads skips them (the executor's parser does not).
-    skipping = UsageParser()
-    start = time.perf_counter()
-    found = [
-        record for line in lines if '"usage"' in line for record in (skipping.parse(line) or ())
-    ]
-    rates['parse, lines without "usage" skipped before json.loads'] = len(found) / (
-        time.perf_counter() - start
-    )
     calculator = CostCalculator()
     calculator.cost(MODEL, "anthropic", sample[0].tokens)  # first call resolves the model
     start = time.perf_counter()
@@ -159,6 +148,95 @@ def stage_rates(transcript: Transcript) -> dict[str, float]:
         time.perf_counter() - start
     )
     return rates
+
+
+STEPS = (
+    "read, split, parse (events go nowhere)",
+    "+ events: build, price, encode, publish",
+    "+ broadcaster",
+    "+ metrics",
+    "+ store (full pipeline)",
+)
+_PIPELINE_STAGES: dict[str, tuple[str, ...]] = {
+    STEPS[1]: (),
+    STEPS[2]: ("broadcaster",),
+    STEPS[3]: ("broadcaster", "metrics"),
+    STEPS[4]: ("broadcaster", "metrics", "store"),
+}
+
+
+class _NullContext:
+    """Stands for a task's context: the reader's usage and output go nowhere."""
+
+    task_id = "claude"
+
+    def output(self, text: str, *, stream: str, truncated: bool) -> None:
+        pass
+
+    def record_usage(self, **usage: Any) -> None:
+        pass
+
+    def record_usage_batch(self, **usage: Any) -> None:
+        pass
+
+    def replace_provisional_usage(self, **usage: Any) -> None:
+        pass
+
+
+def _reader_cpu_seconds(transcript: Transcript) -> float:
+    """The stdout reader alone, fed the transcript in 64 KiB reads as the pump feeds it."""
+    data = transcript.path.read_bytes()
+    reader = _StdoutReader(cast(TaskContext, _NullContext()))
+    splitter = LineSplitter()
+    start = time.process_time()
+    for offset in range(0, len(data), READ_CHUNK):
+        lines = splitter.feed(data[offset : offset + READ_CHUNK])
+        for first in range(0, len(lines), LINES_PER_STEP):
+            reader.on_stdout(lines[first : first + LINES_PER_STEP])
+    reader.on_stdout(splitter.finish())
+    return time.process_time() - start
+
+
+async def _pipeline_cpu_seconds(
+    transcript: Transcript, directory: Path, stages: tuple[str, ...]
+) -> float:
+    """CPU of the whole process (the store's worker thread too) for one run."""
+    await trio.Path(directory).mkdir(parents=True, exist_ok=True)
+    spec = CommandSpec(
+        command=("cat", str(transcript.path)), id="claude", model=MODEL, provider="anthropic"
+    )
+    start = time.process_time()
+    async with open_pipeline(directory / "ingest.db", stages=stages) as pipeline:
+        async with open_executor(pipeline.publisher, concurrency=1) as executor:
+            handle = executor.submit_command(spec)
+        await handle.wait()
+    seconds = time.process_time() - start
+    pipeline.check_stored()
+    return seconds
+
+
+async def cost_per_record(transcript: Transcript, directory: Path, rounds: int) -> dict[str, Any]:
+    """CPU microseconds per usage record, adding one stage at a time (median of rounds).
+
+    CPU time, not wall: on a shared machine waiting for a CPU is not the
+    pipeline's cost.  Each record is three lines (two parsed assistant
+    blocks, one tool-result line published as task_output).
+    """
+    samples: dict[str, list[float]] = {step: [] for step in STEPS}
+    for round_index in range(rounds):
+        samples[STEPS[0]].append(_reader_cpu_seconds(transcript))
+        for step, stages in _PIPELINE_STAGES.items():
+            where = directory / f"cost-{round_index}-{STEPS.index(step)}"
+            samples[step].append(await _pipeline_cpu_seconds(transcript, where, stages))
+    per_record = {
+        step: median(values) / transcript.usage_records * 1e6 for step, values in samples.items()
+    }
+    added = {}
+    previous = 0.0
+    for step, micros in per_record.items():
+        added[step] = micros - previous
+        previous = micros
+    return {"cumulative_us": per_record, "added_us": added, "rounds": rounds}
 
 
 def _genai_usage(tokens: TokenCounts) -> Usage:
@@ -181,11 +259,13 @@ async def run(config: IngestConfig) -> dict[str, Any]:
                 where = Path(tmp) / f"r{round_index}-{VARIANTS.index(variant)}"
                 rounds.append(await ingest_once(transcript, where, variant))
         stages = stage_rates(transcript)
+        costs = await cost_per_record(transcript, Path(tmp), config.rounds)
         small = write_transcript(Path(tmp) / "small.jsonl", config.profile_records)
         captured: list[StageProfile] = []
         with profiled(captured.append):
             await ingest_once(small, Path(tmp) / "profile")
     result = _summarize(config, transcript, rounds, stages, captured[0])
+    result["cost_per_record"] = costs
     result["first_price_in_process_seconds"] = first_price
     return result
 
@@ -270,6 +350,17 @@ def report(result: dict[str, Any]) -> None:
             "Each stage alone (records/s it could sustain)",
             ("stage", "records/s"),
             list(result["stage_alone_records_per_second"].items()),
+        )
+    )
+    costs = result["cost_per_record"]
+    emit(
+        table(
+            f"CPU per usage record, one stage added at a time (median of {costs['rounds']})",
+            ("step", "us/record", "adds us/record"),
+            [
+                (step, micros, costs["added_us"][step])
+                for step, micros in costs["cumulative_us"].items()
+            ],
         )
     )
     emit(
