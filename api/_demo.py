@@ -119,7 +119,7 @@ async def _keep_the_queue_full(
 ) -> None:
     number = 0
     while True:
-        waiting = sum(task.state in ("queued", "retrying") for task in executor.tasks())
+        waiting = executor.waiting_count
         for _ in range(max(0, options.queue_depth - waiting)):
             number += 1
             _submit_one(executor, number, options, rng)
