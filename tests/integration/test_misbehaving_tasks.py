@@ -172,11 +172,12 @@ async def test_sigterm_ignored_is_killed_after_the_grace_and_reaped(tmp_path: Pa
     assert heartbeat.worst < 0.1, str(heartbeat)
 
 
-# Lines of ~100 bytes, written 1 MiB at a time for ``argv[1]`` seconds.
+# Lines of ``argv[2]`` bytes, written 1 MiB at a time for ``argv[1]`` seconds.
 FLOOD = """
 import sys, time
-line = b"flood " + b"x" * 93 + b"\\n"
-block = line * ((1 << 20) // len(line))
+size = int(sys.argv[2])
+line = b"flood " + b"x" * (size - 7) + b"\\n"
+block = line * max(1, (1 << 20) // size)
 end = time.monotonic() + float(sys.argv[1])
 written = 0
 while time.monotonic() < end:
@@ -203,7 +204,10 @@ class FloodCount:
                 self.stderr.append(event.line)
 
 
-async def test_stdout_flood_keeps_the_executor_responsive_and_memory_bounded() -> None:
+@pytest.mark.parametrize("line_bytes", [100, 256 * 1024])
+async def test_stdout_flood_keeps_the_executor_responsive_and_memory_bounded(
+    line_bytes: int,
+) -> None:
     publisher = Publisher()
     seen = FloodCount(publisher)
     heartbeat = Heartbeat()
@@ -214,7 +218,7 @@ async def test_stdout_flood_keeps_the_executor_responsive_and_memory_bounded() -
         async with trio.open_nursery() as nursery:
             nursery.start_soon(heartbeat.run)
             async with open_executor(publisher, concurrency=2) as executor:
-                spec = CommandSpec(id="flood", command=[PY, "-c", FLOOD, "3"])
+                spec = CommandSpec(id="flood", command=[PY, "-c", FLOOD, "3", str(line_bytes)])
                 flood = executor.submit_command(spec)
                 # Other tasks start and end while the flood runs.
                 for _ in range(3):
@@ -225,7 +229,7 @@ async def test_stdout_flood_keeps_the_executor_responsive_and_memory_bounded() -
     [wrote] = seen.stderr
     written = int(wrote.split()[1])
     # Every line written was read and published (the pipe held the writer back).
-    assert seen.stdout_lines == written // 100
+    assert seen.stdout_lines == written // line_bytes
     assert heartbeat.worst < 0.1, str(heartbeat)
     assert heartbeat.beats > 100
     # Bounded: the publisher keeps a bounded history, the reader at most a read and a line.
