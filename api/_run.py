@@ -227,7 +227,8 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         tasks = summary_tasks(stack.executor, store, plan.session_id)
     finally:
         store.close()
-    print(format_summary(tasks, stack.broadcaster.snapshot()), file=out, flush=True)
+    summary = format_summary(tasks, stack.broadcaster.snapshot(), interrupted=plan.interrupted)
+    print(summary, file=out, flush=True)
     earlier = list(plan.kept_outcomes.values())
     if all(task.state == "completed" for task in tasks) and all(
         state == "completed" for state in earlier

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from events import SessionUpdate
 from executor import TaskInfo
 
+from ._store import UsageTotals, interrupted_line
+
 COLUMNS = ("TASK", "STATE", "TRIES", "TIME", "IN", "OUT", "CACHE R", "CACHE W", "COST", "ERROR")
 MAX_ERROR = 60
 MAX_ID = 40
@@ -44,8 +46,11 @@ def _row(task: TaskInfo) -> tuple[str, ...]:
     )
 
 
-def format_summary(tasks: Sequence[TaskInfo], session: SessionUpdate) -> str:
-    """A fixed-width table of every task, then the session's totals."""
+def format_summary(
+    tasks: Sequence[TaskInfo], session: SessionUpdate, *, interrupted: UsageTotals | None = None
+) -> str:
+    """A fixed-width table of every task, then the session's totals (and, for a
+    resumed session, the share of them spent by attempts a crash cut short)."""
     rows = [COLUMNS, *(_row(task) for task in tasks)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     numeric = {2, 4, 5, 6, 7, 8}
@@ -74,5 +79,7 @@ def format_summary(tasks: Sequence[TaskInfo], session: SessionUpdate) -> str:
     if session.budget_usd is not None:
         cost += f" of a ${session.budget_usd:.2f} budget"
     lines.append(cost)
+    if interrupted is not None and interrupted.records:
+        lines.append(interrupted_line(interrupted))
     lines.append(f"duration: {session.duration_seconds}s  session: {session.session_id}")
     return "\n".join(lines)

@@ -222,15 +222,14 @@ async def test_sigkilled_run_resumes_to_the_uninterrupted_totals(tmp_path: Path)
     printed = re.search(r"^tokens: ([\d,]+) ", out, re.MULTILINE)
     assert printed is not None, out
     assert int(printed.group(1).replace(",", "")) == resumed_session.usage.total_tokens
+    share = f"of which interrupted attempts: {interrupted.total_tokens:,} tokens, "
+    assert share in out, out
 
     # ``runcast show`` says how much of it the interrupted attempts spent.
     with trio.fail_after(TIMEOUT):
         code, shown, err = await run_to_end("show", sid, "--store", str(store_path), cwd=tmp_path)
     assert code == 0, err
-    assert (
-        f"of which interrupted attempts: {interrupted.total_tokens:,} tokens, "
-        f"${interrupted.cost_usd:.4f}"
-    ) in shown
+    assert f"{share}${interrupted.cost_usd:.4f}" in shown
     resumed.close()
     clean.close()
 
