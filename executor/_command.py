@@ -9,13 +9,11 @@ processes still left in the group after the command itself exits.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
 import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,15 +26,20 @@ from ._context import OutputStream, TaskContext
 from ._cost import TokenCounts
 from ._exceptions import ExecutorError, InvalidArgumentError
 from ._lines import DEFAULT_MAX_LINE, Line, LineSplitter, pump_lines
+from ._reaping import (
+    group_alive,
+    pipe_holders,
+    pipe_inodes,
+    pipes_have_writers,
+    signal_each,
+    wait_for_end_of_output,
+)
+from ._reaping import signal_group as signal_group
+from ._reaping import terminate_group as terminate_group
 from ._usage import UsageParser, UsageRecord
 
 log = structlog.get_logger("runcast.executor")
 
-_GROUP_POLL_SECONDS = 0.05
-_KILL_CONFIRM_SECONDS = 2.0
-# After the group is gone, how long the pipes may stay open before whoever
-# holds them (a process that left the group) is looked for and stopped.
-_EOF_GRACE_SECONDS = 1.0
 # Output-only streams need no more than what a task_output line can show.
 _STDERR_MAX_LINE = 64 * 1024
 
@@ -149,53 +152,6 @@ class CommandSpec:
         return " ".join(self.command)
 
 
-def signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group is already gone
-        os.killpg(pgid, signum)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is still in the group."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    # Zombies also answer signal 0; they are dead, just not yet reaped by init.
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-async def terminate_group(process: trio.Process, pgid: int, grace: float) -> None:
-    """SIGTERM the group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
-    if process.returncode is not None and not _group_alive(pgid):
-        return
-    signal_group(pgid, signal.SIGTERM)
-    signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-    with trio.move_on_after(grace):
-        await process.wait()
-        # Nothing signals "the group is empty" (its other members are not our
-        # children), so it is polled, briefly, within the grace period.
-        while _group_alive(pgid):  # noqa: ASYNC110
-            await trio.sleep(_GROUP_POLL_SECONDS)
-    signal_group(pgid, signal.SIGKILL)
-    await process.wait()
-    # SIGKILL is delivered asynchronously; confirm the rest of the group is gone.
-    with trio.move_on_after(_KILL_CONFIRM_SECONDS):
-        while _group_alive(pgid):  # noqa: ASYNC110
-            await trio.sleep(_GROUP_POLL_SECONDS / 5)
-
-
 # Bytes of an output line decoded at most: a task_output line shows at most
 # MAX_OUTPUT_LINE characters (of up to 4 bytes each).
 _OUTPUT_BYTES = 4 * MAX_OUTPUT_LINE
@@ -299,68 +255,6 @@ async def _open(spec: CommandSpec) -> trio.Process:
         raise CommandStartError(f"cannot start {spec.display_name!r}: {exc}") from exc
 
 
-def _pipe_holders(inodes: frozenset[int]) -> list[int]:
-    """Pids, other than ours, holding any of these pipes: processes that left the group.
-
-    A daemon's double fork (``setsid``) leaves the process group, so signals to
-    the group miss it, but it still holds the task's stdout open.
-    """
-    me = os.getpid()
-    wanted = {f"pipe:[{inode}]" for inode in inodes}
-    holders: list[int] = []
-    try:
-        processes = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
-    except OSError:  # no /proc: nothing to find
-        return holders
-    for pid in processes:
-        if int(pid) == me:
-            continue
-        try:
-            with os.scandir(f"/proc/{pid}/fd") as fds:
-                if any(_readlink(fd.path) in wanted for fd in fds):
-                    holders.append(int(pid))
-        except OSError:  # gone, or not ours to look at
-            continue
-    return holders
-
-
-def _pipe_inodes(*streams: trio.abc.ReceiveStream) -> list[int]:
-    return [
-        os.fstat(stream.fileno()).st_ino
-        for stream in streams
-        if isinstance(stream, trio.lowlevel.FdStream)
-    ]
-
-
-def _readlink(path: str) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return ""
-
-
-def _signal_each(pids: list[int], signum: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-
-
-async def _stop_escaped(
-    inodes: frozenset[int], task_id: str, grace: float, output_ended: trio.Event
-) -> None:
-    """SIGTERM whoever outside the group still holds the pipes, SIGKILL after ``grace``."""
-    holders = await trio.to_thread.run_sync(_pipe_holders, inodes)
-    if not holders:
-        return
-    log.warning("escaped_processes", task_id=task_id, pids=holders)
-    _signal_each(holders, signal.SIGTERM)
-    _signal_each(holders, signal.SIGCONT)
-    with trio.move_on_after(grace):
-        await output_ended.wait()
-    if not output_ended.is_set():
-        _signal_each(await trio.to_thread.run_sync(_pipe_holders, inodes), signal.SIGKILL)
-
-
 async def _pump_output(
     process: trio.Process, reader: _StdoutReader, max_line: int, ended: trio.Event
 ) -> None:
@@ -386,27 +280,6 @@ async def _pump_output(
                 )
 
 
-async def _wait_for_end_of_output(
-    inodes: frozenset[int], task_id: str, grace: float, ended: trio.Event
-) -> bool:
-    """After the group is gone: whether both pipes reached their end.
-
-    Data still in the pipes is read to the end however long that takes; only a
-    process that escaped the group and keeps them open is stopped (and if even
-    SIGKILL does not close them, reading is given up: the task must not hang).
-    """
-    with trio.move_on_after(_EOF_GRACE_SECONDS):
-        await ended.wait()
-        return True
-    await _stop_escaped(inodes, task_id, grace, ended)
-    if await trio.to_thread.run_sync(_pipe_holders, inodes):
-        with trio.move_on_after(_KILL_CONFIRM_SECONDS):
-            await ended.wait()
-    else:
-        await ended.wait()  # no writer left: the end is coming
-    return ended.is_set()
-
-
 async def run_command(
     ctx: TaskContext, spec: CommandSpec, *, kill_grace: float, max_line: int = DEFAULT_MAX_LINE
 ) -> int:
@@ -416,26 +289,27 @@ async def run_command(
     ctx.add_process_group(pgid)
     assert process.stdout is not None
     assert process.stderr is not None
-    inodes = frozenset(_pipe_inodes(process.stdout, process.stderr))
+    inodes = frozenset(pipe_inodes(process.stdout, process.stderr))
     output_ended = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_output, process, _StdoutReader(ctx), max_line, output_ended)
             await process.wait()
-            if _group_alive(pgid):
+            if group_alive(pgid):
                 # Leftovers would hold the pipes open and outlive the task.
                 log.warning("leftover_processes", task_id=ctx.task_id, pgid=pgid)
                 await terminate_group(process, pgid, kill_grace)
-            if not await _wait_for_end_of_output(inodes, ctx.task_id, kill_grace, output_ended):
+            if not await wait_for_end_of_output(inodes, ctx.task_id, kill_grace, output_ended):
                 log.warning("output_abandoned", task_id=ctx.task_id)
                 nursery.cancel_scope.cancel()
     finally:
         # Bounded even if a process is stuck in the kernel and ignores SIGKILL.
         with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + 10):
             await terminate_group(process, pgid, kill_grace)
-            if not output_ended.is_set():  # cancelled, or given up: no escaped survivor
-                escaped = await trio.to_thread.run_sync(_pipe_holders, inodes)
-                _signal_each(escaped, signal.SIGKILL)
+            # Cancelled, or reading given up: leave no process that escaped the group.
+            if not output_ended.is_set() and pipes_have_writers(process.stdout, process.stderr):
+                escaped = await trio.to_thread.run_sync(pipe_holders, inodes)
+                signal_each(escaped, signal.SIGKILL)
             await process.stdout.aclose()
             await process.stderr.aclose()
         ctx.remove_process_group(pgid)
