@@ -212,7 +212,8 @@ class Publisher:
     _history: deque[Published] = attrs.field(init=False)
     _evicted_through: int = 0
     _topics: dict[str, set[Subscription]] = attrs.field(factory=dict)
-    _listeners: list[Listener] = attrs.field(factory=list)
+    # Replaced, never mutated: a publish iterates the tuple it started with.
+    _listeners: tuple[Listener, ...] = ()
     _publishing: bool = False
     _after_publish: list[Callable[[], object]] = attrs.field(factory=list)
 
@@ -231,29 +232,46 @@ class Publisher:
 
     def publish(self, event: Event) -> Published | None:
         """Deliver ``event`` to listeners and subscribers; None once closed."""
+        # Runs for every event: attribute reads are hoisted into locals, and the
+        # listeners are a tuple replaced on change, so nothing is copied per event.
         if self.closed:
             return None
-        item = self._stamp(event)
+        self.last_seq = seq = self.last_seq + 1
+        item = self.codec.publish(seq, self.clock(), event)
         self.published_total += 1
         if not isinstance(event, SessionUpdate):
             # Snapshots are not replayed: a fresh one follows every subscribe.
-            self._remember(item)
+            history = self._history
+            history.append(item)
+            if len(history) > self.history_size:
+                self._evicted_through = history.popleft().seq
         outermost = not self._publishing
         self._publishing = True
         try:
-            for listener in tuple(self._listeners):
+            for listener in self._listeners:
                 listener(item)
-            for sub in tuple(self._topics.get(SESSION_TOPIC, ())):
-                sub._offer(item)
-            if event.task_id != SESSION_TOPIC:
-                for sub in tuple(self._topics.get(event.task_id, ())):
-                    sub._offer(item)
+            topics = self._topics
+            if topics:
+                self._offer_to_topics(topics, item)
         finally:
             if outermost:
                 self._publishing = False
-        if outermost:
+        if outermost and self._after_publish:
             self._run_after_publish()
         return item
+
+    @staticmethod
+    def _offer_to_topics(topics: dict[str, set[Subscription]], item: Published) -> None:
+        subs = topics.get(SESSION_TOPIC)
+        if subs:
+            for sub in tuple(subs):
+                sub._offer(item)
+        task_id = item.event.task_id
+        if task_id != SESSION_TOPIC:
+            subs = topics.get(task_id)
+            if subs:
+                for sub in tuple(subs):
+                    sub._offer(item)
 
     def after_publish(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` once the event being published has reached everyone.
@@ -279,11 +297,6 @@ class Publisher:
         item = self._stamp(event)
         subscription._offer(item)
         return item
-
-    def _remember(self, item: Published) -> None:
-        self._history.append(item)
-        if len(self._history) > self.history_size:
-            self._evicted_through = self._history.popleft().seq
 
     # -- subscribing -------------------------------------------------------
     def subscribe(
@@ -339,11 +352,13 @@ class Publisher:
     # -- listeners ---------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` inline with every published event; returns its remover."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
         def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            listeners = list(self._listeners)
+            if listener in listeners:
+                listeners.remove(listener)
+                self._listeners = tuple(listeners)
 
         return remove
 

@@ -136,7 +136,9 @@ class TaskContext:
         self._executor._add_process_group(self._record, pgid)
 
     def remove_process_group(self, pgid: int) -> None:
-        self._record.process_groups.discard(pgid)
+        groups = self._record.process_groups
+        if groups is not None:
+            groups.discard(pgid)
 
     def set_exit_code(self, code: int | None) -> None:
         self._record.exit_code = code

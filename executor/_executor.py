@@ -265,9 +265,11 @@ class Executor:
         self._running += 1
         record.attempts += 1
         record.attempt_started = trio.current_time()
-        record.scope = trio.CancelScope()
-        if record.timeout is not None:
-            record.scope.relative_deadline = record.timeout
+        record.scope = (
+            trio.CancelScope()
+            if record.timeout is None
+            else trio.CancelScope(relative_deadline=record.timeout)
+        )
         published = self._publisher.publish(
             TaskStarted(task_id=record.task_id, name=record.name, attempt=record.attempts)
         )
@@ -359,7 +361,8 @@ class Executor:
         self._active -= 1
         record.ended_at = self._stamp(self._publisher.publish(event))
         self._registry.finish(record)
-        record.done.set()
+        if record.done is not None:
+            record.done.set()
         if self._active == 0:
             self._idle.set()
         self._fill()
@@ -481,13 +484,15 @@ class Executor:
 
     # -- process groups (suspend mode) -------------------------------------
     def _add_process_group(self, record: TaskRecord, pgid: int) -> None:
+        if record.process_groups is None:
+            record.process_groups = set()
         record.process_groups.add(pgid)
         if self.suspend_on_pause and self._paused:
             self._signal_group(pgid, signal.SIGSTOP)
 
     def _signal_groups(self, signum: signal.Signals) -> None:
         for record in self._registry.live_records():
-            if record.state == "running":
+            if record.state == "running" and record.process_groups:
                 for pgid in tuple(record.process_groups):
                     self._signal_group(pgid, signum)
 

@@ -13,7 +13,7 @@ from events import Event, TaskCancelled, TaskCompleted, TaskFailed, truncate
 
 from ._cost import TokenCounts
 from ._exceptions import TaskCancelledError, TaskFailedError
-from ._states import TaskInfo, TaskState, check_transition
+from ._states import TERMINAL_STATES, TaskInfo, TaskState, check_transition
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -54,8 +54,10 @@ class TaskRecord:
     cancel_reason: str | None = None
     # The scope of the running attempt or of the retry back-off, whichever is live.
     scope: trio.CancelScope | None = None
-    done: trio.Event = attrs.field(factory=trio.Event)
-    process_groups: set[int] = attrs.field(factory=set)
+    # Made when someone waits for the end, so a task nobody waits for costs no Event.
+    done: trio.Event | None = None
+    # Made by the first process group (subprocess tasks only).
+    process_groups: set[int] | None = None
 
     def release(self) -> None:
         """Let go of what only running needed; ``result`` stays for the handle's holder."""
@@ -144,8 +146,13 @@ class TaskHandle:
 
     async def wait(self) -> Any:
         """The task's result; raises ``TaskFailedError`` or ``TaskCancelledError``."""
-        await self._record.done.wait()
         record = self._record
+        if record.state in TERMINAL_STATES:
+            await trio.lowlevel.checkpoint()
+        else:
+            if record.done is None:
+                record.done = trio.Event()
+            await record.done.wait()
         if record.state == "completed":
             return record.result
         if record.state == "cancelled":
