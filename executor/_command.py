@@ -160,10 +160,12 @@ _OUTPUT_BYTES = 4 * MAX_OUTPUT_LINE
 def _may_hold_usage(raw: bytes) -> bool:
     """False only for lines that cannot hold usage, checked before any JSON parsing.
 
-    Every recognised shape has a ``"usage"`` key, and the letters of a key can
-    be escaped only as ``\\uXXXX``: a line with neither is not usage.
+    Every recognised shape has a ``"usage"`` key.  Its letters could be escaped,
+    but only as ``\\u0075``, ``\\u0073``, ``\\u0061``, ``\\u0067``, ``\\u0065``:
+    a line with neither the key nor such an escape is not usage (tool output's
+    ``\\u001b`` colour codes do not count).
     """
-    return b'"usage"' in raw or b"\\u" in raw
+    return b'"usage"' in raw or b"\\u006" in raw or b"\\u007" in raw
 
 
 @attrs.define
