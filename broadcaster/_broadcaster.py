@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -43,6 +44,10 @@ DEFAULT_USAGE_DELAY: Final = 0.5
 #: coming in the same turn of the loop (1,000 tasks ending in one batch); then
 #: it goes out right after the event at hand.
 DEFAULT_MAX_HOLD: Final = 0.02
+
+
+def _nothing() -> None:
+    return None
 
 
 def _positive_seconds(name: str, value: float) -> float:
@@ -81,6 +86,8 @@ class SessionBroadcaster:
     _ticker_wakeup: trio.Event = attrs.field(factory=trio.Event)
     _ticker_scope: trio.CancelScope | None = None
     _ticker_base: float = 0.0
+    # The metrics that share our aggregate while we run (see RuncastMetrics.follow).
+    _fed_metrics: RuncastMetrics | None = None
 
     def __attrs_post_init__(self) -> None:
         self.interval = _positive_seconds("interval", self.interval)
@@ -124,17 +131,42 @@ class SessionBroadcaster:
         if self._pending is not None:
             self._broadcast(self._pending)
 
+    def feed_metrics(self) -> Callable[[], None]:
+        """Let ``metrics`` share our aggregate (one apply per event, not two).
+
+        Returns the function that hands the metrics back their own listener;
+        without metrics, or metrics that cannot follow, it does nothing.
+        """
+        metrics = self.metrics
+        release = None
+        if metrics is not None and metrics.publisher is self.publisher:
+            release = metrics.follow(self.aggregate)
+        if release is None:
+            return _nothing
+        self._fed_metrics = metrics
+
+        def stop_feeding() -> None:
+            self._fed_metrics = None
+            release()
+
+        return stop_feeding
+
     @property
     def ticker_running(self) -> bool:
         return self._ticker_scope is not None
 
     # -- listener (inline in Publisher.publish; must not publish) ---------------
     def on_event(self, item: Published) -> None:
+        fed = self._fed_metrics
         if type(item.event) is SessionUpdate:
+            if fed is not None:
+                fed.count_event(item, None)
             return
         aggregate = self.aggregate
         running_before = aggregate.tasks_running
         trigger = aggregate.apply(item)
+        if fed is not None:
+            fed.count_event(item, trigger)
         if trigger is None:
             return
         now = trio.current_time()
@@ -247,6 +279,7 @@ async def serve_broadcaster(
         session_id=session_id if session_id is not None else uuid.uuid4().hex,
     )
     remove_listener = publisher.add_listener(broadcaster.on_event)
+    stop_feeding_metrics = broadcaster.feed_metrics()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(broadcaster.run_flusher)
@@ -254,6 +287,7 @@ async def serve_broadcaster(
             task_status.started(broadcaster)
     finally:
         remove_listener()
+        stop_feeding_metrics()
         # A change still waiting out the coalescing window goes out now, so
         # subscribers are left with the final counts (publish is synchronous).
         broadcaster.flush()

@@ -114,6 +114,10 @@ class RuncastMetrics:
     events_published: dict[str, int] = attrs.field(init=False)
     _collector: _RuncastCollector | None = None
     _remove_listener: Callable[[], None] | None = None
+    #: True while a broadcaster applies events to its aggregate (shared with us)
+    #: and hands them on through :meth:`count_event` instead of our listener.
+    following: bool = False
+    _closed: bool = False
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.max_models, bool) or not isinstance(self.max_models, int):
@@ -148,6 +152,7 @@ class RuncastMetrics:
 
     def close(self) -> None:
         """Stop listening and unregister every metric; idempotent."""
+        self._closed = True
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
@@ -158,14 +163,47 @@ class RuncastMetrics:
 
     # -- feeding ---------------------------------------------------------------
     def on_event(self, item: Published) -> None:
+        """The listener (unless a broadcaster feeds us): apply, then count."""
+        event = item.event
+        trigger = None if type(event) is SessionUpdate else self.aggregate.apply(item)
+        self.count_event(item, trigger)
+
+    def follow(self, aggregate: SessionAggregate) -> Callable[[], None] | None:
+        """Take ``aggregate`` as ours, fed by its owner through :meth:`count_event`.
+
+        A broadcaster on the same publisher builds the same aggregate from the
+        same events; sharing it saves applying every event twice. Only before
+        anything was counted or restored (None otherwise: we keep listening).
+        The returned function gives the feeding back to our own listener, which
+        goes on applying events to the shared aggregate (its owner has stopped).
+        """
+        if self.following or self._remove_listener is None or self.aggregate.restored:
+            return None
+        if any(self.events_published.values()):
+            return None
+        self._remove_listener()
+        self._remove_listener = None
+        self.aggregate = aggregate
+        self.following = True
+
+        def stop_following() -> None:
+            if not self.following:
+                return
+            self.following = False
+            if not self._closed:
+                self._remove_listener = self.publisher.add_listener(self.on_event)
+
+        return stop_following
+
+    def count_event(self, item: Published, trigger: Trigger | None) -> None:
+        """Count ``item``, already applied to our aggregate (``trigger``: what it caused)."""
+        if self._closed:
+            return
         event = item.event
         kind = type(event)
         counts = self.events_published
         name = event.event_name
         counts[name] = counts.get(name, 0) + 1
-        if kind is SessionUpdate:
-            return
-        trigger = self.aggregate.apply(item)
         if kind is TaskUsage:
             self._add_usage(cast(TaskUsage, event))
         elif trigger == "task_end":
@@ -204,8 +242,12 @@ class RuncastMetrics:
         self.session_updates[trigger] += 1
 
     def restore(self, previous: SessionUpdate) -> None:
-        """Seed the session gauges (duration, pause, budget) from a stored snapshot."""
-        self.aggregate.restore(previous)
+        """Seed the session gauges (duration, pause, budget) from a stored snapshot.
+
+        While following a broadcaster, its restore of the shared aggregate did it.
+        """
+        if not self.following:
+            self.aggregate.restore(previous)
 
 
 class _RuncastCollector:

@@ -1,12 +1,25 @@
-"""Behaviour kept by the per-task fast paths (bench §2): lazy end events, listener tuples."""
+"""Behaviour kept by the per-event fast paths (bench §2): lazy end events, listener
+tuples, metrics sharing the broadcaster's aggregate."""
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import trio
 import trio.testing
+from prometheus_client import CollectorRegistry
 
-from events import Published, Publisher, TaskOutput
+from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
+from events import (
+    Published,
+    Publisher,
+    TaskCompleted,
+    TaskOutput,
+    TaskQueued,
+    TaskStarted,
+    TaskUsage,
+)
 from executor import TaskCancelledError, TaskContext, TaskFailedError, open_executor
 
 
@@ -84,3 +97,83 @@ def test_listeners_changed_during_a_publish_apply_from_the_next_event() -> None:
     # ``first`` removed itself while event 2 was delivered: it saw 1 and 2 only.
     assert seen == {"first": [1, 2], "late": [2, 3]}
     assert len(removers) == 1
+
+
+async def _served(
+    publisher: Publisher, metrics: RuncastMetrics, nursery: trio.Nursery
+) -> SessionBroadcaster:
+    started: SessionBroadcaster = await nursery.start(
+        functools.partial(serve_broadcaster, publisher, metrics=metrics)
+    )
+    return started
+
+
+def _script(publisher: Publisher) -> None:
+    publisher.publish(TaskQueued(task_id="a"))
+    publisher.publish(TaskStarted(task_id="a"))
+    publisher.publish(TaskUsage(task_id="a", model="m", input_tokens=5, cost_usd=0.5))
+    publisher.publish(TaskCompleted(task_id="a", duration_seconds=2.0))
+    publisher.publish(TaskQueued(task_id="b"))
+
+
+async def test_served_metrics_share_the_broadcasters_aggregate_and_count_the_same(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    publisher = Publisher()
+    shared = RuncastMetrics(CollectorRegistry(), publisher)
+    async with trio.open_nursery() as nursery:
+        broadcaster = await _served(publisher, shared, nursery)
+        # A second metrics object on its own listener, as a reference.
+        alone = RuncastMetrics(CollectorRegistry(), publisher)
+        assert shared.following
+        assert shared.aggregate is broadcaster.aggregate
+        assert not alone.following
+        assert alone.aggregate is not broadcaster.aggregate
+        _script(publisher)
+        await trio.sleep(1)  # the broadcaster's updates go out (counted by both)
+        nursery.cancel_scope.cancel()
+    # Stopped: the final flush was counted, and our own listener is back.
+    assert not shared.following
+    publisher.publish(TaskStarted(task_id="b"))
+    for metrics in (shared, alone):
+        assert metrics.aggregate.tasks_running == 1
+        assert metrics.aggregate.input_tokens == 5  # applied once, not by both
+        assert metrics.aggregate.ended("completed") == 1
+        assert metrics.tasks_ended["completed"] == 1
+        assert metrics.models["m"].tokens[0] == 5
+    assert shared.events_published == alone.events_published
+    assert shared.events_published["session_update"] >= 1
+    assert shared.task_durations.sum == alone.task_durations.sum == 2.0
+
+
+async def test_metrics_that_already_counted_or_closed_do_not_follow(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    publisher = Publisher()
+    counted = RuncastMetrics(CollectorRegistry(), publisher)
+    publisher.publish(TaskQueued(task_id="early"))
+    closed = RuncastMetrics(CollectorRegistry(), Publisher())
+    closed.close()
+    async with trio.open_nursery() as nursery:
+        broadcaster = await _served(publisher, counted, nursery)
+        assert not counted.following
+        assert counted.aggregate is not broadcaster.aggregate
+        publisher.publish(TaskStarted(task_id="early"))
+        assert counted.aggregate.tasks_running == broadcaster.aggregate.tasks_running == 1
+        nursery.cancel_scope.cancel()
+    assert closed.follow(broadcaster.aggregate) is None
+
+
+async def test_closing_followed_metrics_stops_their_counting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    publisher = Publisher()
+    metrics = RuncastMetrics(CollectorRegistry(), publisher)
+    async with trio.open_nursery() as nursery:
+        await _served(publisher, metrics, nursery)
+        publisher.publish(TaskQueued(task_id="a"))
+        metrics.close()
+        publisher.publish(TaskQueued(task_id="b"))
+        nursery.cancel_scope.cancel()
+    publisher.publish(TaskQueued(task_id="c"))
+    assert metrics.events_published["task_queued"] == 1
