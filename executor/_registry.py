@@ -4,19 +4,23 @@ A live task (queued, running, retrying) keeps its full :class:`TaskRecord`.
 When it ends, only its :class:`TaskInfo` is kept, and only for the newest
 ``keep_finished`` finished tasks: a long run must not keep every finished
 task's record, function, arguments and result. What is forgotten is counted
-(``finished_evicted``). Every id ever submitted stays reserved (a set of the
-id strings), so a forgotten task's id is still refused as a duplicate and
-still reads as "ended" rather than "unknown".
+(``finished_evicted``). Every id ever submitted stays reserved, so a forgotten
+task's id is still refused as a duplicate and still reads as "ended" rather
+than "unknown": live and kept tasks' ids are the keys of their dicts, forgotten
+ones are packed in :class:`RetiredIds` (~len(id) + 1 bytes each, not the ~100
+of a set entry: the one thing that grows with every task).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Collection, Iterator
 from typing import Final
 
 import attrs
 
 from ._exceptions import InvalidArgumentError, UnknownTaskError
+from ._retired import RetiredIds
 from ._states import TaskInfo
 from ._task import TaskRecord
 
@@ -40,27 +44,52 @@ class TaskRegistry:
     live: dict[str, TaskRecord] = attrs.field(factory=dict)
     # Submission order and info, in the order the tasks finished.
     _finished: dict[str, tuple[int, TaskInfo]] = attrs.field(factory=dict)
-    ids: set[str] = attrs.field(factory=set)
+    # Ids of the finished tasks no longer kept.
+    _retired: RetiredIds = attrs.field(factory=RetiredIds)
 
     def __attrs_post_init__(self) -> None:
         # Not an attrs converter, which would slow every attribute assignment.
         check_keep_finished(self.keep_finished)
 
+    @property
+    def ids(self) -> Collection[str]:
+        """Every id ever submitted: live, kept and forgotten tasks'."""
+        return self
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.live or task_id in self._finished or task_id in self._retired
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self._finished) + len(self._retired)
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(tuple(self.live), tuple(self._finished), self._retired)
+
     def add(self, record: TaskRecord) -> None:
-        self.ids.add(record.task_id)
         self.live[record.task_id] = record
 
     def finish(self, record: TaskRecord) -> None:
         """Keep ``record``'s final info (bounded), and let go of the record itself."""
-        del self.live[record.task_id]
+        task_id = record.task_id
+        del self.live[task_id]
         record.release()
         if self.keep_finished == 0:
-            self.finished_evicted += 1
+            self._forget(task_id)
             return
-        self._finished[record.task_id] = (record.order, record.info())
-        if len(self._finished) > self.keep_finished:
-            del self._finished[next(iter(self._finished))]
-            self.finished_evicted += 1
+        finished = self._finished
+        finished[task_id] = (record.order, record.info())
+        if len(finished) > self.keep_finished:
+            oldest = next(iter(finished))
+            del finished[oldest]
+            self._forget(oldest)
+
+    def _forget(self, task_id: str) -> None:
+        self._retired.add(task_id)
+        self.finished_evicted += 1
+
+    @property
+    def retired_ids(self) -> RetiredIds:
+        return self._retired
 
     @property
     def finished_kept(self) -> int:
@@ -73,7 +102,7 @@ class TaskRegistry:
         kept = self._finished.get(task_id)
         if kept is not None:
             return kept[1]
-        if task_id in self.ids:
+        if task_id in self._retired:
             raise UnknownTaskError(
                 f"task {task_id!r} has ended and is no longer kept "
                 f"(only the newest {self.keep_finished} finished tasks are)"
