@@ -145,6 +145,7 @@ def _demo_command(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         budget_usd=args.budget_usd,
         seed=args.seed,
+        speed=args.speed,
     )
     return trio.run(run_demo, options)
 
@@ -203,6 +204,13 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="starting budget, raised each time it runs out (%(default)s)",
     )
     demo.add_argument("--seed", type=int, help="random seed, for a repeatable workload")
+    demo.add_argument(
+        "--speed",
+        type=_number(allow_zero=False),
+        default=1.0,
+        help="run the simulation this many times faster than real time: more events per "
+        "second, for load and memory tests (%(default)s)",
+    )
     _add_logging_options(demo, default=argparse.SUPPRESS)
     demo.set_defaults(handler=_demo_command, long_running=True)
 

@@ -3,12 +3,15 @@
 Simulated agents record usage on several models (Anthropic ones with prompt
 caching, OpenAI, Gemini, and one local model no price table knows), print a
 few lines, sometimes fail and retry, and together burn through a small budget
-which the demo raises again each time it pauses the executor.
+which the demo raises again each time it pauses the executor. ``speed``
+compresses the demo's time (every simulated wait divided by it), so a load or
+memory test gets hours of the default demo's events in minutes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 from typing import TextIO
@@ -21,6 +24,7 @@ from events import BudgetExhausted, Published, Publisher
 from executor import BudgetExceededError, Executor, TaskContext
 
 from ._config import ServerConfig
+from ._exceptions import ConfigError
 from ._run import announce
 from ._stack import StackSettings, open_stack, watch_stop_signals
 
@@ -49,6 +53,19 @@ class SimulatedFailure(RuntimeError):
     """A simulated agent error (rate limit, tool failure) that a retry may clear."""
 
 
+def _queue_depth(options: DemoOptions) -> int:
+    # Enough waiting tasks to refill every slot between two of the filler's
+    # rounds; 6 at the default concurrency of 4.
+    return max(6, options.concurrency * 3 // 2)
+
+
+def _positive_speed(_options: DemoOptions, _attribute: object, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"demo speed must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"demo speed must be a finite number > 0, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class DemoOptions:
     server: ServerConfig
@@ -56,20 +73,27 @@ class DemoOptions:
     concurrency: int = 4
     budget_usd: float = 0.50
     budget_step_usd: float = 0.50
-    queue_depth: int = 6
+    #: Tasks kept waiting in the executor's queue (default: 1.5x the concurrency, >= 6).
+    queue_depth: int = attrs.field(default=attrs.Factory(_queue_depth, takes_self=True))
     failure_rate: float = 0.12
     seed: int | None = None
     #: Seconds the budget stays exhausted (executor paused) before the demo raises it.
     budget_pause_seconds: float = 8.0
+    #: How many times faster than real time the simulation runs: every simulated
+    #: wait (agent turns, failures, retry backoff, the budget pause, the filler's
+    #: round) is divided by it.
+    speed: float = attrs.field(default=1.0, validator=_positive_speed)
 
 
-async def simulated_agent(ctx: TaskContext, model: SimulatedModel, rng: random.Random) -> str:
+async def simulated_agent(
+    ctx: TaskContext, model: SimulatedModel, rng: random.Random, speed: float = 1.0
+) -> str:
     """A few turns of an agent: each turn records one usage increment."""
     turns = rng.randint(3, 12)
     context = rng.randint(1_000, 6_000)
     for turn in range(1, turns + 1):
         await ctx.wait_if_paused()
-        await trio.sleep(rng.uniform(0.4, 1.6))
+        await trio.sleep(rng.uniform(0.4, 1.6) / speed)
         fresh = rng.randint(100, 1_200)
         cached = context if model.caches and turn > 1 else 0
         ctx.record_usage(
@@ -96,6 +120,7 @@ def _submit_one(executor: Executor, number: int, options: DemoOptions, rng: rand
         model,
         random.Random(rng.random()),
         fails,
+        options.speed,
         task_id=f"{job}-{number:04d}",
         name=f"{job} with {model.name}",
         retries=rng.choice((0, 1, 2)),
@@ -106,12 +131,12 @@ def _submit_one(executor: Executor, number: int, options: DemoOptions, rng: rand
 
 
 async def _maybe_failing(
-    ctx: TaskContext, model: SimulatedModel, rng: random.Random, fails: bool
+    ctx: TaskContext, model: SimulatedModel, rng: random.Random, fails: bool, speed: float
 ) -> str:
     if fails:
-        await trio.sleep(rng.uniform(0.5, 2.0))
+        await trio.sleep(rng.uniform(0.5, 2.0) / speed)
         raise SimulatedFailure(f"tool call failed: exit status {rng.choice((1, 2, 124))}")
-    return await simulated_agent(ctx, model, rng)
+    return await simulated_agent(ctx, model, rng, speed)
 
 
 async def _keep_the_queue_full(
@@ -123,14 +148,14 @@ async def _keep_the_queue_full(
         for _ in range(max(0, options.queue_depth - waiting)):
             number += 1
             _submit_one(executor, number, options, rng)
-        await trio.sleep(1.0)
+        await trio.sleep(1.0 / options.speed)
 
 
 async def _raise_the_budget_when_exhausted(
     executor: Executor, exhausted: trio.MemoryReceiveChannel[float], options: DemoOptions
 ) -> None:
     async for _spent in exhausted:
-        await trio.sleep(options.budget_pause_seconds)
+        await trio.sleep(options.budget_pause_seconds / options.speed)
         budget = (executor.budget_usd or 0.0) + options.budget_step_usd
         executor.set_budget(budget, by="operator")
         try:
@@ -173,7 +198,7 @@ async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
         concurrency=options.concurrency,
         budget_usd=options.budget_usd,
         interval=options.interval,
-        retry_backoff=1.0,
+        retry_backoff=1.0 / options.speed,
     )
     async with watch_stop_signals() as stop, open_stack(settings) as stack:
         announce(stack.server, out)
