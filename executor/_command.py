@@ -172,9 +172,10 @@ def _may_hold_usage(raw: bytes) -> bool:
 class _StdoutReader:
     """Turns stdout lines into usage records or output.
 
-    All lines of one batch (one read) are parsed first; their usage records go
-    out after the batch's output lines, grouped by model and provider; a
-    provider's totals first settle the records before them.
+    All lines of one batch (one read) are parsed first; the usage records with
+    the same model and provider and no reported cost go out as ONE ``task_usage``
+    (``records`` = how many, each priced on its own) after the batch's output
+    lines; a provider's totals first settle the records before them.
     """
 
     ctx: TaskContext
@@ -229,15 +230,7 @@ class _StdoutReader:
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
         for (model, provider), parts in pending.items():
-            for tokens in parts:
-                self.ctx.record_usage(
-                    model=model,
-                    provider=provider,
-                    input_tokens=tokens.input,
-                    output_tokens=tokens.output,
-                    cache_read_tokens=tokens.cache_read,
-                    cache_write_tokens=tokens.cache_write,
-                )
+            self.ctx.record_usage_batch(model=model, provider=provider, records=parts)
 
 
 async def _open(spec: CommandSpec) -> trio.Process:

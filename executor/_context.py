@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -9,7 +10,7 @@ import trio
 
 from events import MAX_OUTPUT_LINE, TaskOutput, TaskUsage, truncate
 
-from ._cost import TokenCounts
+from ._cost import TokenCounts, sum_tokens
 from ._exceptions import ExecutorError, InvalidArgumentError
 from ._task import NO_TOKENS, TaskRecord
 
@@ -80,6 +81,23 @@ class TaskContext:
         self._provisional_cost += event.cost_usd or 0.0
         return event
 
+    def record_usage_batch(
+        self, *, model: str, provider: str | None = None, records: Sequence[TokenCounts]
+    ) -> TaskUsage | None:
+        """Several usage records of one model as ONE ``task_usage`` (None if none).
+
+        Each record is priced on its own (price tiers apply per request); the
+        event carries the summed tokens and cost, and ``records=len(records)``.
+        A subprocess's stdout reader uses it for the records of one read.
+        """
+        if not records:
+            return None
+        tokens = sum_tokens(records)
+        event = self._record_tokens(model, provider, tokens, None, parts=records)
+        self._provisional_tokens += tokens
+        self._provisional_cost += event.cost_usd or 0.0
+        return event
+
     def replace_provisional_usage(
         self,
         *,
@@ -105,13 +123,18 @@ class TaskContext:
         return self._record_tokens(model, provider, delta, delta_cost)
 
     def _record_tokens(
-        self, model: str, provider: str | None, tokens: TokenCounts, cost_usd: float | None
+        self,
+        model: str,
+        provider: str | None,
+        tokens: TokenCounts,
+        cost_usd: float | None,
+        parts: Sequence[TokenCounts] = (),
     ) -> TaskUsage:
         if self._ended:
             raise ExecutorError(f"task {self.task_id!r}: usage recorded after the attempt ended")
         if not isinstance(model, str):
             raise InvalidArgumentError(f"model must be a string, got {model!r}")
-        return self._executor._record_usage(self._record, model, provider, tokens, cost_usd)
+        return self._executor._record_usage(self._record, model, provider, tokens, cost_usd, parts)
 
     def output(
         self, line: str, *, stream: OutputStream = "stdout", truncated: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import signal
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -448,10 +449,12 @@ class Executor:
         provider: str | None,
         tokens: TokenCounts,
         reported_usd: float | None,
+        parts: Sequence[TokenCounts] = (),
     ) -> TaskUsage:
+        """``parts``: the records ``tokens`` sums, priced one by one, counted in ``records``."""
         model = model or record.model
         provider = provider if provider is not None else record.provider
-        cost = self._costs.cost(model, provider, tokens, reported_usd)
+        cost = self._costs.cost(model, provider, tokens, reported_usd, parts=parts)
         event = TaskUsage(
             task_id=record.task_id,
             model=model,
@@ -462,6 +465,7 @@ class Executor:
             cache_write_tokens=tokens.cache_write,
             cost_usd=cost.usd,
             cost_source=cost.source,
+            records=max(1, len(parts)),
         )
         record.tokens += tokens
         if cost.usd is None:

@@ -9,8 +9,9 @@ import pytest
 import trio
 import trio.testing
 
-from events import Published, Publisher, TaskUsage
+from events import Published, Publisher, TaskOutput, TaskUsage
 from executor import (
+    CostCalculator,
     LineSplitter,
     TaskContext,
     TokenCounts,
@@ -18,7 +19,7 @@ from executor import (
     UsageRecord,
     open_executor,
 )
-from executor._command import _may_hold_usage
+from executor._command import _may_hold_usage, _StdoutReader
 from executor._lines import LINES_PER_STEP, pump_lines
 from executor._usage import MAX_TRACKED_IDS
 
@@ -479,3 +480,39 @@ def test_lines_that_cannot_hold_usage_skip_json_parsing(raw: bytes, may_hold: bo
 def test_a_usage_key_written_with_escapes_is_still_counted() -> None:
     records, _ = parse_all(['{"\\u0075sage": {"input_tokens": 3}}'])
     assert [r.tokens for r in records] == [TokenCounts(input=3)]
+
+
+async def test_a_reads_usage_records_go_out_as_one_event_after_its_output() -> None:
+    publisher = Publisher()
+    seen: list[Published] = []
+    publisher.add_listener(seen.append)
+
+    async def replay(ctx: TaskContext) -> None:
+        reader = _StdoutReader(ctx)
+        # One read: the init line, two turns (three usage lines, one a repeat), a tool result.
+        reader.on_stdout([(text.encode(), False) for text in CLAUDE_CODE_TRANSCRIPT])
+        # The next read: the result's totals replace the provisional sum.
+        reader.on_stdout([(CLAUDE_CODE_RESULT.encode(), False)])
+
+    async with open_executor(publisher) as executor:
+        await executor.submit(replay, task_id="cc").wait()
+    mine = [p.event for p in seen if p.event.task_id == "cc"]
+    kinds = [type(event).__name__ for event in mine if isinstance(event, TaskUsage | TaskOutput)]
+    # The read's two output lines first, then ONE usage event for its two records.
+    assert kinds == ["TaskOutput", "TaskOutput", "TaskUsage", "TaskUsage"]
+    coalesced, settled = [event for event in mine if isinstance(event, TaskUsage)]
+    turns = [TokenCounts(4, 3, 12040, 5210), TokenCounts(7, 120, 17250, 310)]
+    assert coalesced.records == 2
+    assert coalesced.total_tokens == sum(turn.total for turn in turns)
+    each = [
+        CostCalculator().cost("claude-sonnet-4-5-20250929", None, turn).usd or 0.0 for turn in turns
+    ]
+    assert coalesced.cost_usd == pytest.approx(sum(each))
+    assert (coalesced.cost_source, settled.cost_source, settled.records) == (
+        "computed",
+        "reported",
+        1,
+    )
+    info = executor.task("cc")
+    assert (info.input_tokens, info.output_tokens) == (11, 131)
+    assert info.estimated_cost_usd == pytest.approx(0.0421)
