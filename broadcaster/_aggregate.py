@@ -21,6 +21,7 @@ counts are running sums and never depend on what is remembered.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Final, Literal
@@ -107,8 +108,11 @@ class SessionAggregate:
     ended_forgotten: int = 0
     # Tasks that have not ended: latest state and attempt.
     _tasks: dict[str, tuple[TaskState, int]] = attrs.field(factory=dict)
-    # The newest ended tasks' final states, oldest first.
+    # The newest ended tasks' final states, and their ids oldest first: taking a
+    # dict's first key instead scans the slots its deletions left (10 vs 1 us
+    # per end at 10,000 remembered).
     _ended: dict[str, TaskState] = attrs.field(factory=dict)
+    _ended_order: deque[str] = attrs.field(factory=deque)
     _counts: dict[TaskState, int] = attrs.field(factory=_zero_counts)
     _base_ended: dict[TaskState, int] = attrs.field(factory=_zero_counts)
     _first_start: float | None = None
@@ -287,10 +291,11 @@ class SessionAggregate:
         return None
 
     def _remember_end(self, task_id: str, state: TaskState) -> None:
-        ended = self._ended
-        ended[task_id] = state
-        if len(ended) > self.remember_ended:
-            del ended[next(iter(ended))]
+        self._ended[task_id] = state
+        order = self._ended_order
+        order.append(task_id)
+        if len(order) > self.remember_ended:
+            del self._ended[order.popleft()]
             self.ended_forgotten += 1
 
     def _note_start(self, item: Published) -> None:

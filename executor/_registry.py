@@ -14,6 +14,7 @@ of a set entry: the one thing that grows with every task).
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Collection, Iterator
 from typing import Final
 
@@ -42,8 +43,11 @@ class TaskRegistry:
     #: Finished tasks forgotten to respect ``keep_finished``.
     finished_evicted: int = 0
     live: dict[str, TaskRecord] = attrs.field(factory=dict)
-    # Submission order and info, in the order the tasks finished.
+    # Submission order and info, in the order the tasks finished, and their ids
+    # oldest first (a dict's first key is found by scanning the slots its
+    # deletions left: 5.3 vs 1.7 us per finished task at 5,000 kept).
     _finished: dict[str, tuple[int, TaskInfo]] = attrs.field(factory=dict)
+    _finished_order: deque[str] = attrs.field(factory=deque)
     # Ids of the finished tasks no longer kept.
     _retired: RetiredIds = attrs.field(factory=RetiredIds)
 
@@ -76,11 +80,12 @@ class TaskRegistry:
         if self.keep_finished == 0:
             self._forget(task_id)
             return
-        finished = self._finished
-        finished[task_id] = (record.order, record.info())
-        if len(finished) > self.keep_finished:
-            oldest = next(iter(finished))
-            del finished[oldest]
+        self._finished[task_id] = (record.order, record.info())
+        order = self._finished_order
+        order.append(task_id)
+        if len(order) > self.keep_finished:
+            oldest = order.popleft()
+            del self._finished[oldest]
             self._forget(oldest)
 
     def _forget(self, task_id: str) -> None:
