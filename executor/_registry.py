@@ -1,7 +1,8 @@
 """Which tasks the executor knows: live records, and a bounded tail of finished ones.
 
 A live task (queued, running, retrying) keeps its full :class:`TaskRecord`.
-When it ends, only its :class:`TaskInfo` is kept, and only for the newest
+When it ends, only its final values are kept (a tuple; the :class:`TaskInfo`
+is built from it when asked), and only for the newest
 ``keep_finished`` finished tasks: a long run must not keep every finished
 task's record, function, arguments and result. What is forgotten is counted
 (``finished_evicted``). Every id ever submitted stays reserved, so a forgotten
@@ -23,7 +24,7 @@ import attrs
 from ._exceptions import InvalidArgumentError, UnknownTaskError
 from ._retired import RetiredIds
 from ._states import TaskInfo
-from ._task import TaskRecord
+from ._task import FinishedRow, TaskRecord, info_from_row
 
 #: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (each ~0.4 KiB).
 DEFAULT_KEEP_FINISHED: Final = 5_000
@@ -43,10 +44,10 @@ class TaskRegistry:
     #: Finished tasks forgotten to respect ``keep_finished``.
     finished_evicted: int = 0
     live: dict[str, TaskRecord] = attrs.field(factory=dict)
-    # Submission order and info, in the order the tasks finished, and their ids
+    # Final rows (submission order first), in the order the tasks finished, and their ids
     # oldest first (a dict's first key is found by scanning the slots its
     # deletions left: 5.3 vs 1.7 us per finished task at 5,000 kept).
-    _finished: dict[str, tuple[int, TaskInfo]] = attrs.field(factory=dict)
+    _finished: dict[str, FinishedRow] = attrs.field(factory=dict)
     _finished_order: deque[str] = attrs.field(factory=deque)
     # Ids of the finished tasks no longer kept.
     _retired: RetiredIds = attrs.field(factory=RetiredIds)
@@ -73,14 +74,14 @@ class TaskRegistry:
         self.live[record.task_id] = record
 
     def finish(self, record: TaskRecord) -> None:
-        """Keep ``record``'s final info (bounded), and let go of the record itself."""
+        """Keep ``record``'s final values (bounded), and let go of the record itself."""
         task_id = record.task_id
         del self.live[task_id]
         record.release()
         if self.keep_finished == 0:
             self._forget(task_id)
             return
-        self._finished[task_id] = (record.order, record.info())
+        self._finished[task_id] = record.final_row()
         order = self._finished_order
         order.append(task_id)
         if len(order) > self.keep_finished:
@@ -106,7 +107,7 @@ class TaskRegistry:
             return record.info()
         kept = self._finished.get(task_id)
         if kept is not None:
-            return kept[1]
+            return info_from_row(kept)
         if task_id in self._retired:
             raise UnknownTaskError(
                 f"task {task_id!r} has ended and is no longer kept "
@@ -118,7 +119,7 @@ class TaskRegistry:
         """Every live task and every kept finished one, in submission order."""
         rows = [(record.order, record.info()) for record in self.live.values()]
         if self._finished:
-            rows.extend(self._finished.values())
+            rows.extend((row[0], info_from_row(row)) for row in self._finished.values())
             rows.sort(key=_order)
         return [info for _, info in rows]
 

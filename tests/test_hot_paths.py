@@ -177,3 +177,36 @@ async def test_closing_followed_metrics_stops_their_counting(
         nursery.cancel_scope.cancel()
     publisher.publish(TaskQueued(task_id="c"))
     assert metrics.events_published["task_queued"] == 1
+
+
+async def uses(ctx: TaskContext) -> int:
+    ctx.record_usage(model="m", input_tokens=3, output_tokens=4, cost_usd=0.25)
+    ctx.set_exit_code(0)
+    return 0
+
+
+async def test_finished_tasks_info_is_built_from_their_kept_values() -> None:
+    async with open_executor(Publisher(), keep_finished=5) as executor:
+        executor.submit(uses, task_id="u", name="usage", priority=2)
+        executor.submit(fails, task_id="f")
+        running = executor.submit(parks, trio.Event(), task_id="r")
+        await trio.testing.wait_all_tasks_blocked()
+        live = running.info()
+        running.cancel()
+    used, failed, cancelled = executor.tasks()
+    assert (used.task_id, used.name, used.state, used.attempts, used.priority) == (
+        "u",
+        "usage",
+        "completed",
+        1,
+        2,
+    )
+    assert (used.input_tokens, used.output_tokens, used.estimated_cost_usd) == (3, 4, 0.25)
+    assert (used.exit_code, used.error) == (0, None)
+    assert used.started_at is not None
+    assert used.ended_at is not None
+    assert used.ended_at >= used.started_at
+    assert (failed.state, failed.error) == ("failed", "ValueError: boom")
+    assert cancelled.state == "cancelled"
+    assert cancelled.started_at == live.started_at
+    assert executor.task("u") == used
