@@ -183,10 +183,14 @@ class _NullContext:
         pass
 
 
-def _reader_cpu_seconds(transcript: Transcript) -> float:
-    """The stdout reader alone, fed the transcript in 64 KiB reads as the pump feeds it."""
+def _reader_cpu_seconds(transcript: Transcript, *, typed_decode: bool = True) -> float:
+    """The stdout reader alone, fed the transcript in 64 KiB reads as the pump feeds it.
+
+    ``typed_decode=False``: every line read with ``json.loads`` (before msgspec).
+    """
     data = transcript.path.read_bytes()
-    reader = _StdoutReader(cast(TaskContext, _NullContext()))
+    parser = UsageParser(typed_decode=typed_decode)
+    reader = _StdoutReader(cast(TaskContext, _NullContext()), parser=parser)
     splitter = LineSplitter()
     start = time.process_time()
     for offset in range(0, len(data), READ_CHUNK):
@@ -223,7 +227,9 @@ async def cost_per_record(transcript: Transcript, directory: Path, rounds: int) 
     blocks, one tool-result line published as task_output).
     """
     samples: dict[str, list[float]] = {step: [] for step in STEPS}
+    json_reader: list[float] = []
     for round_index in range(rounds):
+        json_reader.append(_reader_cpu_seconds(transcript, typed_decode=False))
         samples[STEPS[0]].append(_reader_cpu_seconds(transcript))
         for step, stages in _PIPELINE_STAGES.items():
             where = directory / f"cost-{round_index}-{STEPS.index(step)}"
@@ -236,7 +242,12 @@ async def cost_per_record(transcript: Transcript, directory: Path, rounds: int) 
     for step, micros in per_record.items():
         added[step] = micros - previous
         previous = micros
-    return {"cumulative_us": per_record, "added_us": added, "rounds": rounds}
+    return {
+        "cumulative_us": per_record,
+        "added_us": added,
+        "rounds": rounds,
+        "reader_json_loads_us": median(json_reader) / transcript.usage_records * 1e6,
+    }
 
 
 def _genai_usage(tokens: TokenCounts) -> Usage:
@@ -362,6 +373,10 @@ def report(result: dict[str, Any]) -> None:
                 for step, micros in costs["cumulative_us"].items()
             ],
         )
+    )
+    emit(
+        f"(the first step with every line read by json.loads, as before msgspec: "
+        f"{costs['reader_json_loads_us']:.1f} us/record)"
     )
     emit(
         table(

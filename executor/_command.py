@@ -186,7 +186,7 @@ class _StdoutReader:
         for raw, truncated in lines:
             records = None
             if not truncated and _may_hold_usage(raw):
-                records = self.parser.parse(raw.decode("utf-8", "replace"))
+                records = self.parser.parse(raw)
             if records is None:
                 self._output(raw, "stdout", truncated)
                 continue
