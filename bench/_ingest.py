@@ -170,7 +170,7 @@ class _NullContext:
 
     task_id = "claude"
 
-    def output(self, text: str, *, stream: str, truncated: bool) -> None:
+    def output_lines(self, lines: Any, *, stream: str) -> None:
         pass
 
     def record_usage(self, **usage: Any) -> None:

@@ -4,6 +4,7 @@ from ._exceptions import EventDecodeError, EventValidationError, RuncastError
 from ._models import (
     EVENT_TYPES,
     MAX_OUTPUT_LINE,
+    MAX_OUTPUT_TEXT,
     SESSION_TOPIC,
     TASK_END_EVENTS,
     BudgetChanged,
@@ -13,6 +14,7 @@ from ._models import (
     Event,
     ExecutorPaused,
     ExecutorResumed,
+    OutputStream,
     SessionUpdate,
     TaskCancelled,
     TaskCompleted,
@@ -32,6 +34,7 @@ from ._wire import EventCodec, Gap, Published, format_time, make_converter, pars
 __all__ = [
     "EVENT_TYPES",
     "MAX_OUTPUT_LINE",
+    "MAX_OUTPUT_TEXT",
     "SESSION_TOPIC",
     "TASK_END_EVENTS",
     "BudgetChanged",
@@ -47,6 +50,7 @@ __all__ = [
     "ExecutorResumed",
     "Gap",
     "Listener",
+    "OutputStream",
     "Published",
     "Publisher",
     "RuncastError",

@@ -22,10 +22,11 @@ import trio
 
 from events import MAX_OUTPUT_LINE
 
-from ._context import OutputStream, TaskContext
+from ._context import TaskContext
 from ._cost import TokenCounts
 from ._exceptions import ExecutorError, InvalidArgumentError
 from ._lines import DEFAULT_MAX_LINE, Line, LineSplitter, pump_lines
+from ._output import OutputLine
 from ._reaping import (
     group_alive,
     pipe_holders,
@@ -157,6 +158,12 @@ class CommandSpec:
 _OUTPUT_BYTES = 4 * MAX_OUTPUT_LINE
 
 
+def _output_line(raw: bytes, truncated: bool) -> OutputLine:
+    if len(raw) > _OUTPUT_BYTES:
+        raw, truncated = raw[:_OUTPUT_BYTES], True
+    return raw.decode("utf-8", "replace").rstrip("\r"), truncated
+
+
 def _may_hold_usage(raw: bytes) -> bool:
     """False only for lines that cannot hold usage, checked before any JSON parsing.
 
@@ -172,37 +179,35 @@ def _may_hold_usage(raw: bytes) -> bool:
 class _StdoutReader:
     """Turns stdout lines into usage records or output.
 
-    All lines of one batch (one read) are parsed first; the usage records with
-    the same model and provider and no reported cost go out as ONE ``task_usage``
-    (``records`` = how many, each priced on its own) after the batch's output
-    lines; a provider's totals first settle the records before them.
+    All lines of one batch (one read) are parsed first; the output lines go
+    out together (``task_output`` with ``lines`` = how many, as few events as
+    fit ``MAX_OUTPUT_TEXT``), then the usage records with the same model and
+    provider and no reported cost as ONE ``task_usage`` (``records`` = how
+    many, each priced on its own); a provider's totals first settle what came
+    before them.
     """
 
     ctx: TaskContext
     parser: UsageParser = attrs.field(factory=UsageParser)
     _pending: dict[tuple[str, str | None], list[TokenCounts]] = attrs.field(factory=dict)
+    _output: list[OutputLine] = attrs.field(factory=list)
 
     def on_stdout(self, lines: list[Line]) -> None:
+        output = self._output
         for raw, truncated in lines:
             records = None
             if not truncated and _may_hold_usage(raw):
                 records = self.parser.parse(raw)
             if records is None:
-                self._output(raw, "stdout", truncated)
+                output.append(_output_line(raw, truncated))
                 continue
             for record in records:
                 self._add(record)
         self._flush()
 
     def on_stderr(self, lines: list[Line]) -> None:
-        for raw, truncated in lines:
-            self._output(raw, "stderr", truncated)
-
-    def _output(self, raw: bytes, stream: OutputStream, truncated: bool) -> None:
-        if len(raw) > _OUTPUT_BYTES:
-            raw, truncated = raw[:_OUTPUT_BYTES], True
-        text = raw.decode("utf-8", "replace").rstrip("\r")
-        self.ctx.output(text, stream=stream, truncated=truncated)
+        output = [_output_line(raw, truncated) for raw, truncated in lines]
+        self.ctx.output_lines(output, stream="stderr")
 
     def _add(self, record: UsageRecord) -> None:
         if record.replaces_provisional:
@@ -228,6 +233,9 @@ class _StdoutReader:
             self._pending.setdefault(key, []).append(record.tokens)
 
     def _flush(self) -> None:
+        if self._output:
+            output, self._output = self._output, []
+            self.ctx.output_lines(output, stream="stdout")
         pending, self._pending = self._pending, {}
         for (model, provider), parts in pending.items():
             self.ctx.record_usage_batch(model=model, provider=provider, records=parts)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from events import MAX_OUTPUT_LINE, TaskOutput, TaskUsage, truncate
+from events import OutputStream, TaskUsage
 
 from ._cost import TokenCounts, sum_tokens
 from ._exceptions import ExecutorError, InvalidArgumentError
+from ._output import OutputLine, pack_output
 from ._task import NO_TOKENS, TaskRecord
-
-OutputStream = Literal["stdout", "stderr"]
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -139,14 +138,23 @@ class TaskContext:
     def output(
         self, line: str, *, stream: OutputStream = "stdout", truncated: bool = False
     ) -> None:
-        """Publish one line of output, cut to ``MAX_OUTPUT_LINE`` characters."""
-        cut = truncate(line, MAX_OUTPUT_LINE)
-        truncated = truncated or cut != line
-        if truncated:
-            self._executor.output_lines_truncated += 1
-        self._executor._publish(
-            TaskOutput(task_id=self.task_id, stream=stream, line=cut, truncated=truncated)
-        )
+        """Publish ``line`` (its lines, if it has several) as ``task_output``.
+
+        Each line is cut to ``MAX_OUTPUT_LINE`` characters; ``truncated`` says
+        they were cut already.
+        """
+        self.output_lines([(text, truncated) for text in line.split("\n")], stream=stream)
+
+    def output_lines(self, lines: Iterable[OutputLine], *, stream: OutputStream = "stdout") -> None:
+        """Publish ``(text, was_cut)`` lines in as few ``task_output`` events as fit.
+
+        A subprocess's stdout reader gives the output lines of one read at once.
+        """
+        events, cut = pack_output(self.task_id, stream, lines)
+        self._executor.output_lines_truncated += cut
+        publish = self._executor._publish
+        for event in events:
+            publish(event)
 
     async def wait_if_paused(self) -> None:
         """Return at once unless the executor is paused; then wait for resume."""

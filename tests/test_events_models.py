@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from events import (
     EVENT_TYPES,
     MAX_OUTPUT_LINE,
+    MAX_OUTPUT_TEXT,
     Event,
     EventCodec,
     EventDecodeError,
@@ -70,6 +71,8 @@ def _field_strategy(cls: type[Event], field: attrs.Attribute[Any]) -> st.SearchS
 def any_event(draw: st.DrawFn) -> Event:
     cls = draw(st.sampled_from(sorted(EVENT_TYPES.values(), key=lambda c: c.event_name)))
     values = {f.name: draw(_field_strategy(cls, f)) for f in attrs.fields(cls)}
+    if cls is TaskOutput:
+        values["lines"] = values["line"].count("\n") + 1
     if cls is SessionUpdate:
         values["total_tokens"] = sum(
             values[k]
@@ -150,7 +153,9 @@ def test_wire_shape_follows_orc() -> None:
         (lambda: TaskUsage(task_id="a", cost_source="guessed"), "cost_source"),  # type: ignore[arg-type]
         (lambda: TaskUsage(task_id="*"), "task_id"),
         (lambda: TaskUsage(task_id=""), "task_id"),
-        (lambda: TaskOutput(task_id="a", line="x" * (MAX_OUTPUT_LINE + 1)), "line"),
+        (lambda: TaskOutput(task_id="a", line="x" * (MAX_OUTPUT_TEXT + 1)), "line"),
+        (lambda: TaskOutput(task_id="a", line="one\ntwo"), "lines"),
+        (lambda: TaskOutput(task_id="a", line="one", lines=0), "lines"),
         (lambda: SessionUpdate(task_id="t1"), "task_id"),
         (lambda: SessionUpdate(input_tokens=5, total_tokens=4), "total_tokens"),
         (lambda: SessionUpdate(started_at=datetime(2026, 1, 1)), "started_at"),

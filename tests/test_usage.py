@@ -498,8 +498,11 @@ async def test_a_reads_usage_records_go_out_as_one_event_after_its_output() -> N
         await executor.submit(replay, task_id="cc").wait()
     mine = [p.event for p in seen if p.event.task_id == "cc"]
     kinds = [type(event).__name__ for event in mine if isinstance(event, TaskUsage | TaskOutput)]
-    # The read's two output lines first, then ONE usage event for its two records.
-    assert kinds == ["TaskOutput", "TaskOutput", "TaskUsage", "TaskUsage"]
+    # The read's two output lines first (one event), then ONE usage event for its two records.
+    assert kinds == ["TaskOutput", "TaskUsage", "TaskUsage"]
+    output = next(event for event in mine if isinstance(event, TaskOutput))
+    assert output.line.split("\n") == [CLAUDE_CODE_TRANSCRIPT[0], CLAUDE_CODE_TRANSCRIPT[3]]
+    assert output.lines == 2
     coalesced, settled = [event for event in mine if isinstance(event, TaskUsage)]
     turns = [TokenCounts(4, 3, 12040, 5210), TokenCounts(7, 120, 17250, 310)]
     assert coalesced.records == 2

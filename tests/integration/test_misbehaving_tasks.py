@@ -199,9 +199,9 @@ class FloodCount:
         event = item.event
         if isinstance(event, TaskOutput) and event.task_id == "flood":
             if event.stream == "stdout":
-                self.stdout_lines += 1
+                self.stdout_lines += event.lines
             else:
-                self.stderr.append(event.line)
+                self.stderr.extend(event.line.split("\n"))
 
 
 @pytest.mark.parametrize("line_bytes", [100, 256 * 1024])
