@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
-from attrs import validators as v
 
 from ._exceptions import EventValidationError
 
@@ -43,6 +42,17 @@ def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) 
     _non_negative_int(inst, attribute, value)
     if value == 0:
         raise EventValidationError(f"{attribute.name} must be >= 1, got 0")
+
+
+def _int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # A plain function: attrs' instance_of validator is a class whose call costs more.
+    if not isinstance(value, int):
+        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
+
+
+def _bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise EventValidationError(f"{attribute.name} must be a bool, got {value!r}")
 
 
 def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -163,8 +173,8 @@ class TaskQueued(Event):
     event_name: ClassVar[str] = "task_queued"
     task_id: str = _task_id_field()
     name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
-    priority: int = attrs.field(default=0, validator=v.instance_of(int))
+    attempt: int = attrs.field(default=1, validator=_positive_int)
+    priority: int = attrs.field(default=0, validator=_int)
 
 
 @attrs.frozen(kw_only=True)
@@ -172,7 +182,7 @@ class TaskStarted(Event):
     event_name: ClassVar[str] = "task_started"
     task_id: str = _task_id_field()
     name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=_positive_int)
 
 
 @attrs.frozen(kw_only=True)
@@ -217,7 +227,7 @@ class TaskOutput(Event):
         default="stdout", validator=_one_of(frozenset(("stdout", "stderr")))
     )
     line: str = attrs.field(validator=_bounded_text(MAX_OUTPUT_TEXT))
-    truncated: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    truncated: bool = attrs.field(default=False, validator=_bool)
     lines: int = attrs.field(default=1, validator=[_positive_int, _line_count])
 
 
@@ -225,20 +235,20 @@ class TaskOutput(Event):
 class TaskCompleted(Event):
     event_name: ClassVar[str] = "task_completed"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=_positive_int)
     duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
-    exit_code: int | None = attrs.field(default=None, validator=_optional(v.instance_of(int)))
+    exit_code: int | None = attrs.field(default=None, validator=_optional(_int))
 
 
 @attrs.frozen(kw_only=True)
 class TaskFailed(Event):
     event_name: ClassVar[str] = "task_failed"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=_positive_int)
     error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
     duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
-    exit_code: int | None = attrs.field(default=None, validator=_optional(v.instance_of(int)))
-    timed_out: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    exit_code: int | None = attrs.field(default=None, validator=_optional(_int))
+    timed_out: bool = attrs.field(default=False, validator=_bool)
 
 
 @attrs.frozen(kw_only=True)
@@ -246,14 +256,14 @@ class TaskCancelled(Event):
     event_name: ClassVar[str] = "task_cancelled"
     task_id: str = _task_id_field()
     reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    was_running: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    was_running: bool = attrs.field(default=False, validator=_bool)
 
 
 @attrs.frozen(kw_only=True)
 class TaskRetrying(Event):
     event_name: ClassVar[str] = "task_retrying"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=[_non_negative_int, v.ge(1)])
+    attempt: int = attrs.field(default=1, validator=_positive_int)
     delay_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
     error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
 
@@ -312,7 +322,7 @@ class SessionUpdate(Event):
     output_tokens: int = _count_field()
     estimated_cost_usd: float = attrs.field(default=0.0, validator=_non_negative_float)
     tasks_running: int = _count_field()
-    is_paused: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    is_paused: bool = attrs.field(default=False, validator=_bool)
     session_id: str = attrs.field(default="", validator=_bounded_text(256))
     started_at: datetime | None = attrs.field(default=None, validator=_aware)
     cache_read_tokens: int = _count_field()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
+import operator
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -171,8 +172,33 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
-# The frame around an event's data, in to_dict's key order.
-_FRAME = '{"type":"event","event":"%s","task_id":%s,"seq":%d,"time":"%s","data":%s}'
+# The frame around an event's data, in to_dict's key order; the time is its
+# second's text (cached) followed by the microseconds.
+_FRAME = '{"type":"event","event":"%s","task_id":%s,"seq":%d,"time":"%s%06dZ","data":%s}'
+
+
+@attrs.frozen
+class _DataPlan:
+    """How one event class's data is written: its keys in field order, values read at once."""
+
+    template: str
+    read: Callable[[Event], tuple[Any, ...]]
+
+
+def _plan(cls: type[Event]) -> _DataPlan:
+    names = [field.name for field in attrs.fields(cls) if field.name != "task_id"]
+    template = "{" + ",".join(f"{json.dumps(name)}:%s" for name in names) + "}"
+    if len(names) == 1:
+        only = names[0]
+
+        def read_one(event: Event) -> tuple[Any, ...]:
+            return (getattr(event, only),)
+
+        return _DataPlan(template, read_one)
+    return _DataPlan(template, operator.attrgetter(*names))
+
+
+_encode_str = json.encoder.encode_basestring_ascii
 
 
 @attrs.define
@@ -181,6 +207,13 @@ class EventCodec:
 
     converter: cattrs.Converter = attrs.field(factory=make_converter)
     _encode_json: Callable[[Any], str] = attrs.field(factory=_make_encoder, init=False, repr=False)
+    _plans: dict[type[Event], _DataPlan] = attrs.field(init=False, repr=False)
+    # The last second formatted: (year, month, day, hour, minute, second), its text.
+    # Swapped as one tuple, so a reader in another thread sees a matching pair.
+    _second: tuple[tuple[int, ...], str] = attrs.field(init=False, default=((), ""), repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._plans = {cls: _plan(cls) for cls in EVENT_TYPES.values()}
 
     def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
         data = self.converter.unstructure(event)
@@ -195,11 +228,56 @@ class EventCodec:
         }
 
     def encode(self, seq: int, time: datetime, event: Event) -> str:
-        """``to_dict`` as compact JSON; only ``data`` goes through the JSON encoder."""
+        """``to_dict`` as compact JSON, byte for byte what ``json.dumps`` gives.
+
+        Every event is encoded, so the common values (str, int, float, bool,
+        None, datetime) are written per field from a template made once per
+        event class; anything else takes the converter and the JSON encoder.
+        """
+        if time.tzinfo is not UTC:
+            time = time.astimezone(UTC)  # a naive one is taken as local time
+        second = (time.year, time.month, time.day, time.hour, time.minute, time.second)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, "%04d-%02d-%02dT%02d:%02d:%02d." % second)  # noqa: UP031
+            self._second = cached
+        return _FRAME % (
+            event.event_name,
+            _encode_str(event.task_id),
+            seq,
+            cached[1],
+            time.microsecond,
+            self._encode_data(event),
+        )
+
+    def _encode_data(self, event: Event) -> str:
+        plan = self._plans.get(type(event))
+        if plan is None:
+            return self._encode_generic(event)
+        texts: list[str] = []
+        append = texts.append
+        for value in plan.read(event):
+            kind = type(value)
+            if kind is str:
+                append(_encode_str(value))
+            elif kind is int:
+                append(int.__repr__(value))
+            elif value is None:
+                append("null")
+            elif kind is float and math.isfinite(value):
+                append(float.__repr__(value))
+            elif kind is bool:
+                append("true" if value else "false")
+            elif kind is datetime:
+                append(f'"{format_time(value)}"')
+            else:
+                return self._encode_generic(event)
+        return plan.template % tuple(texts)
+
+    def _encode_generic(self, event: Event) -> str:
         data = self.converter.unstructure(event)
         del data["task_id"]
-        task_id = json.encoder.encode_basestring_ascii(event.task_id)
-        return _FRAME % (event.event_name, task_id, seq, format_time(time), self._encode_json(data))
+        return self._encode_json(data)
 
     def publish(self, seq: int, time: datetime, event: Event) -> Published:
         return Published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))
