@@ -7,6 +7,7 @@ stream always agree with each other.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import signal
 from collections.abc import Sequence
@@ -191,6 +192,7 @@ class Executor:
             model=model,
             provider=provider,
             attempts=attempts_used,
+            context=contextvars.copy_context(),
         )
         self._submitted += 1
         self._registry.add(record)
@@ -277,6 +279,13 @@ class Executor:
         if record.started_at is None:
             # The event's own time stamp: one clock reading per transition.
             record.started_at = self._stamp(published)
+        if record.context is None:
+            self._spawn_attempt(record)
+        else:
+            # start_soon copies the current context: make that the submitter's.
+            record.context.run(self._spawn_attempt, record)
+
+    def _spawn_attempt(self, record: TaskRecord) -> None:
         self._nursery.start_soon(self._run_attempt, record, name=f"runcast task {record.task_id}")
 
     async def _run_attempt(self, record: TaskRecord) -> None:

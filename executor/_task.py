@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -112,12 +113,16 @@ class TaskRecord:
     done: trio.Event | None = None
     # Made by the first process group (subprocess tasks only).
     process_groups: set[int] | None = None
+    # The submitter's context variables, as at submit (asyncio.create_task's rule):
+    # attempts are spawned in it, not in whichever task's end happened to start them.
+    context: contextvars.Context | None = None
 
     def release(self) -> None:
         """Let go of what only running needed; ``result`` stays for the handle's holder."""
         self.fn = None
         self.args = ()
         self.scope = None
+        self.context = None
 
     def move_to(self, target: TaskState) -> None:
         check_transition(self.task_id, self.state, target)
