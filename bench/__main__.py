@@ -84,11 +84,12 @@ async def _fanout_run(options: Options) -> dict[str, Any]:
 async def _memory_run(options: Options) -> dict[str, Any]:
     config = {
         "full": _memory.MemoryConfig(),
-        "quick": _memory.MemoryConfig(seconds=30.0, warm_events=2_000),
+        "quick": _memory.MemoryConfig(seconds=30.0, warm_events=2_000, warm_task_ends=1_000),
         "smoke": _memory.MemoryConfig(
             seconds=2.0,
             concurrency=4,
             warm_events=20,
+            warm_task_ends=0,
             retain_tasks=200,
             retain_warmup=100,
             retain_fill=100,

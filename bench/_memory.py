@@ -4,15 +4,16 @@ The real ``runcast demo`` process runs with 5 WebSocket clients subscribed to
 ``"*"`` (one load-generator process, reading every frame), and its RSS is
 sampled from ``/proc`` every second.  The run is shortened by compressing
 time rather than by doing less: ``--concurrency 64`` (16x the default 4
-agents), ``--interval 1`` (10x the periodic updates) and a budget the demo
-never exhausts (no pauses), so it produces events about 20x faster than the
-default demo.
+agents), ``--speed 4`` (every simulated wait a quarter as long),
+``--interval 1`` (10x the periodic updates) and a budget the demo never
+exhausts (no pauses): about 65x the default demo's tasks per minute.
 
-Warm-up lasts until every dashboard has seen 10,000 events: by then the
-publisher's replay history, bounded at 10,000 events, is full, and memory
-that keeps growing is growth without a bound.  Then ``seconds`` are measured:
-the RSS at the end against the RSS after warm-up, and the least-squares
-slope, extrapolated to 10 minutes.
+Warm-up lasts until every bounded structure is full: every dashboard has seen
+10,000 events (the publisher's replay history) and 10,000 task ends (the
+executor's 5,000 kept finished tasks, the session aggregate's 10,000
+remembered ended ids).  Memory that still grows after that grows without a
+bound.  Then ``seconds`` are measured: the RSS at the end against the RSS
+after warm-up, and the least-squares slope, extrapolated to 10 minutes.
 
 A second, in-process measurement says what a finished task leaves behind:
 the full pipeline runs ``retain_tasks`` no-op tasks after a warm-up that fills
@@ -40,13 +41,16 @@ from typing import Any
 import attrs
 import trio
 
+from broadcaster._aggregate import DEFAULT_REMEMBER_ENDED
 from events import Published
 from events._publisher import DEFAULT_HISTORY
-from executor import Executor, TaskContext, open_executor
+from executor import DEFAULT_KEEP_FINISHED, Executor, TaskContext, open_executor
 
 from ._children import Child, open_child
 from ._pipeline import Pipeline, open_pipeline
-from ._report import emit, rss_bytes, table, write_result
+from ._report import emit, process_cpu_seconds, rss_bytes, table, write_result
+
+END_EVENTS = ("task_completed", "task_failed", "task_cancelled")
 
 
 @attrs.frozen
@@ -55,13 +59,18 @@ class MemoryConfig:
     seconds: float = 60.0
     dashboards: int = 5
     concurrency: int = 64
+    #: The demo's time compression (``runcast demo --speed``).
+    speed: float = 4.0
     interval: float = 1.0
     #: Large enough that the demo never pauses on it: more events per second.
     budget_usd: float = 1_000.0
     #: Events every dashboard must have seen before measuring: the publisher's
     #: replay history (bounded, 10,000 events) is full by then.
     warm_events: int = DEFAULT_HISTORY
-    warm_limit_seconds: float = 300.0
+    #: Task ends every dashboard must have seen before measuring: the executor's
+    #: kept finished tasks and the aggregate's remembered ended ids are full by then.
+    warm_task_ends: int = max(DEFAULT_KEEP_FINISHED, DEFAULT_REMEMBER_ENDED)
+    warm_limit_seconds: float = 900.0
     sample_every: float = 1.0
     #: Tasks whose leftovers tracemalloc measures, after ``retain_warmup`` tasks.
     retain_tasks: int = 5_000
@@ -174,12 +183,21 @@ class Sample:
     seconds: float
     rss: int
     events: int  # events each dashboard has received so far
+    task_ends: int  # of which task ends
+    cpu_seconds: float  # the demo's CPU time so far
+
+    def warm(self, config: MemoryConfig) -> bool:
+        return self.events >= config.warm_events and self.task_ends >= config.warm_task_ends
 
 
 async def _sample(dashboards: Child, config: MemoryConfig, pid: int, start: float) -> Sample:
     received = await dashboards.ask({"expect": 0})
-    events = sum(received["events"].values()) // config.dashboards
-    return Sample(trio.current_time() - start, rss_bytes(pid), events)
+    counts: dict[str, int] = received["events"]
+    events = sum(counts.values()) // config.dashboards
+    ends = sum(counts.get(name, 0) for name in END_EVENTS) // config.dashboards
+    return Sample(
+        trio.current_time() - start, rss_bytes(pid), events, ends, process_cpu_seconds(pid)
+    )
 
 
 async def _watch(dashboards: Child, config: MemoryConfig, pid: int) -> tuple[list[Sample], int]:
@@ -191,7 +209,7 @@ async def _watch(dashboards: Child, config: MemoryConfig, pid: int) -> tuple[lis
         sample = await _sample(dashboards, config, pid, start)
         samples.append(sample)
         if warm_index is None and (
-            sample.events >= config.warm_events or sample.seconds >= config.warm_limit_seconds
+            sample.warm(config) or sample.seconds >= config.warm_limit_seconds
         ):
             warm_index = len(samples) - 1
         if (
@@ -209,6 +227,7 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
         "demo",
         *("--port", str(port), "--seed", "1", "--budget-usd", str(config.budget_usd)),
         *("--concurrency", str(config.concurrency), "--interval", str(config.interval)),
+        *("--speed", str(config.speed)),
     ]
     with tempfile.TemporaryDirectory(prefix="runcast-bench-") as tmp:
         process = await trio.lowlevel.open_process(
@@ -258,7 +277,11 @@ def _summarize(
         "session_updates_received_by_dashboards": updates,
         "warmup_seconds": warm.seconds,
         "history_full_at_warmup": warm.events >= config.warm_events,
+        "bounds_full_at_warmup": warm.warm(config),
+        "task_ends_at_warmup": warm.task_ends,
         "events_per_second_after_warmup": (end.events - warm.events) / measured,
+        "task_ends_per_minute_after_warmup": 60 * (end.task_ends - warm.task_ends) / measured,
+        "demo_cpu_share_after_warmup": (end.cpu_seconds - warm.cpu_seconds) / measured,
         "rss_start_bytes": samples[0].rss,
         "rss_after_warmup_bytes": warm.rss,
         "rss_end_bytes": end.rss,
@@ -287,12 +310,15 @@ def report(result: dict[str, Any]) -> None:
     ]
     emit(
         table(
-            f"Memory: runcast demo at concurrency {config['concurrency']}, --interval "
-            f"{config['interval']:g}, {config['dashboards']} dashboards: "
-            f"{result['warmup_seconds']:.0f} s warm-up (history full: "
-            f"{'yes' if result['history_full_at_warmup'] else 'NO'}), then "
+            f"Memory: runcast demo at concurrency {config['concurrency']}, --speed "
+            f"{config['speed']:g}, --interval {config['interval']:g}, "
+            f"{config['dashboards']} dashboards: {result['warmup_seconds']:.0f} s warm-up "
+            f"({result['task_ends_at_warmup']:,} task ends; every bound full: "
+            f"{'yes' if result['bounds_full_at_warmup'] else 'NO'}), then "
             f"{config['seconds']:.0f} s measured at "
-            f"{result['events_per_second_after_warmup']:.0f} events/s (target: flat within 5 %)",
+            f"{result['events_per_second_after_warmup']:.0f} events/s, "
+            f"{result['task_ends_per_minute_after_warmup']:,.0f} task ends/min, demo CPU "
+            f"{100 * result['demo_cpu_share_after_warmup']:.0f} % (target: flat within 5 %)",
             (
                 "RSS start MiB",
                 "after warm-up MiB",
@@ -314,7 +340,7 @@ def _report_events(result: dict[str, Any]) -> None:
     emit(
         f"Each dashboard received {total:,} events in {seconds:.0f} s ({total / seconds:.0f}/s), "
         f"{events.get('task_started', 0):,} task starts, "
-        f"{events.get('task_completed', 0) + events.get('task_failed', 0):,} task ends"
+        f"{sum(events.get(name, 0) for name in END_EVENTS):,} task ends"
     )
 
 
