@@ -279,11 +279,10 @@ class Executor:
         if record.started_at is None:
             # The event's own time stamp: one clock reading per transition.
             record.started_at = self._stamp(published)
-        if record.context is None:
-            self._spawn_attempt(record)
-        else:
-            # start_soon copies the current context: make that the submitter's.
-            record.context.run(self._spawn_attempt, record)
+        # Set at submit and let go only when the task ends, so a starting task has one.
+        assert record.context is not None
+        # start_soon copies the current context: make that the submitter's.
+        record.context.run(self._spawn_attempt, record)
 
     def _spawn_attempt(self, record: TaskRecord) -> None:
         self._nursery.start_soon(self._run_attempt, record, name=f"runcast task {record.task_id}")
