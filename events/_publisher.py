@@ -1,8 +1,9 @@
 """In-process pub/sub of events.
 
 ``publish`` is synchronous and never blocks: each subscription has a bounded
-buffer, and what does not fit is conflated (``session_update``: only the newest
-is kept) or announced to the subscriber as a :class:`Gap` and counted.
+buffer, and what does not fit is conflated (``session_update``: at most two are
+queued, the newest last) or announced to the subscriber as a :class:`Gap` and
+counted.
 Listeners (the broadcaster, metrics, the store) are called inline and see every
 event, so aggregates are never built from a lossy stream.
 
@@ -57,7 +58,10 @@ class Subscription:
     _publisher: Publisher | None
     _queue: deque[Published | Gap | _PendingGap] = attrs.field(factory=deque)
     _events_held: int = 0
-    _queued_update: Published | None = None
+    #: The oldest queued session_update: it keeps its place (see ``_queue_update``).
+    _anchor_update: Published | None = None
+    #: A newer one behind it, replaced by each newer still.
+    _tail_update: Published | None = None
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
     _direct: DirectDelivery | None = None
     closed: bool = False
@@ -90,11 +94,7 @@ class Subscription:
                 return
             self._direct = None
         if isinstance(item.event, SessionUpdate):
-            if self._queued_update is not None:
-                self._unqueue_update(self._queued_update)
-                self.conflated += 1
-            self._queued_update = item
-            self._queue.append(item)
+            self._queue_update(item)
         elif self._events_held >= self.capacity:
             self._record_drop(item.seq)
             return
@@ -102,6 +102,27 @@ class Subscription:
             self._events_held += 1
             self._queue.append(item)
         self._lot.unpark_all()
+
+    def _queue_update(self, update: Published) -> None:
+        # Moving the one queued update to the tail on each newer one would starve
+        # a reader that stays behind (producer faster than it, for good): its
+        # update would always be a backlog away and replaced before reached. So
+        # the oldest keeps its place and is delivered when the reader gets there;
+        # only a second one, behind it, is replaced. seq order is kept either way.
+        anchor = self._anchor_update
+        if anchor is not None and self._queue[-1] is anchor:
+            # Nothing behind it to wait for: the newer one takes its place.
+            self._queue.pop()
+            self.conflated += 1
+            anchor = self._anchor_update = None
+        if anchor is None:
+            self._anchor_update = update
+        else:
+            if self._tail_update is not None:
+                self._unqueue_update(self._tail_update)
+                self.conflated += 1
+            self._tail_update = update
+        self._queue.append(update)
 
     def _unqueue_update(self, update: Published) -> None:
         index = self._queue.index(update)
@@ -150,8 +171,8 @@ class Subscription:
         item = self._queue.popleft()
         if isinstance(item, _PendingGap):
             return Gap(self.topic, item.first_seq, item.last_seq, item.missed, "overflow")
-        if item is self._queued_update:
-            self._queued_update = None
+        if item is self._anchor_update:
+            self._anchor_update, self._tail_update = self._tail_update, None
         elif isinstance(item, Published):
             self._events_held -= 1
         return item

@@ -146,6 +146,98 @@ def test_session_update_is_conflated_for_a_stalled_subscriber() -> None:
     assert stalled.dropped == 0
 
 
+def _is_update(item: Published | Gap) -> bool:
+    return isinstance(item, Published) and isinstance(item.event, SessionUpdate)
+
+
+def _updates_seen_while_behind(
+    publisher: Publisher,
+    sub: Subscription,
+    *,
+    rounds: int,
+    lines_per_round: int,
+    reads_per_round: int,
+) -> tuple[list[int], list[Published | Gap]]:
+    """Each round publishes lines and one update, then the reader takes a few items.
+
+    Returns the index (in what was read) of each session_update, and what was read.
+    """
+    read: list[Published | Gap] = []
+    n = 0
+    for running in range(rounds):
+        for _ in range(lines_per_round):
+            publisher.publish(_line("a", n))
+            n += 1
+        publisher.publish(_update(running))
+        for _ in range(reads_per_round):
+            read.append(sub.receive_nowait())
+    positions = [i for i, item in enumerate(read) if _is_update(item)]
+    return positions, read
+
+
+def test_a_reader_with_a_standing_backlog_still_gets_updates() -> None:
+    # Producer and reader at the same rate with a backlog between them: no drops,
+    # so no gap, yet a policy that moves the one queued update to the tail on each
+    # newer one would keep it a backlog away for ever.
+    publisher = Publisher(buffer_size=1024)
+    sub = publisher.subscribe("*")
+    backlog = 50
+    for n in range(backlog):
+        publisher.publish(_line("b", n))
+    positions, read = _updates_seen_while_behind(
+        publisher, sub, rounds=400, lines_per_round=1, reads_per_round=2
+    )
+    assert positions, "a reader with a backlog never saw a session_update"
+    spacing = [b - a for a, b in zip([0, *positions], positions, strict=False)]
+    assert max(spacing) <= backlog + 3, spacing
+    assert sub.dropped == 0
+    assert _seqs(read) == sorted(_seqs(read))
+
+
+def test_an_overloaded_reader_still_gets_updates_in_bounded_reads() -> None:
+    # Three lines and an update per round, two items read: the buffer fills and
+    # overflows for good. The reader must still get an update every buffer's worth
+    # of reads, not only gaps and lines.
+    capacity = 16
+    publisher = Publisher(buffer_size=capacity)
+    sub = publisher.subscribe("*")
+    positions, read = _updates_seen_while_behind(
+        publisher, sub, rounds=300, lines_per_round=3, reads_per_round=2
+    )
+    assert sub.dropped > 0
+    # A queue may hold its capacity in lines with a gap between each two (the
+    # reader frees a slot, a line takes it, the next is dropped), and two updates.
+    most_queued = 2 * capacity + 2
+    spacing = [b - a for a, b in zip([0, *positions], positions, strict=False)]
+    assert max(spacing) <= most_queued + 2, spacing
+    assert positions[-1] > len(read) - (most_queued + 2)
+    # Never a seq ahead of one still to come: since = the highest seq seen is safe.
+    highest = 0
+    for item in read:
+        first = item.seq if isinstance(item, Published) else item.first_seq
+        assert first > highest
+        highest = item.seq if isinstance(item, Published) else item.last_seq
+    # What is still queued ends with the newest update.
+    rest = _drain(sub)
+    last = rest[-1]
+    assert isinstance(last, Published)
+    assert isinstance(last.event, SessionUpdate)
+    assert last.event.tasks_running == 299
+
+
+def test_at_most_two_updates_wait_in_a_stuck_queue() -> None:
+    publisher = Publisher(buffer_size=4)
+    stuck = publisher.subscribe("*")
+    for running in range(100):
+        publisher.publish(_line("a", running))
+        publisher.publish(_update(running))
+    items = _drain(stuck)
+    updates = [i.event for i in items if isinstance(i, Published) and _is_update(i)]
+    assert [u.tasks_running for u in updates if isinstance(u, SessionUpdate)] == [0, 99]
+    assert len(items) <= 4 + 3
+    assert stuck.conflated == 98
+
+
 def test_newest_update_still_arrives_when_event_buffer_is_full() -> None:
     publisher = Publisher(buffer_size=2)
     stalled = publisher.subscribe("*")

@@ -46,10 +46,10 @@ INPUT_TOKENS = 1_000
 #: Events a subscription may hold: more than a reader falls behind on this shared
 #: machine (at most ~130 seen), a third of what a run sends.
 BUFFER = 256
-#: A stuck subscription holds at most its events, the newest session_update and the gap
-#: notices on either side of it (the one after it merges into the one before when the
-#: next update replaces it).
-HELD_BEYOND_CAPACITY = 3
+#: A stuck subscription holds at most its events, two session_updates (the oldest keeps
+#: its place, the newest is last) and a gap notice before each (the one after the newest
+#: merges into the one before it when the next update replaces it).
+HELD_BEYOND_CAPACITY = 4
 #: The kernel's smallest receive buffer, so a client that does not read stalls the
 #: server's writer after a few KiB instead of after megabytes.
 SLOW_RCVBUF = 4096
