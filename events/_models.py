@@ -6,15 +6,32 @@ Every event carries the id of the task it is about; session-level events use
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
 
 from ._exceptions import EventValidationError
+from ._rules import (
+    AWARE_TIME,
+    BOOL,
+    COUNT,
+    INT,
+    LINE_COUNT,
+    MONEY,
+    POSITIVE,
+    SESSION,
+    TASK_ID,
+    bounded_text,
+    checked,
+    install_checks,
+    one_of,
+    optional,
+)
+from ._rules import (
+    SESSION_TOPIC as SESSION_TOPIC,
+)
 
-SESSION_TOPIC = "*"
 MAX_OUTPUT_LINE = 4096
 # Characters of output in one task_output (its lines and the newlines between
 # them): no more than one line could hold before lines were packed, so what is
@@ -29,84 +46,7 @@ COST_SOURCES: frozenset[str] = frozenset(("reported", "computed", "user_table", 
 Actor = Literal["operator", "budget", "startup", "system"]
 ACTORS: frozenset[str] = frozenset(("operator", "budget", "startup", "system"))
 OutputStream = Literal["stdout", "stderr"]
-
-
-def _non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
-    if value < 0:
-        raise EventValidationError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _non_negative_int(inst, attribute, value)
-    if value == 0:
-        raise EventValidationError(f"{attribute.name} must be >= 1, got 0")
-
-
-def _int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # A plain function: attrs' instance_of validator is a class whose call costs more.
-    if not isinstance(value, int):
-        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
-
-
-def _bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise EventValidationError(f"{attribute.name} must be a bool, got {value!r}")
-
-
-def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EventValidationError(f"{attribute.name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise EventValidationError(f"{attribute.name} must be finite and >= 0, got {value}")
-
-
-def _optional(
-    check: Any,
-) -> Any:
-    def validate(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None:
-            check(inst, attribute, value)
-
-    return validate
-
-
-def _one_of(choices: frozenset[str]) -> Any:
-    def validate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in choices:
-            raise EventValidationError(
-                f"{attribute.name} must be one of {sorted(choices)}, got {value!r}"
-            )
-
-    return validate
-
-
-def _task_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise EventValidationError(f"{attribute.name} must be a non-empty string of <= 256 chars")
-    if value == SESSION_TOPIC:
-        raise EventValidationError(f"{attribute.name} '*' is reserved for session events")
-
-
-def _session_topic(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value != SESSION_TOPIC:
-        raise EventValidationError(f"{attribute.name} of a session event must be '*'")
-
-
-def _bounded_text(limit: int) -> Any:
-    def validate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str):
-            raise EventValidationError(f"{attribute.name} must be a string, got {value!r}")
-        if len(value) > limit:
-            raise EventValidationError(f"{attribute.name} is longer than {limit} characters")
-
-    return validate
-
-
-def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise EventValidationError(f"{attribute.name} must be a timezone-aware datetime")
+OUTPUT_STREAMS: frozenset[str] = frozenset(("stdout", "stderr"))
 
 
 class TokenKinds(Protocol):
@@ -132,14 +72,6 @@ def total_tokens(counts: TokenKinds) -> int:
     )
 
 
-def _line_count(inst: Any, _attribute: object, value: int) -> None:
-    if inst.line.count("\n") + 1 != value:
-        raise EventValidationError(
-            f"lines must be the number of lines in line ({inst.line.count(chr(10)) + 1}), "
-            f"got {value}"
-        )
-
-
 def truncate(text: str, limit: int = MAX_TEXT) -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut."""
     if len(text) <= limit:
@@ -149,15 +81,15 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def _count_field() -> Any:
-    return attrs.field(validator=_non_negative_int, default=0)
+    return attrs.field(default=0, metadata=checked(COUNT))
 
 
 def _task_id_field() -> Any:
-    return attrs.field(validator=_task_id)
+    return attrs.field(metadata=checked(TASK_ID))
 
 
 def _session_field() -> Any:
-    return attrs.field(default=SESSION_TOPIC, validator=_session_topic)
+    return attrs.field(default=SESSION_TOPIC, metadata=checked(SESSION))
 
 
 @attrs.frozen(kw_only=True)
@@ -167,24 +99,30 @@ class Event:
     event_name: ClassVar[str] = ""
     task_id: str
 
+    def __attrs_post_init__(self) -> None:
+        """Replaced in each event class by the check of its fields (``install_checks``)."""
 
+
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskQueued(Event):
     event_name: ClassVar[str] = "task_queued"
     task_id: str = _task_id_field()
-    name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    attempt: int = attrs.field(default=1, validator=_positive_int)
-    priority: int = attrs.field(default=0, validator=_int)
+    name: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
+    attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    priority: int = attrs.field(default=0, metadata=checked(INT))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskStarted(Event):
     event_name: ClassVar[str] = "task_started"
     task_id: str = _task_id_field()
-    name: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    attempt: int = attrs.field(default=1, validator=_positive_int)
+    name: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
+    attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskUsage(Event):
     """Tokens (and maybe cost) a task recorded; counts are increments.
@@ -196,21 +134,24 @@ class TaskUsage(Event):
 
     event_name: ClassVar[str] = "task_usage"
     task_id: str = _task_id_field()
-    model: str = attrs.field(default="", validator=_bounded_text(256))
-    provider: str | None = attrs.field(default=None, validator=_optional(_bounded_text(256)))
+    model: str = attrs.field(default="", metadata=checked(bounded_text(256)))
+    provider: str | None = attrs.field(default=None, metadata=checked(optional(bounded_text(256))))
     input_tokens: int = _count_field()
     output_tokens: int = _count_field()
     cache_read_tokens: int = _count_field()
     cache_write_tokens: int = _count_field()
-    cost_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
-    cost_source: CostSource = attrs.field(default="unpriced", validator=_one_of(COST_SOURCES))
-    records: int = attrs.field(default=1, validator=_positive_int)
+    cost_usd: float | None = attrs.field(default=None, metadata=checked(optional(MONEY)))
+    cost_source: CostSource = attrs.field(
+        default="unpriced", metadata=checked(one_of(COST_SOURCES, "COST_SOURCES"))
+    )
+    records: int = attrs.field(default=1, metadata=checked(POSITIVE))
 
     @property
     def total_tokens(self) -> int:
         return total_tokens(self)
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskOutput(Event):
     """Consecutive lines of one output stream of a task: ``lines`` of them in ``line``.
@@ -224,92 +165,102 @@ class TaskOutput(Event):
     event_name: ClassVar[str] = "task_output"
     task_id: str = _task_id_field()
     stream: OutputStream = attrs.field(
-        default="stdout", validator=_one_of(frozenset(("stdout", "stderr")))
+        default="stdout", metadata=checked(one_of(OUTPUT_STREAMS, "OUTPUT_STREAMS"))
     )
-    line: str = attrs.field(validator=_bounded_text(MAX_OUTPUT_TEXT))
-    truncated: bool = attrs.field(default=False, validator=_bool)
-    lines: int = attrs.field(default=1, validator=[_positive_int, _line_count])
+    line: str = attrs.field(metadata=checked(bounded_text(MAX_OUTPUT_TEXT)))
+    truncated: bool = attrs.field(default=False, metadata=checked(BOOL))
+    lines: int = attrs.field(default=1, metadata=checked(LINE_COUNT))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskCompleted(Event):
     event_name: ClassVar[str] = "task_completed"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=_positive_int)
-    duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
-    exit_code: int | None = attrs.field(default=None, validator=_optional(_int))
+    attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    duration_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    exit_code: int | None = attrs.field(default=None, metadata=checked(optional(INT)))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskFailed(Event):
     event_name: ClassVar[str] = "task_failed"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=_positive_int)
-    error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    duration_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
-    exit_code: int | None = attrs.field(default=None, validator=_optional(_int))
-    timed_out: bool = attrs.field(default=False, validator=_bool)
+    attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    error: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
+    duration_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    exit_code: int | None = attrs.field(default=None, metadata=checked(optional(INT)))
+    timed_out: bool = attrs.field(default=False, metadata=checked(BOOL))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskCancelled(Event):
     event_name: ClassVar[str] = "task_cancelled"
     task_id: str = _task_id_field()
-    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
-    was_running: bool = attrs.field(default=False, validator=_bool)
+    reason: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
+    was_running: bool = attrs.field(default=False, metadata=checked(BOOL))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class TaskRetrying(Event):
     event_name: ClassVar[str] = "task_retrying"
     task_id: str = _task_id_field()
-    attempt: int = attrs.field(default=1, validator=_positive_int)
-    delay_seconds: float = attrs.field(default=0.0, validator=_non_negative_float)
-    error: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    delay_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    error: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class ExecutorPaused(Event):
     event_name: ClassVar[str] = "executor_paused"
     task_id: str = _session_field()
-    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
-    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    by: Actor = attrs.field(default="operator", metadata=checked(one_of(ACTORS, "ACTORS")))
+    reason: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class ExecutorResumed(Event):
     event_name: ClassVar[str] = "executor_resumed"
     task_id: str = _session_field()
-    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
-    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    by: Actor = attrs.field(default="operator", metadata=checked(one_of(ACTORS, "ACTORS")))
+    reason: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class BudgetChanged(Event):
     event_name: ClassVar[str] = "budget_changed"
     task_id: str = _session_field()
-    budget_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
-    by: Actor = attrs.field(default="operator", validator=_one_of(ACTORS))
-    reason: str = attrs.field(default="", validator=_bounded_text(MAX_TEXT))
+    budget_usd: float | None = attrs.field(default=None, metadata=checked(optional(MONEY)))
+    by: Actor = attrs.field(default="operator", metadata=checked(one_of(ACTORS, "ACTORS")))
+    reason: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class BudgetWarning(Event):
     event_name: ClassVar[str] = "budget_warning"
     task_id: str = _session_field()
-    budget_usd: float = attrs.field(validator=_non_negative_float)
-    spent_usd: float = attrs.field(validator=_non_negative_float)
-    threshold: float = attrs.field(default=0.8, validator=_non_negative_float)
+    budget_usd: float = attrs.field(metadata=checked(MONEY))
+    spent_usd: float = attrs.field(metadata=checked(MONEY))
+    threshold: float = attrs.field(default=0.8, metadata=checked(MONEY))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class BudgetExhausted(Event):
     event_name: ClassVar[str] = "budget_exhausted"
     task_id: str = _session_field()
-    budget_usd: float = attrs.field(validator=_non_negative_float)
-    spent_usd: float = attrs.field(validator=_non_negative_float)
+    budget_usd: float = attrs.field(metadata=checked(MONEY))
+    spent_usd: float = attrs.field(metadata=checked(MONEY))
 
 
+@install_checks
 @attrs.frozen(kw_only=True)
 class SessionUpdate(Event):
     """The session aggregate; the first seven data fields are orc's, by name and type."""
@@ -320,11 +271,11 @@ class SessionUpdate(Event):
     total_tokens: int = _count_field()
     input_tokens: int = _count_field()
     output_tokens: int = _count_field()
-    estimated_cost_usd: float = attrs.field(default=0.0, validator=_non_negative_float)
+    estimated_cost_usd: float = attrs.field(default=0.0, metadata=checked(MONEY))
     tasks_running: int = _count_field()
-    is_paused: bool = attrs.field(default=False, validator=_bool)
-    session_id: str = attrs.field(default="", validator=_bounded_text(256))
-    started_at: datetime | None = attrs.field(default=None, validator=_aware)
+    is_paused: bool = attrs.field(default=False, metadata=checked(BOOL))
+    session_id: str = attrs.field(default="", metadata=checked(bounded_text(256)))
+    started_at: datetime | None = attrs.field(default=None, metadata=checked(AWARE_TIME))
     cache_read_tokens: int = _count_field()
     cache_write_tokens: int = _count_field()
     tasks_queued: int = _count_field()
@@ -332,9 +283,9 @@ class SessionUpdate(Event):
     tasks_failed: int = _count_field()
     tasks_cancelled: int = _count_field()
     unpriced_tokens: int = _count_field()
-    budget_usd: float | None = attrs.field(default=None, validator=_optional(_non_negative_float))
+    budget_usd: float | None = attrs.field(default=None, metadata=checked(optional(MONEY)))
     budget_remaining_usd: float | None = attrs.field(
-        default=None, validator=_optional(_non_negative_float)
+        default=None, metadata=checked(optional(MONEY))
     )
 
     def __attrs_post_init__(self) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
-import operator
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -18,6 +17,7 @@ import cattrs
 
 from ._exceptions import EventDecodeError, EventValidationError
 from ._models import EVENT_TYPES, Event
+from ._rules import Rule, WireKind, rules_of
 
 
 def format_time(moment: datetime) -> str:
@@ -175,27 +175,93 @@ def _make_encoder() -> Callable[[Any], str]:
 # The frame around an event's data, in to_dict's key order; the time is its
 # second's text (cached) followed by the microseconds.
 _FRAME = '{"type":"event","event":"%s","task_id":%s,"seq":%d,"time":"%s%06dZ","data":%s}'
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_FAR_PAST = datetime.min.replace(tzinfo=UTC)
+
+#: Writes one event class's whole frame: ``(event, seq, second text, microsecond)``;
+#: None when a value is not of the type it was written for (then the converter does it).
+Writer = Callable[[Any, int, str, int], "str | None"]
+
+# How each kind of field is written (``%`` conversion, value expression) and
+# what it must be for that (expression; "" when its rule already guarantees it).
+_NON_OPTIONAL: dict[WireKind, tuple[str, str, str]] = {
+    "text": ("%s", "_enc({v})", ""),
+    "choice": ("%s", "_enc({v})", "type({v}) is str"),
+    "int": ("%d", "{v}", "type({v}) is int"),
+    "float": ("%r", "{v}", "type({v}) is float"),
+    "bool": ("%s", '("true" if {v} else "false")', ""),
+    "time": ("%s", "('\"' + _format_time({v}) + '\"')", "type({v}) is _datetime"),
+}
 
 
-@attrs.frozen
-class _DataPlan:
-    """How one event class's data is written: its keys in field order, values read at once."""
+def _write_field(name: str, rule: Rule) -> tuple[str, str, str]:
+    conversion, value, test = _NON_OPTIONAL[rule.kind]
+    value, test = value.format(v=name), test.format(v=name)
+    if not rule.optional:
+        return conversion, value, test
+    if rule.kind in ("int", "float"):
+        value = f"_repr({name})"
+    return (
+        "%s",
+        f'("null" if {name} is None else {value})',
+        f"({name} is None or {test})" if test else "",
+    )
 
-    template: str
-    read: Callable[[Event], tuple[Any, ...]]
+
+def _writer(cls: type[Event]) -> Writer:
+    """The frame writer of ``cls``, generated once: each field written per its rule.
+
+    A value of exactly the type its field is written for (``type(v) is int``:
+    not a bool, an IntEnum or an int in a float field) is written here, the
+    text ``json.dumps`` gives for it; anything else makes the writer return
+    None and the converter and JSON encoder write the event.
+    """
+    pairs = [(a, r) for a, r in rules_of(cls) if a.name != "task_id"]
+    keys, values, tests = [], [], []
+    for attribute, rule in pairs:
+        conversion, value, test = _write_field(attribute.name, rule)
+        keys.append(f"{json.dumps(attribute.name)}:{conversion}")
+        values.append(value)
+        if test:
+            tests.append(test)
+    template = (
+        _FRAME.replace('"event":"%s"', f'"event":"{cls.event_name}"').replace("%s}", "{")
+        + ",".join(keys)
+        + "}}"
+    )
+    lines = ["def write(event, seq, second, micro):", "    task_id = event.task_id"]
+    lines += [f"    {attribute.name} = event.{attribute.name}" for attribute, _ in pairs]
+    lines.append(f"    if {' and '.join(tests) or 'True'}:")
+    arguments = ", ".join(["_enc(task_id)", "seq", "second", "micro", *values])
+    lines.append(f"        return {template!r} % ({arguments},)")
+    lines.append("    return None")
+    namespace: dict[str, Any] = {
+        "_enc": _encode_str,
+        "_repr": repr,
+        "_format_time": format_time,
+        "_datetime": datetime,
+    }
+    exec(compile("\n".join(lines), f"<runcast writer of {cls.__name__}>", "exec"), namespace)
+    write: Writer = namespace["write"]
+    return write
 
 
-def _plan(cls: type[Event]) -> _DataPlan:
-    names = [field.name for field in attrs.fields(cls) if field.name != "task_id"]
-    template = "{" + ",".join(f"{json.dumps(name)}:%s" for name in names) + "}"
-    if len(names) == 1:
-        only = names[0]
-
-        def read_one(event: Event) -> tuple[Any, ...]:
-            return (getattr(event, only),)
-
-        return _DataPlan(template, read_one)
-    return _DataPlan(template, operator.attrgetter(*names))
+def _second_of(moment: datetime) -> tuple[datetime, datetime, str]:
+    """The second ``moment`` (UTC) is in: its start, the next one's, its text up to the dot."""
+    start = moment.replace(microsecond=0)
+    try:
+        end = start + timedelta(seconds=1)
+    except OverflowError:  # the last second of year 9999
+        end = _FAR_FUTURE
+    text = "%04d-%02d-%02dT%02d:%02d:%02d." % (  # noqa: UP031 (fastest here)
+        start.year,
+        start.month,
+        start.day,
+        start.hour,
+        start.minute,
+        start.second,
+    )
+    return start, end, text
 
 
 _encode_str = json.encoder.encode_basestring_ascii
@@ -207,13 +273,15 @@ class EventCodec:
 
     converter: cattrs.Converter = attrs.field(factory=make_converter)
     _encode_json: Callable[[Any], str] = attrs.field(factory=_make_encoder, init=False, repr=False)
-    _plans: dict[type[Event], _DataPlan] = attrs.field(init=False, repr=False)
-    # The last second formatted: (year, month, day, hour, minute, second), its text.
-    # Swapped as one tuple, so a reader in another thread sees a matching pair.
-    _second: tuple[tuple[int, ...], str] = attrs.field(init=False, default=((), ""), repr=False)
+    _writers: dict[type[Event], Writer] = attrs.field(init=False, repr=False)
+    # The second last written: its start, the next second's start, its text.
+    # Swapped as one tuple, so a reader in another thread sees a matching trio.
+    _second: tuple[datetime, datetime, str] = attrs.field(
+        init=False, default=(_FAR_FUTURE, _FAR_PAST, ""), repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
-        self._plans = {cls: _plan(cls) for cls in EVENT_TYPES.values()}
+        self._writers = {cls: _writer(cls) for cls in EVENT_TYPES.values()}
 
     def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
         data = self.converter.unstructure(event)
@@ -230,49 +298,27 @@ class EventCodec:
     def encode(self, seq: int, time: datetime, event: Event) -> str:
         """``to_dict`` as compact JSON, byte for byte what ``json.dumps`` gives.
 
-        Every event is encoded, so the common values (str, int, float, bool,
-        None, datetime) are written per field from a template made once per
-        event class; anything else takes the converter and the JSON encoder.
+        Every event is encoded, so each event class has a writer generated
+        once (see ``_writer``) and the time's text up to the second is cached.
         """
         if time.tzinfo is not UTC:
             time = time.astimezone(UTC)  # a naive one is taken as local time
-        second = (time.year, time.month, time.day, time.hour, time.minute, time.second)
-        cached = self._second
-        if cached[0] != second:
-            cached = (second, "%04d-%02d-%02dT%02d:%02d:%02d." % second)  # noqa: UP031
-            self._second = cached
+        start, end, second = self._second
+        if not start <= time < end:
+            start, end, second = self._second = _second_of(time)
+        write = self._writers.get(type(event))
+        if write is not None:
+            text = write(event, seq, second, time.microsecond)
+            if text is not None:
+                return text
         return _FRAME % (
             event.event_name,
             _encode_str(event.task_id),
             seq,
-            cached[1],
+            second,
             time.microsecond,
-            self._encode_data(event),
+            self._encode_generic(event),
         )
-
-    def _encode_data(self, event: Event) -> str:
-        plan = self._plans.get(type(event))
-        if plan is None:
-            return self._encode_generic(event)
-        texts: list[str] = []
-        append = texts.append
-        for value in plan.read(event):
-            kind = type(value)
-            if kind is str:
-                append(_encode_str(value))
-            elif kind is int:
-                append(int.__repr__(value))
-            elif value is None:
-                append("null")
-            elif kind is float and math.isfinite(value):
-                append(float.__repr__(value))
-            elif kind is bool:
-                append("true" if value else "false")
-            elif kind is datetime:
-                append(f'"{format_time(value)}"')
-            else:
-                return self._encode_generic(event)
-        return plan.template % tuple(texts)
 
     def _encode_generic(self, event: Event) -> str:
         data = self.converter.unstructure(event)
@@ -280,7 +326,7 @@ class EventCodec:
         return self._encode_json(data)
 
     def publish(self, seq: int, time: datetime, event: Event) -> Published:
-        return Published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))
+        return Published(seq, time, event, self.encode(seq, time, event))
 
     def decode(self, text: str | bytes) -> Published:
         try:

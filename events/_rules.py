@@ -1,0 +1,213 @@
+"""Field rules of the event classes, checked by one generated function per class.
+
+Every event is validated when built, and the executor builds three or more per
+task.  An attrs validator per field is a Python call per field (ten for a
+``task_usage``), so each field carries a :class:`Rule` in its metadata instead,
+and :func:`install_checks` writes one ``__attrs_post_init__`` per class that
+tests every field inline (``fast``, an expression).  Only when that test fails
+does it run the fields' ``slow`` checks in field order, as attrs would have
+run validators, to raise the error naming the first bad field; a value the fast
+test is too strict for (a ``str`` subclass, an int in a float field) passes them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar
+
+import attrs
+
+from ._exceptions import EventValidationError
+
+SESSION_TOPIC: Final = "*"
+RULE: Final = "runcast_rule"
+_C = TypeVar("_C", bound=type)
+
+Check = Callable[[object, "attrs.Attribute[Any]", Any], None]
+#: How the wire encoder writes a value the rule admits (``_wire._writer``).
+WireKind = Literal["text", "choice", "int", "float", "bool", "time"]
+
+
+@attrs.frozen
+class Rule:
+    """A field's check: ``fast`` (``{v}`` is the value) is True for a valid value, fast.
+
+    ``slow`` raises :class:`EventValidationError` naming the field for an
+    invalid one.  ``fast`` may read other fields by name (earlier ones are
+    already checked) and the names in ``constants``.
+    """
+
+    fast: str
+    slow: Check
+    kind: WireKind
+    optional: bool = False
+    constants: tuple[tuple[str, object], ...] = ()
+
+
+def _non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
+    if value < 0:
+        raise EventValidationError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _non_negative_int(inst, attribute, value)
+    if value == 0:
+        raise EventValidationError(f"{attribute.name} must be >= 1, got 0")
+
+
+def _int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int):
+        raise EventValidationError(f"{attribute.name} must be an int, got {value!r}")
+
+
+def _bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise EventValidationError(f"{attribute.name} must be a bool, got {value!r}")
+
+
+def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventValidationError(f"{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise EventValidationError(f"{attribute.name} must be finite and >= 0, got {value}")
+
+
+def _task_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise EventValidationError(f"{attribute.name} must be a non-empty string of <= 256 chars")
+    if value == SESSION_TOPIC:
+        raise EventValidationError(f"{attribute.name} '*' is reserved for session events")
+
+
+def _session_topic(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value != SESSION_TOPIC:
+        raise EventValidationError(f"{attribute.name} of a session event must be '*'")
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise EventValidationError(f"{attribute.name} must be a timezone-aware datetime")
+
+
+COUNT: Final = Rule("type({v}) is int and {v} >= 0", _non_negative_int, "int")
+POSITIVE: Final = Rule("type({v}) is int and {v} >= 1", _positive_int, "int")
+INT: Final = Rule("type({v}) is int", _int, "int")
+BOOL: Final = Rule("({v} is True or {v} is False)", _bool, "bool")
+# NaN fails both comparisons; an int (allowed) takes the slow check.
+MONEY: Final = Rule(
+    "type({v}) is float and 0.0 <= {v} < _INF",
+    _non_negative_float,
+    "float",
+    constants=(("_INF", math.inf),),
+)
+TASK_ID: Final = Rule('type({v}) is str and 0 < len({v}) <= 256 and {v} != "*"', _task_id, "text")
+SESSION: Final = Rule('{v} == "*"', _session_topic, "text")
+AWARE_TIME: Final = Rule(
+    "{v} is None or (type({v}) is _datetime and {v}.tzinfo is not None)",
+    _aware,
+    "time",
+    optional=True,
+    constants=(("_datetime", datetime),),
+)
+
+
+def bounded_text(limit: int) -> Rule:
+    """A string of at most ``limit`` characters."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, str):
+            raise EventValidationError(f"{attribute.name} must be a string, got {value!r}")
+        if len(value) > limit:
+            raise EventValidationError(f"{attribute.name} is longer than {limit} characters")
+
+    return Rule(f"type({{v}}) is str and len({{v}}) <= {limit:d}", check, "text")
+
+
+def one_of(choices: frozenset[str], name: str) -> Rule:
+    """One of ``choices``, known to generated code as ``name``."""
+
+    def choice(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices:
+            raise EventValidationError(
+                f"{attribute.name} must be one of {sorted(choices)}, got {value!r}"
+            )
+
+    return Rule(f"{{v}} in {name}", choice, "choice", constants=((name, choices),))
+
+
+def optional(rule: Rule) -> Rule:
+    """``rule``, or None."""
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            rule.slow(inst, attribute, value)
+
+    return attrs.evolve(rule, fast=f"({{v}} is None or ({rule.fast}))", slow=check, optional=True)
+
+
+def _line_count(inst: Any, _attribute: object, value: int) -> None:
+    if inst.line.count("\n") + 1 != value:
+        raise EventValidationError(
+            f"lines must be the number of lines in line ({inst.line.count(chr(10)) + 1}), "
+            f"got {value}"
+        )
+
+
+#: ``lines`` of a task_output: a positive int matching the newlines of ``line``.
+def _positive_line_count(inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    _positive_int(inst, attribute, value)
+    _line_count(inst, attribute, value)
+
+
+LINE_COUNT: Final = Rule(
+    'type({v}) is int and {v} >= 1 and line.count("\\n") + 1 == {v}',
+    _positive_line_count,
+    "int",
+)
+
+
+def checked(rule: Rule) -> dict[str, Rule]:
+    """The metadata of an attrs field checked by ``rule`` (see :func:`install_checks`)."""
+    return {RULE: rule}
+
+
+def rules_of(cls: type) -> Iterable[tuple[attrs.Attribute[Any], Rule]]:
+    for attribute in attrs.fields(cls):
+        rule = attribute.metadata.get(RULE)
+        if rule is not None:
+            yield attribute, rule
+
+
+def _check_slowly(inst: object) -> None:
+    for attribute, rule in rules_of(type(inst)):
+        rule.slow(inst, attribute, getattr(inst, attribute.name))
+
+
+def install_checks(cls: _C) -> _C:
+    """Give ``cls`` (an attrs class) the ``__attrs_post_init__`` checking its rules.
+
+    attrs calls ``__attrs_post_init__`` if the class had one when it was built
+    (the base ``Event`` does), looking it up at each call, so it can be set here.
+    One the class defined itself runs after the checks.
+    """
+    pairs = list(rules_of(cls))
+    namespace: dict[str, object] = {"_check_slowly": _check_slowly}
+    for _, rule in pairs:
+        namespace.update(rule.constants)
+    after = cls.__dict__.get("__attrs_post_init__")
+    lines = ["def __attrs_post_init__(self):"]
+    lines += [f"    {attribute.name} = self.{attribute.name}" for attribute, _ in pairs]
+    tests = " and ".join(f"({rule.fast.format(v=attribute.name)})" for attribute, rule in pairs)
+    lines.append(f"    if not ({tests or 'True'}):")
+    lines.append("        _check_slowly(self)")
+    if after is not None:
+        namespace["_after"] = after
+        lines.append("    _after(self)")
+    exec(compile("\n".join(lines), f"<runcast checks of {cls.__name__}>", "exec"), namespace)
+    # setattr: mypy knows no such attribute on a type variable's class.
+    setattr(cls, "__attrs_post_init__", namespace["__attrs_post_init__"])  # noqa: B010
+    return cls
