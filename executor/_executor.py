@@ -8,7 +8,6 @@ stream always agree with each other.
 from __future__ import annotations
 
 import contextvars
-import heapq
 import signal
 from collections.abc import Sequence
 from datetime import datetime
@@ -51,9 +50,11 @@ from ._exceptions import (
     InvalidArgumentError,
     UnknownTaskError,
 )
+from ._queue import TaskQueue
 from ._registry import TaskRegistry
 from ._states import TaskInfo, as_actor
 from ._task import EndState, TaskFunction, TaskHandle, TaskRecord
+from ._workers import WorkerPool, make_coroutine, run_in_context
 
 log = structlog.get_logger("runcast.executor")
 
@@ -85,15 +86,22 @@ class Executor:
     _paused: bool = False
     _unpaused: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _registry: TaskRegistry = attrs.field(factory=TaskRegistry, repr=False)
-    _queue: list[tuple[int, int, TaskRecord]] = attrs.field(factory=list, repr=False)
+    _queue: TaskQueue = attrs.field(factory=TaskQueue, repr=False)
     _running: int = 0
     _active: int = 0
     _idle: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _submitted: int = 0
     _closed: bool = False
     _fill_pending: bool = False
+    _pool: WorkerPool = attrs.field(init=False, repr=False)
+    # The run's clock, read directly (``trio.current_time()`` adds two frames).
+    _clock: trio.abc.Clock = attrs.field(init=False, repr=False)
     # Output lines cut to fit (a line reader's bound or MAX_OUTPUT_LINE).
     output_lines_truncated: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self._pool = WorkerPool(self, self._nursery, self.concurrency)
+        self._clock = trio.lowlevel.current_clock()
 
     # -- properties --------------------------------------------------------
     @property
@@ -223,7 +231,7 @@ class Executor:
         return await run_command(ctx, spec, kill_grace=self.kill_grace)
 
     def _enqueue(self, record: TaskRecord) -> None:
-        heapq.heappush(self._queue, (-record.priority, record.order, record))
+        self._queue.push(record)
         self._publish(
             TaskQueued(
                 task_id=record.task_id,
@@ -246,13 +254,13 @@ class Executor:
             return
         queue = self._queue
         started = 0
-        while not self._paused and self._running < self.concurrency and queue:
+        while not self._paused and self._running < self.concurrency and queue.length:
             if started == FILL_CHUNK:
                 if not self._fill_pending:
                     self._fill_pending = True
                     self._nursery.start_soon(self._fill_later, name="runcast executor fill")
                 return
-            _, _, record = heapq.heappop(queue)
+            record = queue.pop()
             if record.state == "queued":  # cancelled ones are dropped lazily here
                 self._start(record)
                 started += 1
@@ -267,56 +275,56 @@ class Executor:
         record.move_to("running")
         self._running += 1
         record.attempts += 1
-        record.attempt_started = trio.current_time()
-        record.scope = (
-            trio.CancelScope()
-            if record.timeout is None
-            else trio.CancelScope(relative_deadline=record.timeout)
-        )
+        record.attempt_started = self._clock.current_time()
+        record.scope = None  # its worker's, once one takes it
         published = self._publisher.publish(
             TaskStarted(task_id=record.task_id, name=record.name, attempt=record.attempts)
         )
         if record.started_at is None:
             # The event's own time stamp: one clock reading per transition.
             record.started_at = self._stamp(published)
-        # Set at submit and let go only when the task ends, so a starting task has one.
-        assert record.context is not None
-        # start_soon copies the current context: make that the submitter's.
-        record.context.run(self._spawn_attempt, record)
-
-    def _spawn_attempt(self, record: TaskRecord) -> None:
-        self._nursery.start_soon(self._run_attempt, record, name=f"runcast task {record.task_id}")
+        self._pool.hand_over(record)
 
     async def _run_attempt(self, record: TaskRecord) -> None:
+        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short.
+
+        The attempt runs in a copy of the context its task was submitted in
+        (as a task spawned there would), whichever task's end started it.
+        """
         ctx = TaskContext(self, record, record.attempts)
-        assert record.scope is not None
-        scope = record.scope
-        error: Exception | None = None
-        result: Any = None
-        unwound = True
         fn = record.fn
-        assert fn is not None  # only ended tasks let go of it
+        context = record.context
+        # Only ended tasks let go of these; a started task always has them.
+        assert fn is not None
+        assert context is not None
+        context = context.copy()
         try:
-            with scope:
-                result = await fn(ctx, *record.args)
-            unwound = False
+            result = await run_in_context(context, make_coroutine(context, fn, (ctx, *record.args)))
         except Exception as exc:
-            error = exc
-            unwound = False
+            if record.cancel_reason is not None:
+                self._end(record, "cancelled", reason=record.cancel_reason)
+            else:
+                self._attempt_failed(record, exc)
+            return
         finally:
             ctx._ended = True
-            if unwound and record.state == "running":
-                # The executor's own nursery is being cancelled (shutdown).
-                self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
         if record.cancel_reason is not None:
             self._end(record, "cancelled", reason=record.cancel_reason)
-        elif scope.cancelled_caught:
-            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
-        elif error is not None:
-            self._attempt_failed(record, error)
         else:
             record.result = result
             self._end(record, "completed")
+
+    def _attempt_cut(self, record: TaskRecord) -> None:
+        """Its worker's scope cut the attempt (or it never ran): ``cancel()`` or the timeout."""
+        if record.cancel_reason is not None:
+            self._end(record, "cancelled", reason=record.cancel_reason)
+        else:
+            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
+
+    def _attempt_abandoned(self, record: TaskRecord) -> None:
+        """The executor's own nursery is being cancelled (shutdown) under the attempt."""
+        if record.state == "running":
+            self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
 
     def _attempt_failed(self, record: TaskRecord, error: BaseException) -> None:
         if record.attempts > record.retries:
@@ -363,7 +371,7 @@ class Executor:
     ) -> None:
         was_running = record.state == "running"
         event = record.finish(
-            state, trio.current_time(), reason=reason, error=error, describe=_describe
+            state, self._clock.current_time(), reason=reason, error=error, describe=_describe
         )
         if was_running:
             self._running -= 1
@@ -394,8 +402,9 @@ class Executor:
             raise InvalidArgumentError(f"reason must be a string, got {reason!r}")
         record.cancel_reason = truncate(reason)
         if record.state == "running":
-            assert record.scope is not None
-            record.scope.cancel()
+            # Without a scope it waits for a worker, which ends it unrun.
+            if record.scope is not None:
+                record.scope.cancel()
         else:
             if record.scope is not None:  # a retry back-off
                 record.scope.cancel()
@@ -520,6 +529,11 @@ class Executor:
 
     def _stamp(self, published: Published | None) -> datetime:
         return self._publisher.clock() if published is None else published.time
+
+    def _close(self) -> None:
+        """Nothing more starts; workers end once what was started has run."""
+        self._closed = True
+        self._pool.close()
 
     def _startup(self, *, start_paused: bool) -> None:
         if self._budget.limit is not None:

@@ -61,16 +61,16 @@ async def open_executor(
             yield executor
         except BaseException as exc:
             body_error = exc
-            executor._closed = True  # nothing more starts while we cancel
+            executor._close()  # nothing more starts while we cancel
             executor.cancel_all(reason="executor stopped")
         else:
             try:
                 await executor.join()
             except BaseException:
-                executor._closed = True
+                executor._close()
                 executor.cancel_all(reason="executor stopped")
                 raise
         finally:
-            executor._closed = True
+            executor._close()
     if body_error is not None:
         raise body_error
