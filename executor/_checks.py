@@ -52,14 +52,24 @@ def check_submission(
     timeout: float | None,
     retries: int,
     priority: int,
+    attempts_used: int,
 ) -> str:
     """Check ``submit``'s arguments; returns the task id to use."""
     if not callable(fn):
         raise InvalidArgumentError(f"fn must be an async function, got {fn!r}")
     task_id = check_task_id(task_id, in_use)
-    check_number("timeout", timeout)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+    if timeout is not None:
+        check_number("timeout", timeout)
+    # ``type(x) is int`` first: the usual case, and cheaper than two isinstance calls.
+    if (type(retries) is not int and _not_int(retries)) or retries < 0:
         raise InvalidArgumentError(f"retries must be an int >= 0, got {retries!r}")
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    if type(priority) is not int and _not_int(priority):
         raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+    if (type(attempts_used) is not int and _not_int(attempts_used)) or attempts_used < 0:
+        raise InvalidArgumentError(f"attempts_used must be an int >= 0, got {attempts_used!r}")
     return task_id
+
+
+def _not_int(value: object) -> bool:
+    """Not an int (a bool is not one here)."""
+    return isinstance(value, bool) or not isinstance(value, int)

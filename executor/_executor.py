@@ -14,13 +14,10 @@ from datetime import datetime
 from typing import Any, Final
 
 import attrs
-import structlog
 import trio
 
 from events import (
     BudgetChanged,
-    BudgetExhausted,
-    BudgetWarning,
     Event,
     ExecutorPaused,
     ExecutorResumed,
@@ -35,13 +32,7 @@ from events import (
 
 from ._budget import Budget, check_budget
 from ._checks import check_submission
-from ._command import (
-    CommandFailedError,
-    CommandSpec,
-    CommandStartError,
-    run_command,
-    signal_group,
-)
+from ._command import CommandFailedError, CommandSpec, CommandStartError, run_command
 from ._context import TaskContext
 from ._cost import CostCalculator, TokenCounts
 from ._exceptions import (
@@ -51,12 +42,12 @@ from ._exceptions import (
     UnknownTaskError,
 )
 from ._queue import TaskQueue
+from ._reaping import signal_group_logged
 from ._registry import TaskRegistry
+from ._spending import Spending
 from ._states import TaskInfo, as_actor
 from ._task import EndState, TaskFunction, TaskHandle, TaskRecord
-from ._workers import WorkerPool, make_coroutine, run_in_context
-
-log = structlog.get_logger("runcast.executor")
+from ._workers import WorkerPool
 
 #: Most tasks started in one go; more wait for the next turn of the event loop,
 #: so a burst (a resume with 1,000 queued) never holds the loop for long and the
@@ -94,6 +85,7 @@ class Executor:
     _closed: bool = False
     _fill_pending: bool = False
     _pool: WorkerPool = attrs.field(init=False, repr=False)
+    _spending: Spending = attrs.field(init=False, repr=False)
     # The run's clock, read directly (``trio.current_time()`` adds two frames).
     _clock: trio.abc.Clock = attrs.field(init=False, repr=False)
     # Output lines cut to fit (a line reader's bound or MAX_OUTPUT_LINE).
@@ -102,6 +94,7 @@ class Executor:
     def __attrs_post_init__(self) -> None:
         self._pool = WorkerPool(self, self._nursery, self.concurrency)
         self._clock = trio.lowlevel.current_clock()
+        self._spending = Spending(self._publish, self.pause, self._costs, self._budget)
 
     # -- properties --------------------------------------------------------
     @property
@@ -179,13 +172,9 @@ class Executor:
         """
         if self._closed:
             raise ExecutorClosedError("the executor is closed; tasks can no longer be submitted")
-        task_id = check_submission(fn, task_id, self._registry.ids, timeout, retries, priority)
-        if (
-            isinstance(attempts_used, bool)
-            or not isinstance(attempts_used, int)
-            or attempts_used < 0
-        ):
-            raise InvalidArgumentError(f"attempts_used must be an int >= 0, got {attempts_used!r}")
+        task_id = check_submission(
+            fn, task_id, self._registry.ids, timeout, retries, priority, attempts_used
+        )
         if name is None:
             name = getattr(fn, "__name__", "") or task_id
         record = TaskRecord(
@@ -284,47 +273,6 @@ class Executor:
             # The event's own time stamp: one clock reading per transition.
             record.started_at = self._stamp(published)
         self._pool.hand_over(record)
-
-    async def _run_attempt(self, record: TaskRecord) -> None:
-        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short.
-
-        The attempt runs in a copy of the context its task was submitted in
-        (as a task spawned there would), whichever task's end started it.
-        """
-        ctx = TaskContext(self, record, record.attempts)
-        fn = record.fn
-        context = record.context
-        # Only ended tasks let go of these; a started task always has them.
-        assert fn is not None
-        assert context is not None
-        context = context.copy()
-        try:
-            result = await run_in_context(context, make_coroutine(context, fn, (ctx, *record.args)))
-        except Exception as exc:
-            if record.cancel_reason is not None:
-                self._end(record, "cancelled", reason=record.cancel_reason)
-            else:
-                self._attempt_failed(record, exc)
-            return
-        finally:
-            ctx._ended = True
-        if record.cancel_reason is not None:
-            self._end(record, "cancelled", reason=record.cancel_reason)
-        else:
-            record.result = result
-            self._end(record, "completed")
-
-    def _attempt_cut(self, record: TaskRecord) -> None:
-        """Its worker's scope cut the attempt (or it never ran): ``cancel()`` or the timeout."""
-        if record.cancel_reason is not None:
-            self._end(record, "cancelled", reason=record.cancel_reason)
-        else:
-            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
-
-    def _attempt_abandoned(self, record: TaskRecord) -> None:
-        """The executor's own nursery is being cancelled (shutdown) under the attempt."""
-        if record.state == "running":
-            self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
 
     def _attempt_failed(self, record: TaskRecord, error: BaseException) -> None:
         if record.attempts > record.retries:
@@ -450,10 +398,7 @@ class Executor:
         operator decision.  Lowering it below the spend pauses at once.
         """
         usd = check_budget(usd)
-        event = BudgetChanged(budget_usd=usd, by=as_actor(by))
-        crossings = self._budget.set_limit(usd)
-        self._publish(event)
-        self._announce(crossings)
+        self._spending.set_limit(usd, as_actor(by))
 
     async def _wait_unpaused(self) -> None:
         await self._unpaused.wait()
@@ -468,40 +413,8 @@ class Executor:
         reported_usd: float | None,
         parts: Sequence[TokenCounts] = (),
     ) -> TaskUsage:
-        """``parts``: the records ``tokens`` sums, priced one by one, counted in ``records``."""
-        model = model or record.model
-        provider = provider if provider is not None else record.provider
-        cost = self._costs.cost(model, provider, tokens, reported_usd, parts=parts)
-        event = TaskUsage(
-            task_id=record.task_id,
-            model=model,
-            provider=provider,
-            input_tokens=tokens.input,
-            output_tokens=tokens.output,
-            cache_read_tokens=tokens.cache_read,
-            cache_write_tokens=tokens.cache_write,
-            cost_usd=cost.usd,
-            cost_source=cost.source,
-            records=max(1, len(parts)),
-        )
-        record.tokens += tokens
-        if cost.usd is None:
-            record.unpriced_tokens += tokens.total
-        self._publish(event)
-        if cost.usd is not None:
-            record.cost_usd += cost.usd
-            self._announce(self._budget.spend(cost.usd))
-        return event
-
-    def _announce(self, crossings: list[BudgetWarning | BudgetExhausted]) -> None:
-        for event in crossings:
-            self._publish(event)
-            if isinstance(event, BudgetExhausted):
-                self.pause(
-                    by="budget",
-                    reason=f"budget exhausted: spent ${event.spent_usd:.4f} "
-                    f"of ${event.budget_usd:.4f}",
-                )
+        """Price, count and publish one ``task_usage`` (``TaskContext`` calls this)."""
+        return self._spending.record_usage(record, model, provider, tokens, reported_usd, parts)
 
     # -- process groups (suspend mode) -------------------------------------
     def _add_process_group(self, record: TaskRecord, pgid: int) -> None:
@@ -509,19 +422,13 @@ class Executor:
             record.process_groups = set()
         record.process_groups.add(pgid)
         if self.suspend_on_pause and self._paused:
-            self._signal_group(pgid, signal.SIGSTOP)
+            signal_group_logged(pgid, signal.SIGSTOP)
 
     def _signal_groups(self, signum: signal.Signals) -> None:
         for record in self._registry.live_records():
             if record.state == "running" and record.process_groups:
                 for pgid in tuple(record.process_groups):
-                    self._signal_group(pgid, signum)
-
-    def _signal_group(self, pgid: int, signum: signal.Signals) -> None:
-        try:
-            signal_group(pgid, signum)
-        except PermissionError as exc:  # the group's owner changed (setuid child)
-            log.warning("signal_failed", pgid=pgid, signal=signum.name, error=str(exc))
+                    signal_group_logged(pgid, signum)
 
     # -- helpers -----------------------------------------------------------
     def _publish(self, event: Event) -> None:
@@ -542,4 +449,4 @@ class Executor:
             self.pause(by="startup", reason="started paused")
         else:
             self._unpaused.set()
-        self._announce(self._budget.crossings())
+        self._spending.announce(self._budget.crossings())

@@ -31,6 +31,14 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
+def signal_group_logged(pgid: int, signum: signal.Signals) -> None:
+    """``signal_group``, logging (not raising) a group whose owner changed (setuid child)."""
+    try:
+        signal_group(pgid, signum)
+    except PermissionError as exc:
+        log.warning("signal_failed", pgid=pgid, signal=signum.name, error=str(exc))
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process is still in the group."""
     try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._context import TaskContext
 from ._task import TaskRecord
 
 if TYPE_CHECKING:
@@ -118,13 +119,13 @@ class WorkerPool:
                         record = ready.popleft()
                         if record.cancel_reason is not None:
                             # Cancelled while it waited for a worker: it never runs.
-                            self._executor._attempt_cut(record)
+                            self._attempt_cut(record)
                         else:
                             record.scope = scope
                             timeout = record.timeout
                             if timeout is not None:
                                 scope.deadline = record.attempt_started + timeout
-                            await self._executor._run_attempt(record)
+                            await self._run_attempt(record)
                             if timeout is not None and not scope.cancel_called:
                                 scope.deadline = inf
                         record = None
@@ -136,17 +137,61 @@ class WorkerPool:
                 if record is not None:
                     # This scope's cancellation (an operator cancel or the timeout)
                     # ended the attempt; the scope caught its ``Cancelled``.
-                    self._executor._attempt_cut(record)
+                    self._attempt_cut(record)
                     record = None
         finally:
             self.workers -= 1
             if record is not None:
                 # Cancelled from outside (the executor's nursery): nothing runs it now.
-                self._executor._attempt_abandoned(record)
+                self._attempt_abandoned(record)
             self._drain()
+
+    async def _run_attempt(self, record: TaskRecord) -> None:
+        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short.
+
+        The attempt runs in a copy of the context its task was submitted in
+        (as a task spawned there would), whichever task's end started it.
+        """
+        executor = self._executor
+        ctx = TaskContext(executor, record, record.attempts)
+        fn = record.fn
+        context = record.context
+        # Only ended tasks let go of these; a started task always has them.
+        assert fn is not None
+        assert context is not None
+        context = context.copy()
+        try:
+            result = await run_in_context(context, make_coroutine(context, fn, (ctx, *record.args)))
+        except Exception as exc:
+            if record.cancel_reason is not None:
+                executor._end(record, "cancelled", reason=record.cancel_reason)
+            else:
+                executor._attempt_failed(record, exc)
+            return
+        finally:
+            ctx._ended = True
+        if record.cancel_reason is not None:
+            executor._end(record, "cancelled", reason=record.cancel_reason)
+        else:
+            record.result = result
+            executor._end(record, "completed")
+
+    def _attempt_cut(self, record: TaskRecord) -> None:
+        """Its worker's scope cut the attempt (or it never ran): ``cancel()`` or the timeout."""
+        if record.cancel_reason is not None:
+            self._executor._end(record, "cancelled", reason=record.cancel_reason)
+        else:
+            timed_out = trio.TooSlowError(f"timed out after {record.timeout}s")
+            self._executor._attempt_failed(record, timed_out)
+
+    def _attempt_abandoned(self, record: TaskRecord) -> None:
+        """The executor's own nursery is being cancelled (shutdown) under the attempt."""
+        if record.state == "running":
+            reason = record.cancel_reason or "executor stopped"
+            self._executor._end(record, "cancelled", reason=reason)
 
     def _drain(self) -> None:
         """A worker cancelled from outside: end what would wait for it for ever."""
         if self.workers == 0:
             while self._ready:
-                self._executor._attempt_abandoned(self._ready.popleft())
+                self._attempt_abandoned(self._ready.popleft())
