@@ -1,10 +1,15 @@
 """The SQL that writes a run of events' rows (``_store_rows.StoreRows``).
 
-Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
-64 rows rather than ``executemany``: the sqlite3 module lets go of the GIL
-around every statement it steps, so one row per statement made the store's
-thread queue for the GIL behind the trio thread once per row (measured: 51 us a
-row with a busy trio thread, 9 us in batches of 100; 40 % less CPU alone).
+Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements rather
+than ``executemany``: the sqlite3 module lets go of the GIL around every
+statement it steps, and taking it back means queueing behind the busy trio
+thread (up to a switch interval, 5 ms), so the fewer statements a run takes
+the better (measured: 51 us a row one row per statement with a busy trio
+thread, 9 us in batches of 100). A statement holds up to 256 rows (no more
+bound values than the connection allows), in sizes that are powers of two: a
+run of 1,000 history rows takes 7 statements (was 22 in sizes 64, 8, 1), and
+a few sizes keep the statement cache small. The session id is bound once per
+statement, as ``?1``.
 Values that are None are written into the statement as NULL, never bound:
 binding None or a bool costs the sqlite3 module an adaptation lookup, ten times
 an int or a str. So each statement is one of a few shapes, built once, cached.
@@ -21,10 +26,8 @@ from typing import Any
 
 from ._store_rows import StoreRows, TaskKey, UsageKey
 
-#: Rows per statement: batches of 64, then 8, then 1 (three sizes per shape keep
-#: the statement cache small; 64 rows of 14 values stay under SQLite's oldest
-#: limit of 999 bound values).
-_BATCHES = (64, 8, 1)
+#: The most rows one statement holds.
+_MAX_ROWS = 256
 
 _SESSION_UPDATES: dict[str, str] = {
     "paused": "UPDATE sessions SET is_paused = ? WHERE session_id = ?",
@@ -35,11 +38,9 @@ _SESSION_UPDATES: dict[str, str] = {
         WHERE session_id = ?
     """,
 }
-_CONTROL = """
-    INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-_EVENT = ("INSERT OR REPLACE INTO events (session_id, seq, wire) VALUES", "(?, ?, ?)", "")
+_CONTROL_HEAD = "INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd) VALUES"
+_CONTROL_ROW = "(?1, ?, ?, ?, ?, ?, ?)"
+_EVENT = ("INSERT OR REPLACE INTO events (session_id, seq, wire) VALUES", "(?1, ?, ?)", "")
 _TASK_FINISH = ("ended_at", "duration_seconds", "exit_code", "cancelled_attempt")
 _USAGE_HEAD = (
     "INSERT INTO usage (session_id, task_id, seq, recorded_at, model, input_tokens, "
@@ -68,7 +69,7 @@ def task_shape(key: TaskKey) -> Shape:
     updates = "".join(f", {name} = excluded.{name}" for name, _ in columns[2:])
     return (
         f"INSERT INTO tasks (session_id, task_id, {names}) VALUES",
-        f"(?, ?, {values})",
+        f"(?1, ?, {values})",
         "ON CONFLICT (session_id, task_id) DO UPDATE SET "
         "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END, "
         f"state = excluded.state{updates}",
@@ -79,7 +80,7 @@ def task_shape(key: TaskKey) -> Shape:
 def usage_shape(key: UsageKey) -> Shape:
     """The insert for usage rows whose provider / cost / attempt are NULL as ``key`` says."""
     nullable = ", ".join("NULL" if null else "?" for null in key)
-    return (_USAGE_HEAD, f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {nullable})", "")
+    return (_USAGE_HEAD, f"(?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {nullable})", "")
 
 
 @functools.cache
@@ -88,14 +89,32 @@ def _statement(shape: Shape, rows: int) -> str:
     return f"{head} {', '.join(itertools.repeat(values, rows))} {tail}"
 
 
-def _insert(conn: sqlite3.Connection, shape: Shape, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` in order, up to 64 per statement."""
+def _batch_sizes(conn: sqlite3.Connection, per_row: int) -> tuple[int, ...]:
+    """Rows per statement, largest first: powers of two under both limits."""
+    limit = min(_MAX_ROWS, (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // per_row)
+    size = 1 << max(limit, 1).bit_length() - 1
+    sizes = []
+    while size:
+        sizes.append(size)
+        size >>= 1
+    return tuple(sizes)
+
+
+def _insert(
+    conn: sqlite3.Connection, shape: Shape, session_id: str, flat: list[Any], per_row: int
+) -> None:
+    """Insert the rows of ``flat`` (``per_row`` values each) in order."""
+    count = len(flat) // per_row
     done = 0
-    for size in _BATCHES:
-        while len(rows) - done >= size:
-            batch = rows[done : done + size]
+    for size in _batch_sizes(conn, per_row):
+        while count - done >= size:
+            start = done * per_row
             done += size
-            conn.execute(_statement(shape, size), [value for row in batch for value in row])
+            params = [session_id]
+            params += flat[start : done * per_row]
+            conn.execute(_statement(shape, size), params)
+    if done != count:
+        raise AssertionError(f"{count - done} rows left unwritten")
 
 
 def _runs(keyed: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, list[Any]]]:
@@ -104,23 +123,30 @@ def _runs(keyed: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, list[Any]]]:
         yield key, [params for _, params in group]
 
 
+def _insert_rows(
+    conn: sqlite3.Connection, shape: Shape, session_id: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    _insert(conn, shape, session_id, list(itertools.chain.from_iterable(rows)), len(rows[0]))
+
+
 def write_rows(conn: sqlite3.Connection, *, rows: StoreRows) -> None:
     """Every statement for ``rows``; the caller holds the transaction."""
     sid = rows.session_id
-    _insert(conn, _EVENT, rows.history)
+    if rows.history:
+        _insert(conn, _EVENT, sid, rows.history, 2)
     # Tasks first seen queued in this run may be new rows: they go in event order,
     # so rowids keep the order tasks were queued in. The others exist already;
     # grouping them by shape makes longer statements.
     new: list[tuple[TaskKey, tuple[Any, ...]]] = []
     known: list[tuple[TaskKey, tuple[Any, ...]]] = []
     for row in rows.tasks.values():
-        (new if row.inserts else known).append(row.bound(sid))
+        (new if row.inserts else known).append(row.bound())
     known.sort(key=operator.itemgetter(0))
     for key, params in itertools.chain(_runs(new), _runs(known)):
-        _insert(conn, task_shape(key), params)
+        _insert_rows(conn, task_shape(key), sid, params)
     for key, params in _runs(sorted(rows.usage, key=operator.itemgetter(0))):
-        _insert(conn, usage_shape(key), params)
+        _insert_rows(conn, usage_shape(key), sid, params)
     if rows.controls:
-        conn.executemany(_CONTROL, rows.controls)
+        _insert_rows(conn, (_CONTROL_HEAD, _CONTROL_ROW, ""), sid, rows.controls)
     for name, values in rows.session_updates:
         conn.execute(_SESSION_UPDATES[name], values)

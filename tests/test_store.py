@@ -276,7 +276,7 @@ class _SlowStore(SessionStore):
     def write_rows(self, rows: StoreRows) -> None:
         self.entered.set()
         self.release.wait(10)
-        self.batches.append(len(rows.history))
+        self.batches.append(rows.events)
 
 
 async def test_writes_are_batched_off_the_event_loop(
