@@ -189,10 +189,8 @@ class RowBuilder:
         return rows
 
 
-def _task(rows: StoreRows, task_id: str) -> TaskRow:
-    row = rows.tasks.get(task_id)
-    if row is None:
-        row = rows.tasks[task_id] = TaskRow(task_id)
+def _new_task(rows: StoreRows, task_id: str) -> TaskRow:
+    row = rows.tasks[task_id] = TaskRow(task_id)
     return row
 
 
@@ -208,7 +206,7 @@ def _queued(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> No
 
 def _started(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskStarted = e
-    row = _task(rows, event.task_id)
+    row = rows.tasks.get(event.task_id) or _new_task(rows, event.task_id)
     builder._attempts[event.task_id] = event.attempt
     if event.name:
         row.name = event.name
@@ -221,7 +219,7 @@ def _started(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> N
 def _completed(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskCompleted = e
     builder._attempts.pop(event.task_id, None)
-    row = _task(rows, event.task_id)
+    row = rows.tasks.get(event.task_id) or _new_task(rows, event.task_id)
     row.state = "completed"
     row.finish = (wire_time(item), event.duration_seconds, event.exit_code, None)
     row.error = None
@@ -230,7 +228,7 @@ def _completed(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) ->
 def _failed(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskFailed = e
     builder._attempts.pop(event.task_id, None)
-    row = _task(rows, event.task_id)
+    row = rows.tasks.get(event.task_id) or _new_task(rows, event.task_id)
     row.state = "failed"
     row.finish = (wire_time(item), event.duration_seconds, event.exit_code, None)
     row.error = event.error
@@ -239,7 +237,7 @@ def _failed(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> No
 def _cancelled(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskCancelled = e
     attempt = builder._attempts.pop(event.task_id, None)
-    row = _task(rows, event.task_id)
+    row = rows.tasks.get(event.task_id) or _new_task(rows, event.task_id)
     row.state = "cancelled"
     row.finish = (wire_time(item), None, None, attempt if event.was_running else None)
     row.error = event.reason
@@ -248,7 +246,7 @@ def _cancelled(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) ->
 def _retrying(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskRetrying = e
     builder._attempts.pop(event.task_id, None)
-    row = _task(rows, event.task_id)
+    row = rows.tasks.get(event.task_id) or _new_task(rows, event.task_id)
     row.state, row.error = "retrying", event.error
 
 
