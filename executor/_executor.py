@@ -192,7 +192,7 @@ class Executor:
             context=contextvars.copy_context(),
         )
         self._submitted += 1
-        self._registry.add(record)
+        self._registry.live[task_id] = record
         if self._active == 0:
             self._idle = trio.Event()
         self._active += 1
@@ -221,7 +221,7 @@ class Executor:
 
     def _enqueue(self, record: TaskRecord) -> None:
         self._queue.push(record)
-        self._publish(
+        self._publisher.publish(
             TaskQueued(
                 task_id=record.task_id,
                 name=record.name,
@@ -229,7 +229,8 @@ class Executor:
                 priority=record.priority,
             )
         )
-        self._fill()
+        if self._running < self.concurrency:  # else nothing can start (most submits)
+            self._fill()
 
     # -- scheduling --------------------------------------------------------
     def _fill(self) -> None:
@@ -324,13 +325,15 @@ class Executor:
         if was_running:
             self._running -= 1
         self._active -= 1
-        record.ended_at = self._stamp(self._publisher.publish(event))
+        published = self._publisher.publish(event)
+        record.ended_at = self._publisher.clock() if published is None else published.time
         self._registry.finish(record)
         if record.done is not None:
             record.done.set()
         if self._active == 0:
             self._idle.set()
-        self._fill()
+        if self._queue.length:
+            self._fill()
 
     # -- operator controls -------------------------------------------------
     def cancel(self, task_id: str, *, reason: str = "cancelled by operator") -> bool:

@@ -70,18 +70,15 @@ class TaskRegistry:
     def __iter__(self) -> Iterator[str]:
         return itertools.chain(tuple(self.live), tuple(self._finished), self._retired)
 
-    def add(self, record: TaskRecord) -> None:
-        self.live[record.task_id] = record
-
     def finish(self, record: TaskRecord) -> None:
         """Keep ``record``'s final values (bounded), and let go of the record itself."""
         task_id = record.task_id
         del self.live[task_id]
-        record.release()
+        row = record.retire()
         if self.keep_finished == 0:
             self._forget(task_id)
             return
-        self._finished[task_id] = record.final_row()
+        self._finished[task_id] = row
         order = self._finished_order
         order.append(task_id)
         if len(order) > self.keep_finished:

@@ -25,7 +25,7 @@ NO_TOKENS = TokenCounts()
 EndState = Literal["completed", "failed", "cancelled"]
 
 
-#: A finished task's order and final values (see ``TaskRecord.final_row``).
+#: A finished task's order and final values (see ``TaskRecord.retire``).
 FinishedRow = tuple[
     int,
     str,
@@ -117,12 +117,30 @@ class TaskRecord:
     # attempts are spawned in it, not in whichever task's end happened to start them.
     context: contextvars.Context | None = None
 
-    def release(self) -> None:
-        """Let go of what only running needed; ``result`` stays for the handle's holder."""
+    def retire(self) -> FinishedRow:
+        """Let go of what only running needed (``result`` stays for the handle's
+        holder); returns its final values, kept for :func:`info_from_row` (made
+        for every finished task, so cheap: a ``TaskInfo`` costs ~8x more to
+        build and is built only when asked)."""
         self.fn = None
         self.args = ()
         self.scope = None
         self.context = None
+        return (
+            self.order,
+            self.task_id,
+            self.name,
+            self.state,
+            self.attempts,
+            self.started_at,
+            self.ended_at,
+            self.tokens,
+            self.cost_usd,
+            self.error,
+            self.exit_code,
+            self.priority,
+            self.unpriced_tokens,
+        )
 
     def move_to(self, target: TaskState) -> None:
         if target not in TRANSITIONS[self.state]:  # check_transition, one frame less
@@ -165,25 +183,6 @@ class TaskRecord:
         self.cancel_reason = self.cancel_reason or reason
         self.error = truncate(reason)
         return TaskCancelled(task_id=self.task_id, reason=self.error, was_running=was_running)
-
-    def final_row(self) -> FinishedRow:
-        """What :meth:`info` reads, as one tuple (made for every finished task, so
-        cheap: a ``TaskInfo`` costs ~8x more to build and is built only when asked)."""
-        return (
-            self.order,
-            self.task_id,
-            self.name,
-            self.state,
-            self.attempts,
-            self.started_at,
-            self.ended_at,
-            self.tokens,
-            self.cost_usd,
-            self.error,
-            self.exit_code,
-            self.priority,
-            self.unpriced_tokens,
-        )
 
     def info(self) -> TaskInfo:
         return TaskInfo(

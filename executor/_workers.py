@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from math import inf
 from typing import TYPE_CHECKING, Any
 
@@ -61,16 +61,6 @@ async def awaiting(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def make_coroutine(
-    context: contextvars.Context, fn: Callable[..., Any], args: tuple[Any, ...]
-) -> Coroutine[Any, Any, Any]:
-    """Call ``fn(*args)`` in ``context``; its coroutine, or one awaiting what it returned."""
-    result = context.run(fn, *args)
-    if isinstance(result, types.CoroutineType):
-        return result
-    return awaiting(result)
-
-
 @attrs.define(eq=False)
 class WorkerPool:
     """Started attempts waiting for a worker, and the workers that run them."""
@@ -82,6 +72,8 @@ class WorkerPool:
     _ready: deque[TaskRecord] = attrs.field(factory=deque, repr=False)
     _idle: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, repr=False)
     workers: int = 0
+    # Workers in ``_idle`` not yet unparked (a ParkingLot's len() is a Python call).
+    _parked: int = 0
     _closing: bool = False
 
     def hand_over(self, record: TaskRecord) -> None:
@@ -92,7 +84,8 @@ class WorkerPool:
         and take this record before it parks.
         """
         self._ready.append(record)
-        if self._idle:
+        if self._parked:
+            self._parked -= 1
             self._idle.unpark()
         elif self.workers < self.limit:
             self.workers += 1
@@ -101,6 +94,7 @@ class WorkerPool:
     def close(self) -> None:
         """Let workers end once nothing is ready (the executor's block is ending)."""
         self._closing = True
+        self._parked = 0
         self._idle.unpark_all()
 
     async def _work(self) -> None:
@@ -114,7 +108,7 @@ class WorkerPool:
                         if not ready:
                             if self._closing:
                                 return
-                            await self._idle.park()
+                            await self._park()
                             continue
                         record = ready.popleft()
                         if record.cancel_reason is not None:
@@ -146,6 +140,15 @@ class WorkerPool:
                 self._attempt_abandoned(record)
             self._drain()
 
+    async def _park(self) -> None:
+        self._parked += 1
+        try:
+            await self._idle.park()
+        except BaseException:
+            # Cancelled while parked: no ``unpark`` counted it off.
+            self._parked -= 1
+            raise
+
     async def _run_attempt(self, record: TaskRecord) -> None:
         """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short.
 
@@ -161,7 +164,10 @@ class WorkerPool:
         assert context is not None
         context = context.copy()
         try:
-            result = await run_in_context(context, make_coroutine(context, fn, (ctx, *record.args)))
+            coro = context.run(fn, ctx, *record.args)
+            if type(coro) is not types.CoroutineType:  # any awaitable will do
+                coro = awaiting(coro)
+            result = await run_in_context(context, coro)
         except Exception as exc:
             if record.cancel_reason is not None:
                 executor._end(record, "cancelled", reason=record.cancel_reason)
