@@ -5,11 +5,10 @@ than ``executemany``: the sqlite3 module lets go of the GIL around every
 statement it steps, and taking it back means queueing behind the busy trio
 thread (up to a switch interval, 5 ms), so the fewer statements a run takes
 the better (measured: 51 us a row one row per statement with a busy trio
-thread, 9 us in batches of 100). A statement holds up to 256 rows (no more
-bound values than the connection allows), in sizes that are powers of two: a
-run of 1,000 history rows takes 7 statements (was 22 in sizes 64, 8, 1), and
-a few sizes keep the statement cache small. The session id is bound once per
-statement, as ``?1``.
+thread, 9 us in batches of 100). A statement holds up to 256 rows and 1,024
+values (no more than the connection allows), in sizes that are powers of two:
+a run of 1,000 history rows takes 7 statements (was 22 in sizes 64, 8, 1).
+The session id is bound once per statement, as ``?1``.
 Values that are None are written into the statement as NULL, never bound:
 binding None or a bool costs the sqlite3 module an adaptation lookup, ten times
 an int or a str. So each statement is one of a few shapes, built once, cached.
@@ -26,8 +25,11 @@ from typing import Any
 
 from ._store_rows import StoreRows, TaskKey, UsageKey
 
-#: The most rows one statement holds.
+#: The most rows, and bound values, one statement holds: preparing a statement
+#: costs about as much as running it a few times, 4-9 ms for 256 rows of 14
+#: values, so wide rows go in shorter statements (history rows have 2 values).
 _MAX_ROWS = 256
+_MAX_VALUES = 1_024
 
 _SESSION_UPDATES: dict[str, str] = {
     "paused": "UPDATE sessions SET is_paused = ? WHERE session_id = ?",
@@ -89,15 +91,11 @@ def _statement(shape: Shape, rows: int) -> str:
     return f"{head} {', '.join(itertools.repeat(values, rows))} {tail}"
 
 
-def _batch_sizes(conn: sqlite3.Connection, per_row: int) -> tuple[int, ...]:
+@functools.cache
+def _batch_sizes(variable_limit: int, per_row: int) -> tuple[int, ...]:
     """Rows per statement, largest first: powers of two under both limits."""
-    limit = min(_MAX_ROWS, (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // per_row)
-    size = 1 << max(limit, 1).bit_length() - 1
-    sizes = []
-    while size:
-        sizes.append(size)
-        size >>= 1
-    return tuple(sizes)
+    most = max(1, min(_MAX_ROWS, _MAX_VALUES // per_row, (variable_limit - 1) // per_row))
+    return tuple(1 << power for power in reversed(range(most.bit_length())))
 
 
 def _insert(
@@ -106,7 +104,7 @@ def _insert(
     """Insert the rows of ``flat`` (``per_row`` values each) in order."""
     count = len(flat) // per_row
     done = 0
-    for size in _batch_sizes(conn, per_row):
+    for size in _batch_sizes(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), per_row):
         while count - done >= size:
             start = done * per_row
             done += size
