@@ -182,30 +182,33 @@ _FAR_PAST = datetime.min.replace(tzinfo=UTC)
 #: None when a value is not of the type it was written for (then the converter does it).
 Writer = Callable[[Any, int, str, int], "str | None"]
 
-# How each kind of field is written (``%`` conversion, value expression) and
-# what it must be for that (expression; "" when its rule already guarantees it).
-_NON_OPTIONAL: dict[WireKind, tuple[str, str, str]] = {
-    "text": ("%s", "_enc({v})", ""),
-    "choice": ("%s", "_enc({v})", "type({v}) is str"),
-    "int": ("%d", "{v}", "type({v}) is int"),
-    "float": ("%r", "{v}", "type({v}) is float"),
-    "bool": ("%s", '("true" if {v} else "false")', ""),
-    "time": ("%s", "('\"' + _format_time({v}) + '\"')", "type({v}) is _datetime"),
+# How each kind of field is written (an f-string replacement field over the
+# value ``{v}``) and what it must be for that ("" when its rule guarantees it).
+_NON_OPTIONAL: dict[WireKind, tuple[str, str]] = {
+    "text": ("_enc({v})", ""),
+    "choice": ("_enc({v})", "type({v}) is str"),
+    "int": ("{v}", "type({v}) is int"),
+    "float": ("{v}!r", "type({v}) is float"),
+    "bool": ('"true" if {v} else "false"', ""),
+    "time": ("_quoted_time({v})", "type({v}) is _datetime"),
 }
 
 
-def _write_field(name: str, rule: Rule) -> tuple[str, str, str]:
-    conversion, value, test = _NON_OPTIONAL[rule.kind]
+def _write_field(name: str, rule: Rule) -> tuple[str, str]:
+    value, test = _NON_OPTIONAL[rule.kind]
     value, test = value.format(v=name), test.format(v=name)
     if not rule.optional:
-        return conversion, value, test
+        return value, test
     if rule.kind in ("int", "float"):
         value = f"_repr({name})"
-    return (
-        "%s",
-        f'("null" if {name} is None else {value})',
-        f"({name} is None or {test})" if test else "",
-    )
+    return f'"null" if {name} is None else {value}', f"({name} is None or {test})" if test else ""
+
+
+def _static(text: str) -> str:
+    """``text`` as the literal part of a single-quoted f-string."""
+    if "'" in text or "\\" in text:
+        raise ValueError(f"cannot write {text!r} into a writer")  # never: JSON of identifiers
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _writer(cls: type[Event]) -> Writer:
@@ -214,36 +217,39 @@ def _writer(cls: type[Event]) -> Writer:
     A value of exactly the type its field is written for (``type(v) is int``:
     not a bool, an IntEnum or an int in a float field) is written here, the
     text ``json.dumps`` gives for it; anything else makes the writer return
-    None and the converter and JSON encoder write the event.
+    None and the converter and JSON encoder write the event.  An f-string: in
+    CPython 3.11 it costs about half of the same ``%`` template.
     """
     pairs = [(a, r) for a, r in rules_of(cls) if a.name != "task_id"]
-    keys, values, tests = [], [], []
-    for attribute, rule in pairs:
-        conversion, value, test = _write_field(attribute.name, rule)
-        keys.append(f"{json.dumps(attribute.name)}:{conversion}")
-        values.append(value)
+    head = f'{{"type":"event","event":{json.dumps(cls.event_name)},"task_id":'
+    parts = [_static(head), "{_enc(task_id)}", _static(',"seq":'), "{seq}"]
+    parts += [_static(',"time":"'), "{second}{micro:06d}", _static('Z","data":{')]
+    tests = []
+    for index, (attribute, rule) in enumerate(pairs):
+        value, test = _write_field(attribute.name, rule)
+        key = ("," if index else "") + json.dumps(attribute.name) + ":"
+        parts += [_static(key), f"{{{value}}}"]
         if test:
             tests.append(test)
-    template = (
-        _FRAME.replace('"event":"%s"', f'"event":"{cls.event_name}"').replace("%s}", "{")
-        + ",".join(keys)
-        + "}}"
-    )
+    parts.append(_static("}}"))
     lines = ["def write(event, seq, second, micro):", "    task_id = event.task_id"]
     lines += [f"    {attribute.name} = event.{attribute.name}" for attribute, _ in pairs]
     lines.append(f"    if {' and '.join(tests) or 'True'}:")
-    arguments = ", ".join(["_enc(task_id)", "seq", "second", "micro", *values])
-    lines.append(f"        return {template!r} % ({arguments},)")
+    lines.append(f"        return f'{''.join(parts)}'")
     lines.append("    return None")
     namespace: dict[str, Any] = {
         "_enc": _encode_str,
         "_repr": repr,
-        "_format_time": format_time,
+        "_quoted_time": _quoted_time,
         "_datetime": datetime,
     }
     exec(compile("\n".join(lines), f"<runcast writer of {cls.__name__}>", "exec"), namespace)
     write: Writer = namespace["write"]
     return write
+
+
+def _quoted_time(moment: datetime) -> str:
+    return f'"{format_time(moment)}"'
 
 
 def _second_of(moment: datetime) -> tuple[datetime, datetime, str]:
