@@ -81,6 +81,14 @@ class SessionBroadcaster:
     _pending_since: float = 0.0
     _inline_flush_asked: bool = False
     _usage_deadline: float | None = None
+    #: Since when a pending update is held (max(its flush deadline, when it
+    #: became pending); inf: none is): after ``max_hold`` of it, it goes out right
+    #: after the event at hand. Kept up to date when either moves, not computed
+    #: per event.
+    _held_since: float = math.inf
+    #: The trio clock (``serve_broadcaster`` binds its clock's method: one call
+    #: instead of three per event).
+    _clock: Callable[[], float] = trio.current_time
     _last_broadcast: float = -math.inf
     _flush_wakeup: trio.Event = attrs.field(factory=trio.Event)
     _ticker_wakeup: trio.Event = attrs.field(factory=trio.Event)
@@ -163,33 +171,38 @@ class SessionBroadcaster:
                 fed.count_event(item, None)
             return
         aggregate = self.aggregate
-        running_before = aggregate.tasks_running
         trigger = aggregate.apply(item)
         if fed is not None:
             fed.count_event(item, trigger)
         if trigger is None:
             return
-        now = trio.current_time()
-        if self._pending is not None and not self._inline_flush_asked:
-            self._flush_if_held_too_long(now)
-        running_after = aggregate.tasks_running
-        from_idle = running_before == 0 and running_after > 0
-        if from_idle:
-            self._ticker_base = now
-            self._ticker_wakeup.set()
-        elif running_before > 0 and running_after == 0 and self._ticker_scope is not None:
-            self._ticker_scope.cancel()
-        self._mark_pending(trigger, now, from_idle=from_idle)
-
-    def _flush_if_held_too_long(self, now: float) -> None:
-        due = max(self._flush_deadline(), self._pending_since)
-        if now - due >= self.max_hold:
+        now = self._clock()
+        if now - self._held_since >= self.max_hold and not self._inline_flush_asked:
             self._inline_flush_asked = True
             self.publisher.after_publish(self._flush_if_due)
+        # Only a start takes the running count up, and only an end takes it down.
+        from_idle = False
+        if trigger == "task_start":
+            if aggregate.tasks_running == 1:
+                from_idle = True
+                self._ticker_base = now
+                self._ticker_wakeup.set()
+        elif (
+            trigger == "task_end"
+            and aggregate.tasks_running == 0
+            and self._ticker_scope is not None
+        ):
+            self._ticker_scope.cancel()
+        self._mark_pending(trigger, now, from_idle)
 
-    def _mark_pending(self, trigger: Trigger, now: float, *, from_idle: bool = False) -> None:
+    def _mark_pending(self, trigger: Trigger, now: float, from_idle: bool) -> None:
         if self._pending is None:
+            self._pending = trigger
             self._pending_since = now
+        elif self._pending_immediate or (trigger == "usage" and self._usage_deadline is not None):
+            # Common in a burst: nothing that sets the flush deadline changes
+            # (and a start from idle asks for no inline flush while one is due).
+            return
         if trigger == "usage":
             if self._usage_deadline is None:
                 self._usage_deadline = now + self.usage_delay
@@ -204,9 +217,14 @@ class SessionBroadcaster:
                 # the yield lets an end and the start it frees share one update.)
                 self._inline_flush_asked = True
                 self.publisher.after_publish(self._flush_if_due)
-        if self._pending is None:
-            self._pending = trigger
+        self._update_hold()
         self._flush_wakeup.set()
+
+    def _update_hold(self) -> None:
+        if self._pending is None:
+            self._held_since = math.inf
+        else:
+            self._held_since = max(self._flush_deadline(), self._pending_since)
 
     def _flush_if_due(self) -> None:
         self._inline_flush_asked = False
@@ -220,6 +238,7 @@ class SessionBroadcaster:
         self._pending = None
         self._pending_immediate = False
         self._usage_deadline = None
+        self._held_since = math.inf
         if self.publisher.publish(update) is not None:
             self._count(trigger)
 
@@ -278,6 +297,7 @@ async def serve_broadcaster(
         interval=interval,
         session_id=session_id if session_id is not None else uuid.uuid4().hex,
     )
+    broadcaster._clock = trio.lowlevel.current_clock().current_time
     remove_listener = publisher.add_listener(broadcaster.on_event)
     stop_feeding_metrics = broadcaster.feed_metrics()
     try:
