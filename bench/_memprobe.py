@@ -124,8 +124,14 @@ def object_counts() -> Counter[str]:
     return Counter(type(obj).__qualname__ for obj in gc.get_objects())
 
 
+#: This checkout's root, wherever it was cloned: frames under it are shown relative.
+_REPO_PREFIX = f"{Path(__file__).resolve().parent.parent}/"
+
+
 def _short(name: str) -> str:
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+    if name.startswith(_REPO_PREFIX):
+        return name.removeprefix(_REPO_PREFIX)
+    for marker in ("/site-packages/", "/lib/python3.11/"):
         if marker in name:
             return name.split(marker, 1)[1]
     return name
