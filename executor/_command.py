@@ -37,7 +37,7 @@ from ._reaping import (
 )
 from ._reaping import signal_group as signal_group
 from ._reaping import terminate_group as terminate_group
-from ._usage import UsageParser, UsageRecord
+from ._usage import UsageParser, UsageRecord, typed_turn
 
 log = structlog.get_logger("runcast.executor")
 
@@ -164,17 +164,6 @@ def _output_line(raw: bytes, truncated: bool) -> OutputLine:
     return raw.decode("utf-8", "replace").rstrip("\r"), truncated
 
 
-def _may_hold_usage(raw: bytes) -> bool:
-    """False only for lines that cannot hold usage, checked before any JSON parsing.
-
-    Every recognised shape has a ``"usage"`` key.  Its letters could be escaped,
-    but only as ``\\u0075``, ``\\u0073``, ``\\u0061``, ``\\u0067``, ``\\u0065``:
-    a line with neither the key nor such an escape is not usage (tool output's
-    ``\\u001b`` colour codes do not count).
-    """
-    return b'"usage"' in raw or b"\\u006" in raw or b"\\u007" in raw
-
-
 @attrs.define
 class _StdoutReader:
     """Turns stdout lines into usage records or output.
@@ -185,31 +174,67 @@ class _StdoutReader:
     provider and no reported cost as ONE ``task_usage`` (``records`` = how
     many, each priced on its own); a provider's totals first settle what came
     before them.
+
+    A line goes to the parser only if it may hold usage.  Every recognised
+    shape has a ``"usage"`` key; its letters could be escaped, but only as
+    ``\\u0075``, ``\\u0073``, ``\\u0061``, ``\\u0067``, ``\\u0065``: a line with
+    neither the key nor such an escape is output (tool output's ``\\u001b``
+    colour codes do not count).
     """
 
     ctx: TaskContext
     parser: UsageParser = attrs.field(factory=UsageParser)
+    # Cleared, never replaced: ``on_stdout`` holds them in locals.
     _pending: dict[tuple[str, str | None], list[TokenCounts]] = attrs.field(factory=dict)
     _output: list[OutputLine] = attrs.field(factory=list)
 
     def on_stdout(self, lines: list[Line]) -> None:
+        # The per-line work is written out in this loop: it is the reader's
+        # whole cost (a Claude Code turn is three lines, two of them usage).
         output = self._output
+        pending = self._pending
+        parser = self.parser
+        typed = parser.typed_decode
         for raw, truncated in lines:
-            records = None
-            if not truncated and _may_hold_usage(raw):
-                records = self.parser.parse(raw)
-            if records is None:
-                output.append(_output_line(raw, truncated))
-                continue
-            for record in records:
-                self._add(record)
+            if not truncated:
+                # A turn msgspec reads has a "usage" key: no need to look for one.
+                turn = typed_turn(raw) if typed and b'"assistant"' in raw else None
+                if turn is not None:
+                    counted = parser.count_turn(turn)
+                    if counted is not None:
+                        model, tokens = counted
+                        parts = pending.get((model or "", None))
+                        if parts is None:
+                            pending[model or "", None] = [tokens]
+                        else:
+                            parts.append(tokens)
+                    continue
+                if b'"usage"' in raw or (
+                    b"\\u00" in raw and (b"\\u006" in raw or b"\\u007" in raw)
+                ):
+                    # What parse does once typed_turn has said no.
+                    records = parser.parse_json(raw)
+                    if records is not None:
+                        self._add(records)
+                        continue
+            if len(raw) > _OUTPUT_BYTES:
+                raw, truncated = raw[:_OUTPUT_BYTES], True
+            output.append((raw.decode("utf-8", "replace").rstrip("\r"), truncated))
         self._flush()
 
     def on_stderr(self, lines: list[Line]) -> None:
         output = [_output_line(raw, truncated) for raw, truncated in lines]
         self.ctx.output_lines(output, stream="stderr")
 
-    def _add(self, record: UsageRecord) -> None:
+    def _add(self, records: list[UsageRecord]) -> None:
+        for record in records:
+            if record.replaces_provisional or record.cost_usd is not None:
+                self._add_reported(record)
+            else:
+                key = (record.model or "", record.provider)
+                self._pending.setdefault(key, []).append(record.tokens)
+
+    def _add_reported(self, record: UsageRecord) -> None:
         if record.replaces_provisional:
             self._flush()  # the totals replace what came before them: count that first
             self.ctx.replace_provisional_usage(
@@ -218,7 +243,7 @@ class _StdoutReader:
                 totals=record.tokens,
                 cost_usd=record.cost_usd,
             )
-        elif record.cost_usd is not None:
+        else:
             self.ctx.record_usage(
                 model=record.model or "",
                 provider=record.provider,
@@ -228,17 +253,17 @@ class _StdoutReader:
                 cache_write_tokens=record.tokens.cache_write,
                 cost_usd=record.cost_usd,
             )
-        else:
-            key = (record.model or "", record.provider)
-            self._pending.setdefault(key, []).append(record.tokens)
 
     def _flush(self) -> None:
         if self._output:
-            output, self._output = self._output, []
+            output = self._output[:]
+            self._output.clear()
             self.ctx.output_lines(output, stream="stdout")
-        pending, self._pending = self._pending, {}
-        for (model, provider), parts in pending.items():
-            self.ctx.record_usage_batch(model=model, provider=provider, records=parts)
+        if self._pending:
+            pending = list(self._pending.items())
+            self._pending.clear()
+            for (model, provider), parts in pending:
+                self.ctx.record_usage_batch(model=model, provider=provider, records=parts)
 
 
 async def _open(spec: CommandSpec) -> trio.Process:

@@ -264,31 +264,47 @@ class CostCalculator:
     def _cost_of_parts(
         self, model: str, provider: str | None, parts: Sequence[TokenCounts]
     ) -> Cost:
-        costs = [self.cost(model, provider, part) for part in parts]
-        sources = {cost.source for cost in costs}
-        if len(sources) != 1:
-            # One model and provider resolve to one source; anything else is a bug.
-            raise ValueError(f"usage records of {model!r} priced from {sorted(sources)}")
-        source = costs[0].source
-        if source == "unpriced":
-            return Cost(None, source)
-        return Cost(math.fsum(cost.usd or 0.0 for cost in costs), source)
+        # What ``cost`` does for each part, with the source looked up once:
+        # one model and provider resolve to one source.
+        if self.prices is not None:
+            price = self.prices.lookup(model, provider)
+            if price is not None:
+                return Cost(math.fsum([price.cost(part) for part in parts]), "user_table")
+        rates = self._rates_for(model, provider)
+        if rates is None:
+            return Cost(None, "unpriced")
+        rate, below = rates.price, rates.linear_below
+        costs = [
+            rate.cost(part)
+            if part.input + part.cache_read + part.cache_write < below
+            else _genai_cost(model, provider, part)
+            for part in parts
+        ]
+        return Cost(math.fsum(costs), "computed")
 
-    def _computed(self, model: str, provider: str | None, tokens: TokenCounts) -> float | None:
+    def _rates_for(self, model: str, provider: str | None) -> _GenaiRates | None:
+        """genai-prices' rates for the model, asked once; None if it is not known."""
         if not model:
             return None
         key = (model, provider)
         if key in self._rates:
-            rates = self._rates[key]
-        else:
-            try:
-                rates = _probe_rates(model, provider)
-            except LookupError:
-                rates = None
-            self._rates[key] = rates
+            return self._rates[key]
+        try:
+            rates: _GenaiRates | None = _probe_rates(model, provider)
+        except LookupError:
+            rates = None
+        self._rates[key] = rates
+        return rates
+
+    def _computed(self, model: str, provider: str | None, tokens: TokenCounts) -> float | None:
+        rates = self._rates_for(model, provider)
         if rates is None:
             return None
         if tokens.input + tokens.cache_read + tokens.cache_write < rates.linear_below:
             return rates.price.cost(tokens)
-        result = calc_price(_genai_usage(tokens), model_ref=model, provider_id=provider)
-        return float(result.total_price)
+        return _genai_cost(model, provider, tokens)
+
+
+def _genai_cost(model: str, provider: str | None, tokens: TokenCounts) -> float:
+    result = calc_price(_genai_usage(tokens), model_ref=model, provider_id=provider)
+    return float(result.total_price)

@@ -14,6 +14,7 @@ thousands of short lines cannot hold the event loop for long.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 
 import attrs
 import trio
@@ -61,13 +62,17 @@ class LineSplitter:
                 complete.append(self._take())
                 del pieces[0]
             limit = self.max_line
-            for piece in pieces:
-                if len(piece) > limit:
-                    self.truncated_lines += 1
-                    self.dropped_bytes += len(piece) - limit
-                    complete.append((piece[:limit], True))
-                else:
-                    complete.append((piece, False))
+            if pieces and max(map(len, pieces)) <= limit:
+                # The usual read: no line to cut, so no Python step per line.
+                complete.extend(zip(pieces, repeat(False)))
+            else:
+                for piece in pieces:
+                    if len(piece) > limit:
+                        self.truncated_lines += 1
+                        self.dropped_bytes += len(piece) - limit
+                        complete.append((piece[:limit], True))
+                    else:
+                        complete.append((piece, False))
             self.lines += len(pieces)
         self._keep(tail)
         return complete

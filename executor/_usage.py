@@ -16,18 +16,21 @@ Recognised JSON shapes, one object per line:
 
 Anything else — including malformed JSON — is not usage and stays output.
 
-Decoding: a line mentioning ``"assistant"`` is first decoded by msgspec into
-``_ClaudeCodeLine``, which reads only ``type`` and ``message``'s ``id``,
-``model`` and ``usage`` and skips everything else (the content blocks) without
-building it: 1.5 us against 9 us for ``json.loads`` on a 500-byte line.  Where
-msgspec says anything but "a Claude Code assistant turn" (another shape, or an
-error: NaN, Infinity, a lone surrogate, bytes that are not UTF-8, a number out
-of its range), the line goes the ``json.loads`` way, so what counts is what
-``json.loads`` made of it; both take the last of duplicate keys.  Two cases
-differ, both on purpose: JSON nested too deep for the decoder is not usage
-(``json.loads`` raised ``RecursionError`` out of the reader), and an assistant
-turn with a number of more than 4,300 digits in a field not read is counted
-(``json.loads`` refused the whole line: Python's int-string limit).
+Decoding: a line mentioning ``"assistant"`` is first decoded by msgspec
+(``typed_turn``) into ``_TurnLine``, which reads only ``type`` and
+``message``'s ``id``, ``model`` and ``usage`` counts (ints >= 0, validated in
+C) and skips everything else (the content blocks) without building it.  The
+second content block of a turn decodes to a value equal to the first's (same
+id, model and counts) and is recognised by one comparison.  Where msgspec says
+anything but "a Claude Code assistant turn with valid counts" (another shape, a
+count that is null, negative, a float or a bool, or an error: NaN, Infinity, a
+lone surrogate, bytes that are not UTF-8), the line goes the ``json.loads`` way
+(``parse_json``), so what counts is what ``json.loads`` made of it; both take
+the last of duplicate keys.  Two cases differ, both on purpose: JSON nested too
+deep for the decoder is not usage (``json.loads`` raised ``RecursionError`` out
+of the reader), and an assistant turn with a number of more than 4,300 digits
+in a field not read is counted (``json.loads`` refused the whole line:
+Python's int-string limit).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 import msgspec
@@ -122,43 +125,62 @@ def _openai_responses_tokens(usage: Mapping[str, Any]) -> TokenCounts:
     )
 
 
-class _ClaudeCodeMessage(msgspec.Struct):
-    """The fields of an assistant turn's ``message`` that are read; any JSON value."""
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _TurnUsage(msgspec.Struct):
+    """An assistant turn's counts, validated by msgspec: ints >= 0, absent = 0."""
+
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_input_tokens: Count = 0
+    cache_creation_input_tokens: Count = 0
+
+
+class _Turn(msgspec.Struct):
+    """An assistant turn's ``message``: what is read of it, and what tells a repeat.
+
+    Two content blocks of one turn decode to equal values (same id, model and
+    counts), whichever other keys their usage has.
+    """
 
     id: Any = None
     model: Any = None
-    usage: Any = None
+    usage: _TurnUsage | None = None
 
 
-class _ClaudeCodeLine(msgspec.Struct):
+class _TurnLine(msgspec.Struct):
     """A line decoded for its ``type`` and ``message`` only; other keys are skipped."""
 
     type: Any = None
-    message: _ClaudeCodeMessage | None = None
+    message: _Turn | None = None
 
 
-_decode_claude_code_line = msgspec.json.Decoder(_ClaudeCodeLine).decode
+_decode_turn_line = msgspec.json.Decoder(_TurnLine).decode
+
+Counted = tuple[str | None, TokenCounts]
+"""What a line adds: the model it names (None: the task's) and the new tokens."""
 
 
-def _claude_code_turn_fields(line: str | bytes) -> tuple[Any, Any, dict[str, Any]] | None:
-    """``message``'s id, model and usage if ``line`` is an assistant turn, else None.
+def typed_turn(line: str | bytes) -> _Turn | None:
+    """The assistant turn on ``line`` as msgspec reads it, counts valid; else None.
 
-    None also when msgspec refuses the line: the caller then asks ``json.loads``.
+    None also where msgspec refuses the line (a count that is not an int >= 0
+    included): then ``json.loads``'s reading is the rule
+    (``UsageParser.parse_json``).
     """
     try:
-        decoded = _decode_claude_code_line(line)
+        decoded = _decode_turn_line(line)
     except (msgspec.DecodeError, UnicodeError, RecursionError):
         return None
-    message = decoded.message
-    if decoded.type != "assistant" or message is None or type(message.usage) is not dict:
+    turn = decoded.message
+    if decoded.type != "assistant" or turn is None or turn.usage is None:
         return None
-    return message.id, message.model, message.usage
+    return turn
 
 
-def _mentions_assistant(line: str | bytes) -> bool:
-    if isinstance(line, bytes):
-        return b'"assistant"' in line
-    return '"assistant"' in line
+def _records(counted: Counted | None) -> list[UsageRecord]:
+    return [] if counted is None else [UsageRecord(counted[1], model=counted[0])]
 
 
 def _loads(line: str | bytes) -> object:
@@ -181,7 +203,7 @@ class UsageParser:
     # out of a dict whose front was deleted over and over scans the dead slots.
     _counted: OrderedDict[str, TokenCounts] = attrs.field(factory=OrderedDict)
     _last_model: str | None = None
-    _last_block: tuple[object, object, object] | None = None
+    _last_turn: _Turn | None = None
     lines_parsed: int = 0
     # False: every line read with json.loads, as before msgspec; the reference
     # the property tests and the ingestion benchmark compare with.
@@ -192,17 +214,26 @@ class UsageParser:
 
         ``line`` as bytes is read as UTF-8, invalid bytes replaced.
         """
-        turn = None
-        if self.typed_decode and _mentions_assistant(line):
-            turn = _claude_code_turn_fields(line)
-        try:
+        if self.typed_decode and (
+            b'"assistant"' in line if isinstance(line, bytes) else '"assistant"' in line
+        ):
+            turn = typed_turn(line)
             if turn is not None:
-                records: list[UsageRecord] | None = self._claude_code_turn(*turn)
-            else:
-                message = _loads(line)
-                if not isinstance(message, dict):
-                    return None
-                records = self._dispatch(message)
+                return _records(self.count_turn(turn))
+        return self.parse_json(line)
+
+    def count_turn(self, turn: _Turn) -> Counted | None:
+        """What a turn from ``typed_turn`` adds; None if nothing new."""
+        self.lines_parsed += 1
+        return self._turn(turn)
+
+    def parse_json(self, line: str | bytes) -> list[UsageRecord] | None:
+        """``parse`` with ``json.loads`` only: the reading the typed one must agree with."""
+        message = _loads(line)
+        if not isinstance(message, dict):
+            return None
+        try:
+            records = self._dispatch(message)
         except _NotUsage:
             return None
         if records is not None:
@@ -213,7 +244,9 @@ class UsageParser:
         kind = message.get("type")
         inner = message.get("message")
         if kind == "assistant" and isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
-            return self._claude_code_turn(inner.get("id"), inner.get("model"), inner["usage"])
+            return _records(
+                self._claude_code_turn(inner.get("id"), inner.get("model"), inner["usage"])
+            )
         if kind == "result" and isinstance(message.get("usage"), dict):
             return self._claude_code_result(message)
         response = message.get("response")
@@ -238,16 +271,28 @@ class UsageParser:
         return None
 
     def _claude_code_turn(
-        self, message_id: object, model: object, usage: dict[str, Any]
-    ) -> list[UsageRecord]:
+        self, message_id: object, model: object, usage: Mapping[str, Any]
+    ) -> Counted | None:
+        """A turn read by ``json.loads``: the same value the typed decoder makes of it."""
+        tokens = _anthropic_tokens(usage)
+        counts = _TurnUsage(tokens.input, tokens.output, tokens.cache_read, tokens.cache_write)
+        return self._turn(_Turn(message_id, model, counts))
+
+    def _turn(self, turn: _Turn) -> Counted | None:
         # Each content block of a message repeats its id, model and usage: a
-        # repeat of the previous block is recognised without reading a count.
-        block = (message_id, model, usage)
-        if message_id is not None and block == self._last_block:
-            return []
-        records = self._per_id(message_id, model, _anthropic_tokens(usage))
-        self._last_block = block
-        return records
+        # repeat of the previous block is recognised by one comparison.
+        if turn.id is not None and turn == self._last_turn:
+            return None
+        self._last_turn = turn
+        usage = turn.usage
+        assert usage is not None  # typed_turn and _claude_code_turn give one
+        tokens = TokenCounts(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+        )
+        return self._per_id(turn.id, turn.model, tokens)
 
     def _runcast(self, message: dict[str, Any], usage: Mapping[str, Any]) -> list[UsageRecord]:
         tokens = TokenCounts(
@@ -265,19 +310,20 @@ class UsageParser:
         return [record]
 
     def _per_id_of(self, message: Mapping[str, Any], tokens: TokenCounts) -> list[UsageRecord]:
-        return self._per_id(message.get("id"), message.get("model"), tokens)
+        return _records(self._per_id(message.get("id"), message.get("model"), tokens))
 
     def _per_id(
         self, message_id: object, model_value: object, tokens: TokenCounts
-    ) -> list[UsageRecord]:
+    ) -> Counted | None:
         """Count only what this id adds beyond what was already counted for it."""
-        model = _text(model_value)
+        # What _text does, written out: once per record.
+        model = model_value if isinstance(model_value, str) and model_value else None
         if model is not None:
             self._last_model = model
-        key = _text(message_id)
-        if key is None:
+        if not isinstance(message_id, str) or not message_id:
             delta = tokens
         else:
+            key = message_id
             counted = self._counted
             previous = counted.get(key)
             if previous is None:
@@ -289,7 +335,7 @@ class UsageParser:
                 counted.move_to_end(key)
                 if previous == tokens:
                     # Claude Code repeats a message's usage once per content block.
-                    return []
+                    return None
                 counted[key] = TokenCounts(
                     max(previous.input, tokens.input),
                     max(previous.output, tokens.output),
@@ -298,8 +344,8 @@ class UsageParser:
                 )
                 delta = tokens.minus_clamped(previous)
         if delta.total == 0:
-            return []
-        return [UsageRecord(delta, model=model)]
+            return None
+        return model, delta
 
     def _claude_code_result(self, message: Mapping[str, Any]) -> list[UsageRecord]:
         totals = _anthropic_tokens(message["usage"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,35 @@ def test_parts_keep_their_source() -> None:
     assert calculator.cost("mine", None, total, parts=parts) == Cost(3.0, "user_table")
     assert calculator.cost("no-such-model-xyz", None, total, parts=parts) == Cost(None, "unpriced")
     assert calculator.cost("mine", None, total, 0.5, parts=parts) == Cost(0.5, "reported")
+
+
+token_counts = st.builds(
+    TokenCounts,
+    st.integers(0, 300_000),
+    st.integers(0, 50_000),
+    st.integers(0, 300_000),
+    st.integers(0, 50_000),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from([*MODELS, ("mine", None), ("", None), ("no-such-model-xyz", None)]),
+    parts=st.lists(token_counts, min_size=2, max_size=6),
+)
+def test_parts_cost_exactly_the_sum_of_each_part_priced_alone(
+    model: tuple[str, str | None], parts: list[TokenCounts]
+) -> None:
+    # Parts are priced with the source looked up once; each must cost what it costs alone,
+    # on either side of a price tier (Sonnet 4.5: 200k input).
+    name, provider = model
+    table = parse_price_table({"models": {"mine": {"input": 1.5, "output": 7.0}}})
+    calculator = CostCalculator(table)
+    alone = [calculator.cost(name, provider, part) for part in parts]
+    total = sum(parts, TokenCounts())
+    as_parts = calculator.cost(name, provider, total, parts=parts)
+    assert {cost.source for cost in alone} == {as_parts.source}
+    if as_parts.source == "unpriced":
+        assert as_parts.usd is None
+    else:
+        assert as_parts.usd == math.fsum(cost.usd or 0.0 for cost in alone)

@@ -19,7 +19,7 @@ from executor import (
     UsageRecord,
     open_executor,
 )
-from executor._command import _may_hold_usage, _StdoutReader
+from executor._command import _StdoutReader
 from executor._lines import LINES_PER_STEP, pump_lines
 from executor._usage import MAX_TRACKED_IDS
 
@@ -457,24 +457,6 @@ def test_claude_code_blocks_repeating_usage_count_once_but_new_ids_and_growth_co
         TokenCounts(input=3, output=10),
         TokenCounts(output=15),
     ]
-
-
-@pytest.mark.parametrize(
-    ("raw", "may_hold"),
-    [
-        (b'{"usage": {"input_tokens": 1}}', True),
-        (b'{"\\u0075sage": {"input_tokens": 1}}', True),  # an escaped key is still a key
-        (b'{"us\\u0061ge": {"input_tokens": 1}}', True),
-        (b'{"type": "user", "content": "\\u001b[31mred\\u001b[0m"}', False),
-        (b'{"type": "user", "content": "the word usage"}', False),
-        (b'{"text": "\\"usage\\": 5"}', False),  # inside a string the quotes are escaped
-        (b"plain text", False),
-    ],
-)
-def test_lines_that_cannot_hold_usage_skip_json_parsing(raw: bytes, may_hold: bool) -> None:
-    assert _may_hold_usage(raw) is may_hold
-    if not may_hold:  # the skip loses nothing: the parser finds no usage there either
-        assert UsageParser().parse(raw.decode()) is None
 
 
 def test_a_usage_key_written_with_escapes_is_still_counted() -> None:
