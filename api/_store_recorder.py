@@ -3,12 +3,13 @@
 The recorder is a publisher listener: it queues each published event on a
 bounded pending list (one append, inline, lossless). ``serve_store_recorder``
 flushes that list from a worker thread at least every ``flush_interval``
-seconds and on shutdown; the worker turns the events into rows
-(``_store_rows``) and writes each run of up to ``WRITE_CHUNK`` events in one
-transaction, in order, so the store always holds a prefix of the stream. When
-writes fall behind past ``soft_limit`` pending events it asks the executor to
-hold new work (``on_backpressure``); past ``hard_limit``, or when SQLite fails,
-the recorder fails loudly with :class:`StoreError` instead of dropping records.
+seconds, as soon as ``WRITE_CHUNK`` events are pending, and on shutdown; the
+worker turns the events into rows (``_store_rows``) and writes each run of up to
+``WRITE_CHUNK`` events in one transaction, in order, so the store always holds a
+prefix of the stream. When writes fall behind past ``soft_limit`` pending events
+it asks the executor to hold new work (``on_backpressure``) until less than half
+that is left to write; past ``hard_limit``, or when SQLite fails, the recorder
+fails loudly with :class:`StoreError` instead of dropping records.
 """
 
 from __future__ import annotations
@@ -66,10 +67,18 @@ class StoreRecorder:
     _rows: RowBuilder = attrs.field(init=False)
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _caught_up: trio.Event = attrs.field(factory=trio.Event)
+    #: The pending size at which the listener next looks further: a chunk's worth
+    #: wakes the worker (so it writes while the loop runs, instead of the two
+    #: taking turns at the soft limit), then the soft limit.
+    _check_at: int = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._rows = RowBuilder(self.session_id, record_output=self.record_output)
         self._caught_up.set()
+        self._check_at = self._first_check()
+
+    def _first_check(self) -> int:
+        return min(WRITE_CHUNK, self.soft_limit)
 
     def __call__(self, item: Published) -> None:
         # Inline in every publish: keep it to an append and a length check.
@@ -79,11 +88,14 @@ class StoreRecorder:
             return
         pending = self.pending
         pending.append(item)
-        if len(pending) >= self.soft_limit:
-            self._over_soft_limit(len(pending))
+        if len(pending) >= self._check_at:
+            self._grown(len(pending))
 
-    def _over_soft_limit(self, size: int) -> None:
-        if size >= self.hard_limit:
+    def _grown(self, size: int) -> None:
+        if size < self.soft_limit:
+            self._check_at = self.soft_limit
+            self._wake.set()
+        elif size >= self.hard_limit:
             self.failure = StoreOverloadedError(
                 f"store {self.store.path} fell {size} events behind (limit {self.hard_limit})"
             )
@@ -119,6 +131,7 @@ class StoreRecorder:
         if self.failure is not None:
             raise self.failure
         batch, self.pending = self.pending, []
+        self._check_at = self._first_check()
         if not batch:
             return 0
         for start in range(0, len(batch), WRITE_CHUNK):
@@ -136,9 +149,13 @@ class StoreRecorder:
                 self.pending[:0] = batch[start:]
                 raise
             self.written_events += len(chunk)
+            if self.backpressure:
+                # Let producers go once half the soft limit is left to write, so
+                # they refill while the rest is written.
+                unwritten = len(batch) - start - len(chunk) + len(self.pending)
+                if unwritten < self.soft_limit // 2:
+                    self._set_backpressure(False)
         self.flushes += 1
-        if self.backpressure and len(self.pending) < self.soft_limit // 2:
-            self._set_backpressure(False)
         return len(batch)
 
     async def prune_history(self) -> None:
