@@ -37,7 +37,7 @@ from ._reaping import (
 )
 from ._reaping import signal_group as signal_group
 from ._reaping import terminate_group as terminate_group
-from ._usage import UsageParser, UsageRecord, typed_turn
+from ._usage import TURN_DECODE_ERRORS, UsageParser, UsageRecord, decode_turn_line
 
 log = structlog.get_logger("runcast.executor")
 
@@ -198,9 +198,22 @@ class _StdoutReader:
         for raw, truncated in lines:
             if not truncated:
                 # A turn msgspec reads has a "usage" key: no need to look for one.
-                turn = typed_turn(raw) if typed and b'"assistant"' in raw else None
+                # What typed_turn and count_turn do, written out (no call per line).
+                turn = None
+                if typed and b'"assistant"' in raw:
+                    try:
+                        decoded = decode_turn_line(raw)
+                    except TURN_DECODE_ERRORS:
+                        pass
+                    else:
+                        turn = decoded.message
+                        if decoded.type != "assistant" or turn is None or turn.usage is None:
+                            turn = None
                 if turn is not None:
-                    counted = parser.count_turn(turn)
+                    parser.lines_parsed += 1
+                    if turn.id is not None and turn == parser.last_turn:
+                        continue  # the turn's next content block: counted already
+                    counted = parser.count_new_turn(turn)
                     if counted is not None:
                         model, tokens = counted
                         parts = pending.get((model or "", None))
@@ -212,7 +225,7 @@ class _StdoutReader:
                 if b'"usage"' in raw or (
                     b"\\u00" in raw and (b"\\u006" in raw or b"\\u007" in raw)
                 ):
-                    # What parse does once typed_turn has said no.
+                    # What parse does once the typed decode has said no.
                     records = parser.parse_json(raw)
                     if records is not None:
                         self._add(records)
