@@ -128,7 +128,11 @@ def _openai_responses_tokens(usage: Mapping[str, Any]) -> TokenCounts:
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class _TurnUsage(msgspec.Struct):
+# gc=False: these hold only values decoded from JSON (str, int, None, and for
+# an odd id or model a list or dict), which cannot refer back to them, so they
+# can never be part of a cycle; untracked, two decodes per record add nothing
+# for the collector to count or traverse.
+class _TurnUsage(msgspec.Struct, gc=False):
     """An assistant turn's counts, validated by msgspec: ints >= 0, absent = 0."""
 
     input_tokens: Count = 0
@@ -137,7 +141,7 @@ class _TurnUsage(msgspec.Struct):
     cache_creation_input_tokens: Count = 0
 
 
-class _Turn(msgspec.Struct):
+class _Turn(msgspec.Struct, gc=False):
     """An assistant turn's ``message``: what is read of it, and what tells a repeat.
 
     Two content blocks of one turn decode to equal values (same id, model and
@@ -149,7 +153,7 @@ class _Turn(msgspec.Struct):
     usage: _TurnUsage | None = None
 
 
-class _TurnLine(msgspec.Struct):
+class _TurnLine(msgspec.Struct, gc=False):
     """A line decoded for its ``type`` and ``message`` only; other keys are skipped."""
 
     type: Any = None
