@@ -27,7 +27,10 @@ _C = TypeVar("_C", bound=type)
 
 Check = Callable[[object, "attrs.Attribute[Any]", Any], None]
 #: How the wire encoder writes a value the rule admits (``_wire._writer``).
-WireKind = Literal["text", "choice", "int", "float", "bool", "time"]
+#: A bounded text whose limit is above this is written by the wire's long-text
+#: path (``_wire._encode_long_text``): task_output's packed lines.
+LONG_TEXT = 2048
+WireKind = Literal["text", "long_text", "choice", "int", "float", "bool", "time"]
 
 
 @attrs.frozen
@@ -124,7 +127,8 @@ def bounded_text(limit: int) -> Rule:
         if len(value) > limit:
             raise EventValidationError(f"{attribute.name} is longer than {limit} characters")
 
-    return Rule(f"type({{v}}) is str and len({{v}}) <= {limit:d}", check, "text")
+    kind: WireKind = "long_text" if limit > LONG_TEXT else "text"
+    return Rule(f"type({{v}}) is str and len({{v}}) <= {limit:d}", check, kind)
 
 
 def one_of(choices: frozenset[str], name: str) -> Rule:

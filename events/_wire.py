@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
+import msgspec
 
 from ._exceptions import EventDecodeError, EventValidationError
 from ._models import EVENT_TYPES, Event
@@ -186,6 +187,7 @@ Writer = Callable[[Any, int, str, int], "str | None"]
 # value ``{v}``) and what it must be for that ("" when its rule guarantees it).
 _NON_OPTIONAL: dict[WireKind, tuple[str, str]] = {
     "text": ("_enc({v})", ""),
+    "long_text": ("_enc_long({v})", ""),
     "choice": ("_enc({v})", "type({v}) is str"),
     "int": ("{v}", "type({v}) is int"),
     "float": ("{v}!r", "type({v}) is float"),
@@ -239,6 +241,7 @@ def _writer(cls: type[Event]) -> Writer:
     lines.append("    return None")
     namespace: dict[str, Any] = {
         "_enc": _encode_str,
+        "_enc_long": _encode_long_text,
         "_repr": repr,
         "_quoted_time": _quoted_time,
         "_datetime": datetime,
@@ -271,6 +274,23 @@ def _second_of(moment: datetime) -> tuple[datetime, datetime, str]:
 
 
 _encode_str = json.encoder.encode_basestring_ascii
+_encode_json_utf8 = msgspec.json.Encoder().encode
+# Below this many characters the check costs more than msgspec saves.
+_LONG_FROM = 512
+
+
+def _encode_long_text(text: str) -> str:
+    """``_encode_str(text)``, for long ASCII text about 3x faster (through msgspec).
+
+    On ASCII text msgspec writes what ``json.dumps`` writes (the same short
+    escapes, ``\\u00XX`` in lower case for other control characters) except for
+    DEL, which ``json.dumps`` escapes and msgspec does not: text with DEL, or
+    not ASCII, goes the ``json`` way.  Packed output lines (task_output, up to
+    4,096 characters) were a quarter of an output event's cost.
+    """
+    if len(text) >= _LONG_FROM and text.isascii() and "\x7f" not in text:
+        return _encode_json_utf8(text).decode("ascii")
+    return _encode_str(text)
 
 
 @attrs.define
