@@ -20,6 +20,7 @@ from ._exceptions import (
     StoreOverloadedError,
     UnknownSessionError,
 )
+from ._heap import settle_heap
 from ._interfaces import ExecutorControls, SessionSource, TaskRow
 from ._resume import SessionPlan, job_key, plan_session
 from ._run import RunOptions, run_job
@@ -76,5 +77,6 @@ __all__ = [
     "run_job",
     "serve_runcast",
     "serve_store_recorder",
+    "settle_heap",
     "watch_stop_signals",
 ]

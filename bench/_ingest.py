@@ -47,7 +47,7 @@ class IngestConfig:
 
 
 AS_IS = "as is"
-FROZEN = "gc.freeze() after start-up (what-if)"
+FROZEN = "heap settled at start-up (what runcast run does)"
 VARIANTS = (AS_IS, FROZEN)
 
 
