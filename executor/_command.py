@@ -37,7 +37,7 @@ from ._reaping import (
 )
 from ._reaping import signal_group as signal_group
 from ._reaping import terminate_group as terminate_group
-from ._usage import TURN_DECODE_ERRORS, UsageParser, UsageRecord, decode_turn_line
+from ._usage import UsageParser, UsageRecord, typed_turn
 
 log = structlog.get_logger("runcast.executor")
 
@@ -189,38 +189,21 @@ class _StdoutReader:
     _output: list[OutputLine] = attrs.field(factory=list)
 
     def on_stdout(self, lines: list[Line]) -> None:
-        # The per-line work is written out in this loop: it is the reader's
-        # whole cost (a Claude Code turn is three lines, two of them usage).
+        # This loop is the reader's whole cost (a Claude Code turn is three
+        # lines, two of them usage): keep its per-line work small.
         output = self._output
         pending = self._pending
         parser = self.parser
         typed = parser.typed_decode
         for raw, truncated in lines:
             if not truncated:
-                # A turn msgspec reads has a "usage" key: no need to look for one.
-                # What typed_turn and count_turn do, written out (no call per line).
-                turn = None
-                if typed and b'"assistant"' in raw:
-                    try:
-                        decoded = decode_turn_line(raw)
-                    except TURN_DECODE_ERRORS:
-                        pass
-                    else:
-                        turn = decoded.message
-                        if decoded.type != "assistant" or turn is None or turn.usage is None:
-                            turn = None
+                turn = typed_turn(raw) if typed and b'"assistant"' in raw else None
                 if turn is not None:
-                    parser.lines_parsed += 1
-                    if turn.id is not None and turn == parser.last_turn:
-                        continue  # the turn's next content block: counted already
-                    counted = parser.count_new_turn(turn)
+                    # A turn msgspec reads has a "usage" key: no need to look for one.
+                    counted = parser.count_turn(turn)
                     if counted is not None:
                         model, tokens = counted
-                        parts = pending.get((model or "", None))
-                        if parts is None:
-                            pending[model or "", None] = [tokens]
-                        else:
-                            parts.append(tokens)
+                        pending.setdefault((model or "", None), []).append(tokens)
                     continue
                 if b'"usage"' in raw or (
                     b"\\u00" in raw and (b"\\u006" in raw or b"\\u007" in raw)

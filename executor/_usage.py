@@ -160,10 +160,9 @@ class _TurnLine(msgspec.Struct, gc=False):
     message: _Turn | None = None
 
 
-# Public for a caller that writes ``typed_turn`` out (the stdout reader).
-decode_turn_line = msgspec.json.Decoder(_TurnLine).decode
+_decode_turn_line = msgspec.json.Decoder(_TurnLine).decode
 #: What ``typed_turn`` catches: msgspec refused the line (``json.loads`` decides).
-TURN_DECODE_ERRORS = (msgspec.DecodeError, UnicodeError, RecursionError)
+_TURN_DECODE_ERRORS = (msgspec.DecodeError, UnicodeError, RecursionError)
 
 Counted = tuple[str | None, TokenCounts]
 """What a line adds: the model it names (None: the task's) and the new tokens."""
@@ -177,8 +176,8 @@ def typed_turn(line: str | bytes) -> _Turn | None:
     (``UsageParser.parse_json``).
     """
     try:
-        decoded = decode_turn_line(line)
-    except TURN_DECODE_ERRORS:
+        decoded = _decode_turn_line(line)
+    except _TURN_DECODE_ERRORS:
         return None
     turn = decoded.message
     if decoded.type != "assistant" or turn is None or turn.usage is None:
@@ -210,9 +209,8 @@ class UsageParser:
     # out of a dict whose front was deleted over and over scans the dead slots.
     _counted: OrderedDict[str, TokenCounts] = attrs.field(factory=OrderedDict)
     _last_model: str | None = None
-    # The previous turn counted: a content block equal to it is a repeat.  Public
-    # so the stdout reader can make that one comparison without a call.
-    last_turn: _Turn | None = None
+    # The previous turn counted: a content block equal to it is a repeat.
+    _last_turn: _Turn | None = None
     lines_parsed: int = 0
     # False: every line read with json.loads, as before msgspec; the reference
     # the property tests and the ingestion benchmark compare with.
@@ -290,13 +288,9 @@ class UsageParser:
     def _turn(self, turn: _Turn) -> Counted | None:
         # Each content block of a message repeats its id, model and usage: a
         # repeat of the previous block is recognised by one comparison.
-        if turn.id is not None and turn == self.last_turn:
+        if turn.id is not None and turn == self._last_turn:
             return None
-        return self.count_new_turn(turn)
-
-    def count_new_turn(self, turn: _Turn) -> Counted | None:
-        """``_turn`` for a turn known not to repeat ``last_turn``."""
-        self.last_turn = turn
+        self._last_turn = turn
         usage = turn.usage
         assert usage is not None  # typed_turn and _claude_code_turn give one
         tokens = TokenCounts(
