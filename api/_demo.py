@@ -84,6 +84,16 @@ class DemoOptions:
     #: round) is divided by it.
     speed: float = attrs.field(default=1.0, validator=_positive_speed)
 
+    def stack_settings(self) -> StackSettings:
+        """The stack the demo serves and simulates on (retry back-off at its speed)."""
+        return StackSettings(
+            server=self.server,
+            concurrency=self.concurrency,
+            budget_usd=self.budget_usd,
+            interval=self.interval,
+            retry_backoff=1.0 / self.speed,
+        )
+
 
 async def simulated_agent(
     ctx: TaskContext, model: SimulatedModel, rng: random.Random, speed: float = 1.0
@@ -193,13 +203,7 @@ async def simulate(
 
 async def run_demo(options: DemoOptions, *, out: TextIO = sys.stdout) -> int:
     """Serve and simulate until SIGINT/SIGTERM; then stop cleanly (exit code 0)."""
-    settings = StackSettings(
-        server=options.server,
-        concurrency=options.concurrency,
-        budget_usd=options.budget_usd,
-        interval=options.interval,
-        retry_backoff=1.0 / options.speed,
-    )
+    settings = options.stack_settings()
     async with watch_stop_signals() as stop, open_stack(settings) as stack:
         announce(stack.server, out)
         async with trio.open_nursery() as nursery:

@@ -35,7 +35,7 @@ import trio
 from api._config import ServerConfig
 from api._demo import DemoOptions, simulate
 from api._heap import settle_heap
-from api._stack import Stack, StackSettings, open_stack
+from api._stack import Stack, open_stack
 
 from ._children import open_child
 from ._report import rss_bytes
@@ -204,13 +204,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         seed=1,
         speed=args.speed,
     )
-    settings = StackSettings(
-        server=options.server,
-        concurrency=options.concurrency,
-        budget_usd=options.budget_usd,
-        interval=options.interval,
-        retry_backoff=1.0 / args.speed,
-    )
+    settings = options.stack_settings()
     marks = [float(m) for m in args.marks.split(",")]
     async with open_stack(settings) as stack, trio.open_nursery() as nursery:
         nursery.start_soon(simulate, stack.executor, stack.publisher, options, random.Random(1))
