@@ -1,20 +1,23 @@
 """Records the event stream into the store without the trio thread touching the disk.
 
 The recorder is a publisher listener: it queues each published event on a
-bounded pending list (one append, inline, lossless). ``serve_store_recorder``
-flushes that list from a worker thread at least every ``flush_interval``
-seconds, as soon as ``WRITE_CHUNK`` events are pending, and on shutdown; the
-worker turns the events into rows (``_store_rows``) and writes each run of up to
+bounded pending deque (one append, inline, lossless). ``serve_store_recorder``
+flushes it from a worker thread at least every ``flush_interval`` seconds, as
+soon as ``WRITE_CHUNK`` events are pending, and on shutdown. The worker turns
+the events into rows (``_store_rows``) and writes each run of up to
 ``WRITE_CHUNK`` events in one transaction, in order, so the store always holds a
-prefix of the stream. When writes fall behind past ``soft_limit`` pending events
-it asks the executor to hold new work (``on_backpressure``) until less than half
-that is left to write; past ``hard_limit``, or when SQLite fails, the recorder
-fails loudly with :class:`StoreError` instead of dropping records.
+prefix of the stream; one worker call goes on with what is published meanwhile
+(up to ``DRAIN_SECONDS``), so the store keeps pace with a busy event loop. When
+writes fall behind past ``soft_limit`` pending events it asks the executor to
+hold new work (``on_backpressure``) until less than half that is left to write;
+past ``hard_limit``, or when SQLite fails, the recorder fails loudly with
+:class:`StoreError` instead of dropping records.
 """
 
 from __future__ import annotations
 
-import functools
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
@@ -39,9 +42,15 @@ async def _to_worker_thread(write: Callable[[], object]) -> None:
 
 DEFAULT_FLUSH_INTERVAL = 0.25
 DEFAULT_HISTORY_KEEP = 50_000
-# Events per transaction and worker-thread call: between calls the thread lets
-# go of the GIL, so a large batch cannot hold the event loop up for long.
+# Events per transaction: between transactions the thread lets go of the GIL,
+# so a large backlog cannot hold the event loop up for long.
 WRITE_CHUNK = 1_000
+#: How long one worker-thread call goes on writing chunks (it also returns when
+#: nothing is left, or when back-pressure can be lifted). Each call is one round
+#: trip through the event loop; with one call per chunk, a busy loop (a step of
+#: 1,000 submissions) let the worker write only one chunk per turn, it fell
+#: behind, and back-pressure left the loop idle while it caught up.
+DRAIN_SECONDS = 0.25
 DEFAULT_SOFT_LIMIT = 10_000
 DEFAULT_HARD_LIMIT = 100_000
 
@@ -58,8 +67,10 @@ class StoreRecorder:
     record_output: bool = True
     on_backpressure: Callable[[bool], None] | None = None
     offload: Offload = _to_worker_thread
-    #: Published and not yet written, oldest first.
-    pending: list[Published] = attrs.field(factory=list)
+    #: Published and not yet written, oldest first. The listener appends on the
+    #: trio thread while the worker thread pops from the left: a deque, whose
+    #: append and popleft are each atomic, so neither needs a lock.
+    pending: deque[Published] = attrs.field(factory=deque)
     written_events: int = 0
     flushes: int = 0
     failure: StoreError | None = None
@@ -127,36 +138,55 @@ class StoreRecorder:
         self.store.write_rows(self._rows.rows(items))
 
     async def flush(self) -> int:
-        """Write everything pending from a worker thread; returns how many events."""
+        """Write from a worker thread until nothing is pending; returns how many events.
+
+        Events published meanwhile are written by the same flush. Each chunk is
+        its own transaction; back-pressure lifts as soon as less than half the
+        soft limit is left to write, so producers refill while the rest is written.
+        """
         if self.failure is not None:
             raise self.failure
-        batch, self.pending = self.pending, []
-        self._check_at = self._first_check()
-        if not batch:
-            return 0
-        for start in range(0, len(batch), WRITE_CHUNK):
-            chunk = batch[start : start + WRITE_CHUNK]
+        before = self.written_events
+        while self.pending:
+            self._check_at = self._first_check()
             try:
-                await self.offload(functools.partial(self.write_now, chunk))
+                await self.offload(self._drain)
             except StoreError as exc:
-                # Keep what is unwritten so nothing is lost from view; the run fails loudly.
-                self.pending[:0] = batch[start:]
+                # What is unwritten is still pending, in order: nothing is lost from view.
                 self.failure = exc
                 self._caught_up.set()
                 raise
+            if self.backpressure and len(self.pending) < self.soft_limit // 2:
+                self._set_backpressure(False)
+        self._check_at = self._first_check()
+        written = self.written_events - before
+        if written:
+            self.flushes += 1
+        return written
+
+    def _drain(self) -> None:
+        """Worker-thread side of :meth:`flush`: write chunks for up to ``DRAIN_SECONDS``.
+
+        Returns early once nothing is pending, or once back-pressure can be lifted
+        (that is the trio thread's to do). A chunk that fails to write is put back
+        in front, so ``pending`` always holds exactly what is not in the store.
+        """
+        pending = self.pending
+        popleft = pending.popleft
+        lift_under = self.soft_limit // 2
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while pending:
+            chunk = [popleft() for _ in range(min(len(pending), WRITE_CHUNK))]
+            try:
+                self.write_now(chunk)
             except BaseException:
-                # Cancelled between chunks: the shutdown flush writes the rest.
-                self.pending[:0] = batch[start:]
+                pending.extendleft(reversed(chunk))
                 raise
             self.written_events += len(chunk)
-            if self.backpressure:
-                # Let producers go once half the soft limit is left to write, so
-                # they refill while the rest is written.
-                unwritten = len(batch) - start - len(chunk) + len(self.pending)
-                if unwritten < self.soft_limit // 2:
-                    self._set_backpressure(False)
-        self.flushes += 1
-        return len(batch)
+            if self.backpressure and len(pending) < lift_under:
+                return
+            if time.monotonic() >= deadline:
+                return
 
     async def prune_history(self) -> None:
         """Keep only the newest ``history_keep`` events of the session's history."""

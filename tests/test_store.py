@@ -96,7 +96,7 @@ async def test_every_record_round_trips(tmp_path: Path) -> None:
     store = SessionStore.open(tmp_path / "runcast.db")
     publisher = Publisher()
     recorder = await _record(store, publisher)
-    assert recorder.pending == []
+    assert not recorder.pending
 
     session = store.session(SID)
     assert session.job_key == "k"

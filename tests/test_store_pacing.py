@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import trio
 import trio.testing
 
+from api import _store_recorder
 from api._store import SessionStore
 from api._store_recorder import WRITE_CHUNK, StoreRecorder, serve_store_recorder
+from api._store_rows import StoreRows
 from events import Publisher, TaskQueued
 
 SID = "sess-pacing"
@@ -79,3 +82,59 @@ async def test_backpressure_lifts_mid_flush_once_under_half_the_soft_limit_is_le
     assert signals == [(True, 0), (False, 3 * WRITE_CHUNK)]
     assert recorder.written_events == 4 * WRITE_CHUNK
     assert len(store.tasks(SID)) == 4 * WRITE_CHUNK
+
+
+async def test_one_worker_call_writes_every_chunk_including_those_published_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One event-loop round trip per chunk let a busy loop (one step submitting
+    # 1,000 tasks) hold the worker to one chunk per turn: it fell behind and
+    # back-pressure idled the loop. A call now writes until nothing is left.
+    monkeypatch.setattr(_store_recorder, "DRAIN_SECONDS", 3600.0)  # not the bound here
+    calls = 0
+
+    async def counting_write(write: Callable[[], object]) -> None:
+        nonlocal calls
+        calls += 1
+        write()
+        await trio.lowlevel.checkpoint()
+
+    publisher = Publisher()
+    late = [f"late{n}" for n in range(3)]
+
+    class PublishingStore(SessionStore):
+        def write_rows(self, rows: StoreRows) -> None:
+            super().write_rows(rows)
+            if late:  # as the trio thread would, while the worker writes
+                publisher.publish(TaskQueued(task_id=late.pop()))
+
+    opened = _store()
+    store = PublishingStore(opened.path, opened.conn)
+    recorder = StoreRecorder(store, SID, soft_limit=100_000, offload=counting_write)
+    publisher.add_listener(recorder)
+    for n in range(3 * WRITE_CHUNK + 5):
+        publisher.publish(TaskQueued(task_id=f"t{n}"))
+    assert await recorder.flush() == 3 * WRITE_CHUNK + 5 + 3
+    assert calls == 1
+    assert not recorder.pending
+    assert len(store.tasks(SID)) == 3 * WRITE_CHUNK + 5 + 3
+
+
+async def test_a_worker_call_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # So a cancelled recorder (the call cannot be abandoned) stops soon.
+    monkeypatch.setattr(_store_recorder, "DRAIN_SECONDS", 0.0)
+    calls = 0
+
+    async def counting_write(write: Callable[[], object]) -> None:
+        nonlocal calls
+        calls += 1
+        write()
+        await trio.lowlevel.checkpoint()
+
+    recorder = StoreRecorder(_store(), SID, soft_limit=100_000, offload=counting_write)
+    publisher = Publisher()
+    publisher.add_listener(recorder)
+    for n in range(3 * WRITE_CHUNK + 5):
+        publisher.publish(TaskQueued(task_id=f"t{n}"))
+    assert await recorder.flush() == 3 * WRITE_CHUNK + 5
+    assert calls == 4  # a chunk per call, since each call's time is up at once

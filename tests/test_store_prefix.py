@@ -20,7 +20,7 @@ import trio
 from api import _store_recorder
 from api._store import SessionStore
 from api._store_recorder import StoreRecorder
-from api._store_rows import wire_time
+from api._store_rows import StoreRows, wire_time
 from events import (
     BudgetChanged,
     Event,
@@ -131,17 +131,23 @@ async def test_every_transaction_leaves_a_prefix_of_the_stream(
 ) -> None:
     monkeypatch.setattr(_store_recorder, "WRITE_CHUNK", chunk)
     items = _published(_stream())
-    store = SessionStore.open(":memory:")
-    store.begin_session(SID)
-    recorder = StoreRecorder(store, SID)
     after_each: list[dict[str, list[tuple[Any, ...]]]] = []
 
-    async def write_then_look(write: Callable[[], object]) -> None:
+    class LookingStore(SessionStore):
+        def write_rows(self, rows: StoreRows) -> None:
+            super().write_rows(rows)
+            after_each.append(_dump(self))
+
+    opened = SessionStore.open(":memory:")
+    store = LookingStore(opened.path, opened.conn)
+    store.begin_session(SID)
+    recorder = StoreRecorder(store, SID)
+
+    async def write_here(write: Callable[[], object]) -> None:
         write()
-        after_each.append(_dump(store))
         await trio.lowlevel.checkpoint()
 
-    recorder.offload = write_then_look
+    recorder.offload = write_here
     for item in items:
         recorder(item)
     assert await recorder.flush() == len(items)
