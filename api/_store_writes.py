@@ -111,7 +111,7 @@ def _insert(
     for first in range(0, count, most):
         rows = min(most, count - first)
         size = 1 << (rows - 1).bit_length()  # rounded up to a power of two
-        params = [session_id]
+        params: list[Any] = [session_id]
         params += flat[first * per_row : (first + rows) * per_row]
         if size > rows:
             params += itertools.repeat(0, (size - rows) * per_row)  # skipped rows
