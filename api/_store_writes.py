@@ -1,16 +1,13 @@
 """The SQL that writes a run of events' rows (``_store_rows.StoreRows``).
 
-The sqlite3 module lets go of the GIL around every statement it steps, and
-taking it back means queueing behind the busy trio thread (up to a switch
-interval, 5 ms), so a run takes as few statements as it can: each kind of row
-goes in as one ``INSERT ... SELECT * FROM (VALUES (...), (...))`` of as many
-rows as the connection allows (measured: 51 us a row one row per statement with
-a busy trio thread, 9 us in batches of 100; a 1,000-event run of no-op tasks
-took 20 statements split in powers of two, and waited 1-4 ms for the GIL after
-each). A statement's row count is rounded up to a power of two, so only a few
-statements are ever prepared and cached; the rows past the real ones are bound
-to 0 and skipped by ``WHERE column2 != 0`` (every row's first bound value is a
-seq >= 1 or a task id, a string).
+Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements rather
+than ``executemany``: the sqlite3 module lets go of the GIL around every
+statement it steps, and taking it back means queueing behind the busy trio
+thread (up to a switch interval, 5 ms), so the fewer statements a run takes
+the better (measured: 51 us a row one row per statement with a busy trio
+thread, 9 us in batches of 100). A statement holds up to 256 rows and 1,024
+values (no more than the connection allows), in sizes that are powers of two:
+a run of 1,000 history rows takes 7 statements (was 22 in sizes 64, 8, 1).
 The session id is bound once per statement, as ``?1``.
 Values that are None are written into the statement as NULL, never bound:
 binding None or a bool costs the sqlite3 module an adaptation lookup, ten times
@@ -28,11 +25,11 @@ from typing import Any
 
 from ._store_rows import StoreRows, TaskKey, UsageKey
 
-#: The most rows, and bound values, one statement holds. Preparing one costs
-#: about as much as running it a few times (4-9 ms for 256 rows of 14 values),
-#: but each size is prepared once per connection and cached.
-_MAX_ROWS = 4_096
-_MAX_VALUES = 32_768
+#: The most rows, and bound values, one statement holds: preparing a statement
+#: costs about as much as running it a few times, 4-9 ms for 256 rows of 14
+#: values, so wide rows go in shorter statements (history rows have 2 values).
+_MAX_ROWS = 256
+_MAX_VALUES = 1_024
 
 _SESSION_UPDATES: dict[str, str] = {
     "paused": "UPDATE sessions SET is_paused = ? WHERE session_id = ?",
@@ -43,14 +40,14 @@ _SESSION_UPDATES: dict[str, str] = {
         WHERE session_id = ?
     """,
 }
-_CONTROL_HEAD = "INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd)"
+_CONTROL_HEAD = "INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd) VALUES"
 _CONTROL_ROW = "(?1, ?, ?, ?, ?, ?, ?)"
-_EVENT = ("INSERT OR REPLACE INTO events (session_id, seq, wire)", "(?1, ?, ?)", "")
+_EVENT = ("INSERT OR REPLACE INTO events (session_id, seq, wire) VALUES", "(?1, ?, ?)", "")
 _TASK_FINISH = ("ended_at", "duration_seconds", "exit_code", "cancelled_attempt")
 _USAGE_HEAD = (
     "INSERT INTO usage (session_id, task_id, seq, recorded_at, model, input_tokens, "
     "output_tokens, cache_read_tokens, cache_write_tokens, cost_source, records, "
-    "provider, cost_usd, attempt)"
+    "provider, cost_usd, attempt) VALUES"
 )
 
 # A statement kind: (head, one row's VALUES tuple, tail).
@@ -73,7 +70,7 @@ def task_shape(key: TaskKey) -> Shape:
     values = ", ".join("NULL" if null else "?" for _, null in columns)
     updates = "".join(f", {name} = excluded.{name}" for name, _ in columns[2:])
     return (
-        f"INSERT INTO tasks (session_id, task_id, {names})",
+        f"INSERT INTO tasks (session_id, task_id, {names}) VALUES",
         f"(?1, ?, {values})",
         "ON CONFLICT (session_id, task_id) DO UPDATE SET "
         "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END, "
@@ -91,15 +88,14 @@ def usage_shape(key: UsageKey) -> Shape:
 @functools.cache
 def _statement(shape: Shape, rows: int) -> str:
     head, values, tail = shape
-    rows_sql = ", ".join(itertools.repeat(values, rows))
-    return f"{head} SELECT * FROM (VALUES {rows_sql}) WHERE column2 != 0 {tail}"
+    return f"{head} {', '.join(itertools.repeat(values, rows))} {tail}"
 
 
 @functools.cache
-def _most_rows(variable_limit: int, per_row: int) -> int:
-    """Rows per statement at most: a power of two under both limits."""
+def _batch_sizes(variable_limit: int, per_row: int) -> tuple[int, ...]:
+    """Rows per statement, largest first: powers of two under both limits."""
     most = max(1, min(_MAX_ROWS, _MAX_VALUES // per_row, (variable_limit - 1) // per_row))
-    return 1 << (most.bit_length() - 1)
+    return tuple(1 << power for power in reversed(range(most.bit_length())))
 
 
 def _insert(
@@ -107,15 +103,16 @@ def _insert(
 ) -> None:
     """Insert the rows of ``flat`` (``per_row`` values each) in order."""
     count = len(flat) // per_row
-    most = _most_rows(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), per_row)
-    for first in range(0, count, most):
-        rows = min(most, count - first)
-        size = 1 << (rows - 1).bit_length()  # rounded up to a power of two
-        params: list[Any] = [session_id]
-        params += flat[first * per_row : (first + rows) * per_row]
-        if size > rows:
-            params += itertools.repeat(0, (size - rows) * per_row)  # skipped rows
-        conn.execute(_statement(shape, size), params)
+    done = 0
+    for size in _batch_sizes(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), per_row):
+        while count - done >= size:
+            start = done * per_row
+            done += size
+            params = [session_id]
+            params += flat[start : done * per_row]
+            conn.execute(_statement(shape, size), params)
+    if done != count:
+        raise AssertionError(f"{count - done} rows left unwritten")
 
 
 def _runs(keyed: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, list[Any]]]:

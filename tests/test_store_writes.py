@@ -6,7 +6,7 @@ import sqlite3
 
 from api._store import SessionStore
 from api._store_recorder import StoreRecorder
-from api._store_writes import _most_rows
+from api._store_writes import _batch_sizes
 from events import Published, Publisher, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 
 SID = "s"
@@ -41,17 +41,17 @@ def _contents(store: SessionStore) -> tuple[object, ...]:
     )
 
 
-def test_statements_hold_a_power_of_two_rows_within_the_limits() -> None:
-    assert _most_rows(250_000, 2) == 4_096
-    assert _most_rows(250_000, 13) == 2_048  # at most 32,768 values
-    assert _most_rows(999, 14) == 64  # 897 bound values <= 999
-    assert _most_rows(30, 14) == 2  # 29 bound values <= 30
+def test_batch_sizes_are_powers_of_two_within_the_limits() -> None:
+    assert _batch_sizes(250_000, 2) == (256, 128, 64, 32, 16, 8, 4, 2, 1)
+    assert _batch_sizes(250_000, 13) == (64, 32, 16, 8, 4, 2, 1)  # at most 1,024 values
+    assert _batch_sizes(999, 14) == (64, 32, 16, 8, 4, 2, 1)  # 897 bound values <= 999
+    assert _batch_sizes(30, 14) == (2, 1)  # 29 bound values <= 30
 
 
-def test_a_run_takes_one_statement_per_kind_of_row() -> None:
+def test_a_run_takes_few_statements() -> None:
     """Every statement lets go of the GIL and queues to take it back behind the
     trio thread, so a run of 1,000 events must not take one per row, nor the
-    20 of batches split in powers of two."""
+    22 history statements of batches of 64, 8 and 1."""
     items = _no_op_tasks(250)  # 1,000 events
     store = _store()
     statements: list[str] = []
@@ -59,26 +59,13 @@ def test_a_run_takes_one_statement_per_kind_of_row() -> None:
     StoreRecorder(store, SID).write_now(items)
     store.conn.set_trace_callback(None)
     inserts = [sql for sql in statements if sql.lstrip().startswith("INSERT")]
-    # History, tasks (all new, queued and completed in the run: one shape), usage.
-    assert [sql.split("(")[0].split()[-1] for sql in inserts] == ["events", "tasks", "usage"]
+    history = [sql for sql in inserts if "INTO events" in sql]
+    # History: 1,000 = 3 x 256 + 128 + 64 + 32 + 8. Tasks: 250 rows of 8 values,
+    # 128 + 64 + 32 + 16 + 8 + 2. Usage: 250 rows of 12 values, 3 x 64 + 32 + 16 + 8 + 2.
+    assert len(history) == 7
+    assert len(inserts) == 7 + 6 + 7
     assert store.tasks(SID)[-1].state == "completed"
     assert store.usage_totals(SID).records == 250
-    assert len(store.history(SID)) == 1_000
-
-
-def test_rows_padded_to_a_power_of_two_are_not_written() -> None:
-    # 3 tasks: statements of 4 rows, one of them skipped; "0" is a task id like any other.
-    publisher = Publisher()
-    items: list[Published] = []
-    publisher.add_listener(items.append)
-    for task_id in ("0", "a", "b"):
-        publisher.publish(TaskQueued(task_id=task_id))
-        publisher.publish(TaskUsage(task_id=task_id, model="m", input_tokens=1))
-    store = _store()
-    StoreRecorder(store, SID).write_now(items)
-    assert [task.task_id for task in store.tasks(SID)] == ["0", "a", "b"]
-    assert len(store.usage_rows(SID)) == 3
-    assert len(store.history(SID)) == 6
 
 
 def test_a_connection_with_few_bound_values_writes_every_row() -> None:
