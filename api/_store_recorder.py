@@ -72,6 +72,7 @@ class StoreRecorder:
     #: append and popleft are each atomic, so neither needs a lock.
     pending: deque[Published] = attrs.field(factory=deque)
     written_events: int = 0
+    #: Worker-thread calls that wrote something (each up to ``DRAIN_SECONDS`` of chunks).
     flushes: int = 0
     failure: StoreError | None = None
     backpressure: bool = False
@@ -140,32 +141,42 @@ class StoreRecorder:
     async def flush(self) -> int:
         """Write from a worker thread until nothing is pending; returns how many events.
 
-        Events published meanwhile are written by the same flush. Each chunk is
-        its own transaction; back-pressure lifts as soon as less than half the
-        soft limit is left to write, so producers refill while the rest is written.
+        Events published meanwhile are written by the same flush.
         """
         if self.failure is not None:
             raise self.failure
         before = self.written_events
         while self.pending:
-            self._check_at = self._first_check()
-            try:
-                await self.offload(self._drain)
-            except StoreError as exc:
-                # What is unwritten is still pending, in order: nothing is lost from view.
-                self.failure = exc
-                self._caught_up.set()
-                raise
-            if self.backpressure and len(self.pending) < self.soft_limit // 2:
-                self._set_backpressure(False)
+            await self.write_pending()
+        return self.written_events - before
+
+    async def write_pending(self) -> None:
+        """One worker-thread call: write pending chunks for up to ``DRAIN_SECONDS``.
+
+        Each chunk is its own transaction. Back-pressure lifts as soon as less
+        than half the soft limit is left to write, so producers refill while the
+        rest is written.
+        """
+        if self.failure is not None:
+            raise self.failure
+        if not self.pending:
+            return
         self._check_at = self._first_check()
-        written = self.written_events - before
-        if written:
-            self.flushes += 1
-        return written
+        try:
+            await self.offload(self._drain)
+        except StoreError as exc:
+            # What is unwritten is still pending, in order: nothing is lost from view.
+            self.failure = exc
+            self._caught_up.set()
+            raise
+        finally:
+            self._check_at = self._first_check()
+        self.flushes += 1
+        if self.backpressure and len(self.pending) < self.soft_limit // 2:
+            self._set_backpressure(False)
 
     def _drain(self) -> None:
-        """Worker-thread side of :meth:`flush`: write chunks for up to ``DRAIN_SECONDS``.
+        """Worker-thread side of :meth:`write_pending`: write chunks for up to ``DRAIN_SECONDS``.
 
         Returns early once nothing is pending, or once back-pressure can be lifted
         (that is the trio thread's to do). A chunk that fails to write is put back
@@ -227,8 +238,11 @@ async def serve_store_recorder(
         task_status.started(recorder)
         flushes_since_prune = 0
         while True:
-            await recorder.wait_for_work(flush_interval)
-            await recorder.flush()
+            if len(recorder.pending) < WRITE_CHUNK:
+                await recorder.wait_for_work(flush_interval)
+            # One worker call at a time, not a whole flush: under steady load
+            # pending may never be empty, and the history must still be pruned.
+            await recorder.write_pending()
             flushes_since_prune += 1
             if flushes_since_prune >= 40:
                 flushes_since_prune = 0

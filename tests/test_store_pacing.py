@@ -138,3 +138,48 @@ async def test_a_worker_call_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch)
         publisher.publish(TaskQueued(task_id=f"t{n}"))
     assert await recorder.flush() == 3 * WRITE_CHUNK + 5
     assert calls == 4  # a chunk per call, since each call's time is up at once
+
+
+async def test_history_is_pruned_while_the_worker_never_catches_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Each worker call leaves something pending (a busy session): the recorder
+    # must still stop to prune the history between calls.
+    publisher = Publisher()
+    calls = 0
+    pruned_at: list[int] = []
+    last_call = trio.Event()
+
+    class PruneCountingStore(SessionStore):
+        def prune_events(self, session_id: str, *, keep: int) -> int:
+            pruned_at.append(calls)
+            return super().prune_events(session_id, keep=keep)
+
+    async def write_and_publish_more(write: Callable[[], object]) -> None:
+        nonlocal calls
+        calls += 1
+        write()
+        if calls < 100:
+            publisher.publish(TaskQueued(task_id=f"t{calls}"))
+        else:
+            last_call.set()
+        await trio.lowlevel.checkpoint()
+
+    opened = _store()
+    store = PruneCountingStore(opened.path, opened.conn)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: serve_store_recorder(
+                store,
+                publisher,
+                session_id=SID,
+                history_keep=5,
+                offload=write_and_publish_more,
+                task_status=task_status,
+            )
+        )
+        publisher.publish(TaskQueued(task_id="t0"))
+        await last_call.wait()
+        nursery.cancel_scope.cancel()
+    assert pruned_at[:2] == [41, 82]  # every 40 writes (the prune is a worker call too)
+    assert len(store.tasks(SID)) == 100
