@@ -17,6 +17,18 @@ from events import Publisher, TaskQueued
 SID = "sess-pacing"
 
 
+class _CountingWrite:
+    """An offload that writes in this thread and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, write: Callable[[], object]) -> None:
+        self.calls += 1
+        write()
+        await trio.lowlevel.checkpoint()
+
+
 def _store() -> SessionStore:
     store = SessionStore.open(":memory:")
     store.begin_session(SID)
@@ -91,14 +103,7 @@ async def test_one_worker_call_writes_every_chunk_including_those_published_mean
     # 1,000 tasks) hold the worker to one chunk per turn: it fell behind and
     # back-pressure idled the loop. A call now writes until nothing is left.
     monkeypatch.setattr(_store_recorder, "DRAIN_SECONDS", 3600.0)  # not the bound here
-    calls = 0
-
-    async def counting_write(write: Callable[[], object]) -> None:
-        nonlocal calls
-        calls += 1
-        write()
-        await trio.lowlevel.checkpoint()
-
+    counting_write = _CountingWrite()
     publisher = Publisher()
     late = [f"late{n}" for n in range(3)]
 
@@ -115,7 +120,7 @@ async def test_one_worker_call_writes_every_chunk_including_those_published_mean
     for n in range(3 * WRITE_CHUNK + 5):
         publisher.publish(TaskQueued(task_id=f"t{n}"))
     assert await recorder.flush() == 3 * WRITE_CHUNK + 5 + 3
-    assert calls == 1
+    assert counting_write.calls == 1
     assert not recorder.pending
     assert len(store.tasks(SID)) == 3 * WRITE_CHUNK + 5 + 3
 
@@ -123,21 +128,14 @@ async def test_one_worker_call_writes_every_chunk_including_those_published_mean
 async def test_a_worker_call_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # So a cancelled recorder (the call cannot be abandoned) stops soon.
     monkeypatch.setattr(_store_recorder, "DRAIN_SECONDS", 0.0)
-    calls = 0
-
-    async def counting_write(write: Callable[[], object]) -> None:
-        nonlocal calls
-        calls += 1
-        write()
-        await trio.lowlevel.checkpoint()
-
+    counting_write = _CountingWrite()
     recorder = StoreRecorder(_store(), SID, soft_limit=100_000, offload=counting_write)
     publisher = Publisher()
     publisher.add_listener(recorder)
     for n in range(3 * WRITE_CHUNK + 5):
         publisher.publish(TaskQueued(task_id=f"t{n}"))
     assert await recorder.flush() == 3 * WRITE_CHUNK + 5
-    assert calls == 4  # a chunk per call, since each call's time is up at once
+    assert counting_write.calls == 4  # a chunk per call, since each call's time is up at once
 
 
 async def test_history_is_pruned_while_the_worker_never_catches_up(
