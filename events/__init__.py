@@ -29,6 +29,7 @@ from ._models import (
     truncate,
 )
 from ._publisher import DirectDelivery, Listener, Publisher, Subscription
+from ._rules import fast_constructor
 from ._wire import EventCodec, Gap, Published, format_time, make_converter, parse_time
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "TaskStarted",
     "TaskUsage",
     "TokenKinds",
+    "fast_constructor",
     "format_time",
     "make_converter",
     "parse_time",

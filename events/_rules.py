@@ -24,6 +24,7 @@ from ._exceptions import EventValidationError
 SESSION_TOPIC: Final = "*"
 RULE: Final = "runcast_rule"
 _C = TypeVar("_C", bound=type)
+_E = TypeVar("_E")
 
 Check = Callable[[object, "attrs.Attribute[Any]", Any], None]
 #: How the wire encoder writes a value the rule admits (``_wire._writer``).
@@ -215,3 +216,50 @@ def install_checks(cls: _C) -> _C:
     # setattr: mypy knows no such attribute on a type variable's class.
     setattr(cls, "__attrs_post_init__", namespace["__attrs_post_init__"])  # noqa: B010
     return cls
+
+
+def _slot(cls: type, name: str) -> Any:
+    """The slot descriptor that holds field ``name`` of instances of ``cls``."""
+    for klass in cls.__mro__:
+        descriptor = klass.__dict__.get(name)
+        if descriptor is not None:
+            return descriptor
+    raise TypeError(f"{cls.__name__} has no slot {name!r}")  # never: attrs slotted classes
+
+
+def fast_constructor(cls: Callable[..., _E]) -> Callable[..., _E]:
+    """A keyword-only constructor of ``cls`` that builds what ``cls(...)`` builds, faster.
+
+    A frozen attrs class sets each field through ``object.__setattr__`` and then
+    calls its checks: 1.9 us for a ``task_completed``, three events per task.
+    This writes the slots directly when the class's fast test passes (0.6 us)
+    and otherwise calls ``cls`` itself, which raises the error naming the field
+    (or accepts a value the fast test is too strict for). Every field is a
+    required keyword: the executor's hot paths pass them all.
+    """
+    assert isinstance(cls, type)
+    names = [attribute.name for attribute in attrs.fields(cls)]
+    pairs = list(rules_of(cls))
+    namespace: dict[str, object] = {"_new": object.__new__, "_cls": cls}
+    for _, rule in pairs:
+        namespace.update(rule.constants)
+    for name in names:
+        namespace[f"_set_{name}"] = _slot(cls, name).__set__
+    arguments = ", ".join(f"{name}={name}" for name in names)
+    tests = " and ".join(f"({rule.fast.format(v=attribute.name)})" for attribute, rule in pairs)
+    lines = [f"def make(*, {', '.join(names)}):", f"    if not ({tests or 'True'}):"]
+    lines.append(f"        return _cls({arguments})")
+    # The instance's local name must not shadow a field's parameter (Published.event).
+    assert "made_" not in names
+    lines.append("    made_ = _new(_cls)")
+    lines += [f"    _set_{name}(made_, {name})" for name in names]
+    # What the class's own __attrs_post_init__ does after the checks (install_checks).
+    checks = cls.__dict__.get("__attrs_post_init__")
+    after = getattr(checks, "__globals__", {}).get("_after")
+    if after is not None:
+        namespace["_after"] = after
+        lines.append("    _after(made_)")
+    lines.append("    return made_")
+    exec(compile("\n".join(lines), f"<runcast constructor of {cls.__name__}>", "exec"), namespace)
+    make: Callable[..., _E] = namespace["make"]  # type: ignore[assignment]
+    return make

@@ -18,7 +18,7 @@ import msgspec
 
 from ._exceptions import EventDecodeError, EventValidationError
 from ._models import EVENT_TYPES, Event
-from ._rules import Rule, WireKind, rules_of
+from ._rules import Rule, WireKind, fast_constructor, rules_of
 
 
 def format_time(moment: datetime) -> str:
@@ -104,6 +104,10 @@ class Published:
     @property
     def task_id(self) -> str:
         return self.event.task_id
+
+
+# Every event published builds one: without attrs' per-field setattr calls.
+_published = fast_constructor(Published)
 
 
 @attrs.frozen
@@ -352,7 +356,7 @@ class EventCodec:
         return self._encode_json(data)
 
     def publish(self, seq: int, time: datetime, event: Event) -> Published:
-        return Published(seq, time, event, self.encode(seq, time, event))
+        return _published(seq=seq, time=time, event=event, wire=self.encode(seq, time, event))
 
     def decode(self, text: str | bytes) -> Published:
         try:

@@ -27,6 +27,7 @@ from events import (
     TaskRetrying,
     TaskStarted,
     TaskUsage,
+    fast_constructor,
     truncate,
 )
 
@@ -53,6 +54,9 @@ from ._workers import WorkerPool
 #: so a burst (a resume with 1,000 queued) never holds the loop for long and the
 #: broadcaster's first update goes out after the first chunk.
 FILL_CHUNK: Final = 64
+# Checked as the classes check them, built without attrs' per-field setattr calls.
+_task_queued = fast_constructor(TaskQueued)
+_task_started = fast_constructor(TaskStarted)
 
 
 def _describe(exc: BaseException) -> str:
@@ -222,7 +226,7 @@ class Executor:
     def _enqueue(self, record: TaskRecord) -> None:
         self._queue.push(record)
         self._publisher.publish(
-            TaskQueued(
+            _task_queued(
                 task_id=record.task_id,
                 name=record.name,
                 attempt=record.attempts + 1,
@@ -268,7 +272,7 @@ class Executor:
         record.attempt_started = self._clock.current_time()
         record.scope = None  # its worker's, once one takes it
         published = self._publisher.publish(
-            TaskStarted(task_id=record.task_id, name=record.name, attempt=record.attempts)
+            _task_started(task_id=record.task_id, name=record.name, attempt=record.attempts)
         )
         if record.started_at is None:
             # The event's own time stamp: one clock reading per transition.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from events import Event, TaskCancelled, TaskCompleted, TaskFailed, truncate
+from events import Event, TaskCancelled, TaskCompleted, TaskFailed, fast_constructor, truncate
 
 from ._cost import TokenCounts
 from ._exceptions import TaskCancelledError, TaskFailedError
@@ -23,6 +23,8 @@ TaskFunction = Callable[..., Awaitable[Any]]
 #: Shared by every record and context that has counted nothing yet (it is frozen).
 NO_TOKENS = TokenCounts()
 EndState = Literal["completed", "failed", "cancelled"]
+# Checked as the class checks them, built without attrs' per-field setattr calls.
+_task_completed = fast_constructor(TaskCompleted)
 
 
 #: A finished task's order and final values (see ``TaskRecord.retire``).
@@ -162,7 +164,7 @@ class TaskRecord:
         attempt = max(1, self.attempts)
         self.move_to(state)
         if state == "completed":
-            return TaskCompleted(
+            return _task_completed(
                 task_id=self.task_id,
                 attempt=attempt,
                 duration_seconds=duration,

@@ -21,8 +21,12 @@ from events import (
     EventDecodeError,
     EventValidationError,
     SessionUpdate,
+    TaskCompleted,
     TaskOutput,
+    TaskQueued,
+    TaskStarted,
     TaskUsage,
+    fast_constructor,
     format_time,
     parse_time,
 )
@@ -241,3 +245,59 @@ def test_format_time_is_rfc3339_utc_with_microseconds() -> None:
         "2026-01-02T01:04:05.000000Z"
     )
     assert parse_time(format_time(NOW)) == NOW
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    return {field.name: getattr(event, field.name) for field in attrs.fields(type(event))}
+
+
+@given(event=any_event())
+def test_fast_constructors_build_what_the_class_builds(event: Event) -> None:
+    built = fast_constructor(type(event))(**_fields(event))
+    assert type(built) is type(event)
+    assert built == event
+    assert _fields(built) == _fields(event)
+
+
+@pytest.mark.parametrize(
+    ("cls", "values", "field"),
+    [
+        (TaskQueued, {"task_id": "*", "name": "", "attempt": 1, "priority": 0}, "task_id"),
+        (TaskQueued, {"task_id": "t", "name": 5, "attempt": 1, "priority": 0}, "name"),
+        (TaskStarted, {"task_id": "t", "name": "", "attempt": 0}, "attempt"),
+        (
+            TaskCompleted,
+            {"task_id": "t", "attempt": 1, "duration_seconds": -1.0, "exit_code": None},
+            "duration_seconds",
+        ),
+        (
+            TaskCompleted,
+            {"task_id": "t", "attempt": 1, "duration_seconds": 0.5, "exit_code": "0"},
+            "exit_code",
+        ),
+    ],
+)
+def test_fast_constructors_refuse_what_the_class_refuses(
+    cls: type[Event], values: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(EventValidationError, match=field):
+        fast_constructor(cls)(**values)
+    with pytest.raises(EventValidationError, match=field):
+        cls(**values)
+
+
+def test_a_fast_constructor_accepts_what_only_the_slow_checks_accept() -> None:
+    # An int in a float field fails the inline test and passes the field's check.
+    made = fast_constructor(TaskCompleted)(task_id="t", attempt=1, duration_seconds=2, exit_code=0)
+    assert made == TaskCompleted(task_id="t", attempt=1, duration_seconds=2, exit_code=0)
+
+
+def test_a_fast_constructor_runs_the_class_s_own_check() -> None:
+    with pytest.raises(EventValidationError, match="total_tokens"):
+        fast_constructor(SessionUpdate)(**{**_fields(SessionUpdate()), "total_tokens": 1})
+
+
+def test_published_is_built_with_its_event() -> None:
+    item = EventCodec().publish(7, NOW, TaskQueued(task_id="t"))
+    assert item.event == TaskQueued(task_id="t")
+    assert (item.seq, item.time, item.event_name, item.task_id) == (7, NOW, "task_queued", "t")
