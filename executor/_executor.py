@@ -57,6 +57,7 @@ FILL_CHUNK: Final = 64
 # Checked as the classes check them, built without attrs' per-field setattr calls.
 _task_queued = fast_constructor(TaskQueued)
 _task_started = fast_constructor(TaskStarted)
+_task_handle = fast_constructor(TaskHandle)
 
 
 def _describe(exc: BaseException) -> str:
@@ -201,7 +202,7 @@ class Executor:
             self._idle = trio.Event()
         self._active += 1
         self._enqueue(record)
-        return TaskHandle(self, record)
+        return _task_handle(_executor=self, _record=record)
 
     def submit_command(self, spec: CommandSpec, *, attempts_used: int = 0) -> TaskHandle:
         """Queue a subprocess task (see :class:`CommandSpec`)."""
