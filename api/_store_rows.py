@@ -53,6 +53,10 @@ TaskKey = tuple[bool, ...]
 UsageKey = tuple[bool, bool, bool]
 
 
+#: ``format_time``'s text is always this long (years have four digits).
+_TIME_LENGTH = len("2026-11-22T00:00:00.000000Z")
+
+
 def wire_time(item: Published) -> str:
     """The event's time as its wire text has it (``format_time(item.time)``).
 
@@ -64,7 +68,7 @@ def wire_time(item: Published) -> str:
     start = wire.find(',"time":"') + 9
     if start < 9:
         return format_time(item.time)
-    return wire[start : wire.index('"', start)]
+    return wire[start : start + _TIME_LENGTH]
 
 
 class TaskRow:
@@ -77,9 +81,9 @@ class TaskRow:
 
     __slots__ = ("error", "finish", "inserts", "name", "start", "state", "task_id")
 
-    def __init__(self, task_id: str, *, inserts: bool = False) -> None:
+    def __init__(self, task_id: str, name: str = "", *, inserts: bool = False) -> None:
         self.task_id = task_id
-        self.name = ""
+        self.name = name
         self.state = "queued"
         self.start: tuple[int, str] | None = None
         self.finish: tuple[Any, ...] | None = None
@@ -197,8 +201,9 @@ def _new_task(rows: StoreRows, task_id: str) -> TaskRow:
 def _queued(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> None:
     event: TaskQueued = e
     row = rows.tasks.get(event.task_id)
-    if row is None:
-        row = rows.tasks[event.task_id] = TaskRow(event.task_id, inserts=True)
+    if row is None:  # the usual case: a new task, its row starts queued
+        rows.tasks[event.task_id] = TaskRow(event.task_id, event.name, inserts=True)
+        return
     row.state = "queued"
     if event.name:
         row.name = event.name
