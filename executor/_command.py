@@ -195,9 +195,13 @@ class _StdoutReader:
         pending = self._pending
         parser = self.parser
         typed = parser.typed_decode
+        # ``raw.find(x) >= 0``, not ``x in raw``: CPython's ``bytes.__contains__``
+        # first tries ``x`` as an int and formats, raises and clears a TypeError
+        # (1.8k instructions, 9 % of the reader's cost with five tests a turn).
         for raw, truncated in lines:
             if not truncated:
-                turn = typed_turn(raw) if typed and b'"assistant"' in raw else None
+                find = raw.find
+                turn = typed_turn(raw) if typed and find(b'"assistant"') >= 0 else None
                 if turn is not None:
                     # A turn msgspec reads has a "usage" key: no need to look for one.
                     counted = parser.count_turn(turn)
@@ -205,8 +209,8 @@ class _StdoutReader:
                         model, tokens = counted
                         pending.setdefault((model or "", None), []).append(tokens)
                     continue
-                if b'"usage"' in raw or (
-                    b"\\u00" in raw and (b"\\u006" in raw or b"\\u007" in raw)
+                if find(b'"usage"') >= 0 or (
+                    find(b"\\u00") >= 0 and (find(b"\\u006") >= 0 or find(b"\\u007") >= 0)
                 ):
                     # What parse does once the typed decode has said no.
                     records = parser.parse_json(raw)

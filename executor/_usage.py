@@ -222,7 +222,9 @@ class UsageParser:
         ``line`` as bytes is read as UTF-8, invalid bytes replaced.
         """
         if self.typed_decode and (
-            b'"assistant"' in line if isinstance(line, bytes) else '"assistant"' in line
+            line.find(b'"assistant"') >= 0  # not ``in``: see _StdoutReader.on_stdout
+            if isinstance(line, bytes)
+            else '"assistant"' in line
         ):
             turn = typed_turn(line)
             if turn is not None:
