@@ -65,7 +65,9 @@ class RetiredIds:
         if self._buckets is None:
             return False
         needle = _SEPARATOR + _encode(task_id) + _SEPARATOR
-        return needle in self._buckets[hash(task_id) & (BUCKETS - 1)]
+        # ``find``, not ``in``: bytearray's ``__contains__`` first tries the needle
+        # as an int and raises and clears a TypeError (1.46 -> 1.18 us a lookup).
+        return self._buckets[hash(task_id) & (BUCKETS - 1)].find(needle) >= 0
 
     def __len__(self) -> int:
         return self._count
