@@ -111,9 +111,10 @@ async def run_pipeline(
         done = time.perf_counter() - start
     stored = time.perf_counter() - start
     pipeline.check_stored()
-    if pipeline.broadcaster is None and completed != config.tasks:
-        raise RuntimeError(f"expected {config.tasks} completed tasks, {completed} completed")
-    if pipeline.broadcaster is not None:
+    if pipeline.broadcaster is None:
+        if completed != config.tasks:
+            raise RuntimeError(f"expected {config.tasks} completed tasks, {completed} completed")
+    else:
         aggregated = pipeline.broadcaster.aggregate.ended("completed")
         if aggregated != config.tasks:
             raise RuntimeError(f"the session aggregate counts {aggregated} completed tasks")
