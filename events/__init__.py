@@ -3,8 +3,11 @@
 from ._exceptions import EventDecodeError, EventValidationError, RuncastError
 from ._models import (
     EVENT_TYPES,
+    MAX_NAME,
     MAX_OUTPUT_LINE,
     MAX_OUTPUT_TEXT,
+    MAX_RECORD_COST_USD,
+    MAX_RECORD_TOKENS,
     SESSION_TOPIC,
     TASK_END_EVENTS,
     BudgetChanged,
@@ -34,8 +37,11 @@ from ._wire import EventCodec, Gap, Published, format_time, make_converter, pars
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_NAME",
     "MAX_OUTPUT_LINE",
     "MAX_OUTPUT_TEXT",
+    "MAX_RECORD_COST_USD",
+    "MAX_RECORD_TOKENS",
     "SESSION_TOPIC",
     "TASK_END_EVENTS",
     "BudgetChanged",

@@ -40,6 +40,15 @@ MAX_OUTPUT_LINE = 4096
 # from 80 MB to 1.3 GB at worst).
 MAX_OUTPUT_TEXT = MAX_OUTPUT_LINE
 MAX_TEXT = 2048
+# Bounds on one usage record as a parser reads it (issue 17): far above any
+# real run (a million-token context is 10**6), far below what overflows a
+# SQLite INTEGER (2**63) or a float sum, so totals over any number of records
+# a session can hold stay exact and finite.  A record outside them is output
+# plus a warning, never a crash.
+MAX_RECORD_TOKENS = 10**12
+MAX_RECORD_COST_USD = 1e6
+# Model and provider names, as TaskUsage's rules admit them.
+MAX_NAME = 256
 
 CostSource = Literal["reported", "computed", "user_table", "unpriced"]
 COST_SOURCES: frozenset[str] = frozenset(("reported", "computed", "user_table", "unpriced"))
@@ -134,8 +143,10 @@ class TaskUsage(Event):
 
     event_name: ClassVar[str] = "task_usage"
     task_id: str = _task_id_field()
-    model: str = attrs.field(default="", metadata=checked(bounded_text(256)))
-    provider: str | None = attrs.field(default=None, metadata=checked(optional(bounded_text(256))))
+    model: str = attrs.field(default="", metadata=checked(bounded_text(MAX_NAME)))
+    provider: str | None = attrs.field(
+        default=None, metadata=checked(optional(bounded_text(MAX_NAME)))
+    )
     input_tokens: int = _count_field()
     output_tokens: int = _count_field()
     cache_read_tokens: int = _count_field()
