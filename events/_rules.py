@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
+from ._codegen import generate
 from ._exceptions import EventValidationError
 
 SESSION_TOPIC: Final = "*"
@@ -212,9 +213,11 @@ def install_checks(cls: _C) -> _C:
     if after is not None:
         namespace["_after"] = after
         lines.append("    _after(self)")
-    exec(compile("\n".join(lines), f"<runcast checks of {cls.__name__}>", "exec"), namespace)
+    check = generate(
+        lines, "__attrs_post_init__", what=f"checks of {cls.__name__}", namespace=namespace
+    )
     # setattr: mypy knows no such attribute on a type variable's class.
-    setattr(cls, "__attrs_post_init__", namespace["__attrs_post_init__"])  # noqa: B010
+    setattr(cls, "__attrs_post_init__", check)  # noqa: B010
     return cls
 
 
@@ -260,6 +263,7 @@ def fast_constructor(cls: Callable[..., _E]) -> Callable[..., _E]:
         namespace["_after"] = after
         lines.append("    _after(made_)")
     lines.append("    return made_")
-    exec(compile("\n".join(lines), f"<runcast constructor of {cls.__name__}>", "exec"), namespace)
-    make: Callable[..., _E] = namespace["make"]  # type: ignore[assignment]
+    make: Callable[..., _E] = generate(
+        lines, "make", what=f"constructor of {cls.__name__}", namespace=namespace
+    )
     return make

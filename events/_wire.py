@@ -16,6 +16,7 @@ import attrs
 import cattrs
 import msgspec
 
+from ._codegen import generate
 from ._exceptions import EventDecodeError, EventValidationError
 from ._models import EVENT_TYPES, Event
 from ._rules import Rule, WireKind, fast_constructor, rules_of
@@ -250,8 +251,7 @@ def _writer(cls: type[Event]) -> Writer:
         "_quoted_time": _quoted_time,
         "_datetime": datetime,
     }
-    exec(compile("\n".join(lines), f"<runcast writer of {cls.__name__}>", "exec"), namespace)
-    write: Writer = namespace["write"]
+    write: Writer = generate(lines, "write", what=f"writer of {cls.__name__}", namespace=namespace)
     return write
 
 
