@@ -12,16 +12,18 @@ from ._exceptions import (
     ConfigError,
     ErrorReplyError,
     HttpError,
+    LeaseLostError,
     ListenError,
     MessageError,
     ProtocolError,
     ServerUnreachableError,
+    SessionLeasedError,
     StoreError,
     StoreOverloadedError,
     UnknownSessionError,
 )
 from ._heap import settle_heap
-from ._interfaces import ExecutorControls, SessionSource, TaskRow
+from ._interfaces import ExecutorControls, SessionSource, TaskPageRows, TaskRow
 from ._resume import SessionPlan, job_key, plan_session
 from ._run import RunOptions, run_job
 from ._server import RuncastServer, serve_runcast
@@ -43,6 +45,7 @@ __all__ = [
     "ErrorReplyError",
     "ExecutorControls",
     "HttpError",
+    "LeaseLostError",
     "ListenError",
     "MessageError",
     "ProtocolError",
@@ -52,6 +55,7 @@ __all__ = [
     "RuncastServer",
     "ServerConfig",
     "ServerUnreachableError",
+    "SessionLeasedError",
     "SessionPlan",
     "SessionRecord",
     "SessionSource",
@@ -62,6 +66,7 @@ __all__ = [
     "StoreError",
     "StoreOverloadedError",
     "StoreRecorder",
+    "TaskPageRows",
     "TaskRecord",
     "TaskRow",
     "UnknownSessionError",

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +25,12 @@ from ._demo import DemoOptions, run_demo
 from ._heap import settle_heap
 from ._logging import LEVELS, configure_logging
 from ._run import DEFAULT_STORE, RunOptions, run_job
+from ._terminal import printable
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+#: What a shell reports for a writer killed by SIGPIPE (``yes | head``): the reader left.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 REGISTERING_MODULES = ("api._client_cli", "api._store_cli")
 
 
@@ -103,6 +108,14 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="browser origin allowed besides the server's own, e.g. https://dash.example.com",
     )
+    group.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="Host header served besides localhost and loopback addresses (may repeat; '*': "
+        "any), e.g. a proxy's name",
+    )
 
 
 def _tokens(given: list[str] | None, variable: str) -> tuple[str, ...]:
@@ -119,6 +132,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         auth_tokens=_tokens(args.auth_token, "RUNCAST_AUTH_TOKEN"),
         viewer_tokens=_tokens(args.viewer_token, "RUNCAST_VIEWER_TOKEN"),
         allow_origins=tuple(args.allow_origin),
+        allow_hosts=tuple(args.allow_host),
     )
 
 
@@ -254,6 +268,47 @@ def _runcast_errors(exc: BaseException) -> list[RuncastError] | None:
     return None
 
 
+def _only_broken_pipes(exc: BaseException) -> bool:
+    """Whether ``exc`` is a closed-pipe error, or a group of nothing else (trio's nurseries)."""
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(BrokenPipeError)
+        return rest is None
+    return isinstance(exc, BrokenPipeError)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for it goes nowhere, quietly.
+
+    Python's advice for a reader that left (``runcast show | head``): otherwise the
+    interpreter's final flush fails again and prints ``Exception ignored ...``.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing to flush at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The command's exit code; runcast errors become lines on stderr and exit 2."""
+    try:
+        return handler(args)
+    except (RuncastError, BaseExceptionGroup) as exc:
+        errors = _runcast_errors(exc)
+        if errors is None:
+            raise
+        for error in errors:
+            print(f"runcast {args.command}: {printable(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"runcast {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(json=bool(args.log_json), level=args.log_level or "info")
@@ -263,14 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # passing argv (tests, embedding) keeps its garbage collector as it is.
         settle_heap()
     try:
-        return handler(args)
-    except (RuncastError, BaseExceptionGroup) as exc:
-        errors = _runcast_errors(exc)
-        if errors is None:
+        status = _call(handler, args)
+        # Flushed here, not at exit, so that a reader that left is noticed below.
+        sys.stdout.flush()
+    except (BrokenPipeError, BaseExceptionGroup) as exc:
+        if not _only_broken_pipes(exc):
             raise
-        for error in errors:
-            print(f"runcast {args.command}: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"runcast {args.command}: interrupted", file=sys.stderr)
-        return 130
+        # The reader left (``| head``): stop quietly, with the status a shell gives
+        # any writer killed by SIGPIPE, so ``set -o pipefail`` sees the same.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return status

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -18,12 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from ._client_view import (
-    TaskRow,
-    format_session_line,
-    format_task_table,
-    format_usd,
-)
+from ._client_view import TaskRow, format_session_line, format_task_table
 from ._client_watch import Screen, watch
 from ._clients import DEFAULT_URL, fetch_tasks, open_client
 from ._exceptions import (
@@ -34,6 +28,8 @@ from ._exceptions import (
     ClientError,
     ServerUnreachableError,
 )
+from ._money import format_usd
+from ._terminal import json_text, printable
 
 TOKEN_ENV = "RUNCAST_TOKEN"
 DEFAULT_TIMEOUT = 10.0
@@ -64,13 +60,14 @@ async def fetch_status(url: str, token: str | None) -> dict[str, Any]:
 
 
 def render_status(status: dict[str, Any], now: datetime | None = None) -> list[str]:
+    """``status``'s lines, escaped: ids, names and errors are the server's text."""
     session = status["session"]
     duration = session.get("duration_seconds", 0)
     lines = [format_session_line(session, float(duration) if _is_number(duration) else 0.0)]
     rows = [TaskRow.from_api(row) for row in status["tasks"]]
     lines.append("")
     lines.extend(format_task_table(rows, now) if rows else ["no tasks"])
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _is_number(value: object) -> bool:
@@ -88,7 +85,7 @@ def describe_result(reply: dict[str, Any]) -> str:
     action = reply.get("action", "?")
     task_id = reply.get("task_id")
     target = f" {task_id}" if isinstance(task_id, str) and task_id != "*" else ""
-    return f"{action}{target}: {reply.get('status', '?')}"
+    return printable(f"{action}{target}: {reply.get('status', '?')}")
 
 
 # -- argparse wiring --------------------------------------------------------
@@ -218,16 +215,10 @@ def _exit_with(args: argparse.Namespace, run: Callable[[], int]) -> int:
     try:
         return run()
     except ClientError as exc:
-        print(f"runcast {args.command}: {exc}", file=sys.stderr)
+        print(f"runcast {args.command}: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # Whoever read our output left (``| head``); that is not a failure of ours.
-        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
 
 
 async def _bounded(seconds: float, url: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -241,7 +232,7 @@ def _run_status(args: argparse.Namespace) -> int:
     def run() -> int:
         status = trio.run(_bounded, args.timeout, args.url, fetch_status, args.url, _token(args))
         if args.json:
-            print(json.dumps(status, indent=2, sort_keys=True))
+            print(json_text(status, indent=2, sort_keys=True))
         else:
             print("\n".join(render_status(status)))
         return EXIT_OK

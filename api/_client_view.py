@@ -1,7 +1,8 @@
 """What the terminal clients show: a session view built from frames, and its text form.
 
 Pure code (no I/O): ``SessionView.apply`` folds server frames into the current
-session snapshot and task rows; the ``format_*`` functions render them.
+session snapshot and task rows; the ``format_*`` functions render them. What they
+return still holds the server's text as sent: the writers escape it (``printable``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 import attrs
 
 from events import TASK_END_EVENTS, parse_time
+
+from ._money import format_usd
 
 # Finished tasks kept for the table; the oldest are forgotten first.
 MAX_FINISHED_ROWS = 1000
@@ -237,16 +240,6 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
-
-
-def format_usd(value: object) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "?"
-    # Whole cents (budgets, mostly) read better as $0.50; small costs need four places.
-    whole_cents = abs(value * 100 - round(value * 100)) < 1e-9
-    return f"${value:,.2f}" if value >= 1 or whole_cents else f"${value:.4f}"
 
 
 def format_session_line(data: dict[str, Any], duration: float) -> str:

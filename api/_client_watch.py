@@ -13,6 +13,7 @@ import trio
 from ._client_view import SessionView, format_session_line, format_task_line
 from ._clients import Backoff, RuncastClient, fetch_tasks, open_client
 from ._exceptions import ServerUnreachableError
+from ._terminal import printable
 
 REDRAW_INTERVAL = 1.0
 MIN_REDRAW_GAP = 0.1
@@ -23,7 +24,12 @@ DEAD_AFTER = 45.0
 
 
 class Screen:
-    """Where ``watch`` writes: redrawn in place on a terminal, appended lines otherwise."""
+    """Where ``watch`` writes: redrawn in place on a terminal, appended lines otherwise.
+
+    Every line is escaped (``printable``) on its way out: ids, names, errors and
+    notices carry the server's text, and only the redraw's own sequences may reach
+    the terminal.
+    """
 
     def __init__(self, out: TextIO, *, redraw: bool) -> None:
         self.out = out
@@ -57,11 +63,11 @@ class Screen:
         if len(shown) < len(running):
             lines.append(f"... and {len(running) - len(shown)} more")
         # Home the cursor, clear the screen below it, then draw.
-        self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+        self.out.write("\x1b[H\x1b[J" + "\n".join(map(printable, lines)) + "\n")
         self.out.flush()
 
     def _write(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(printable(text) + "\n")
         self.out.flush()
 
 
@@ -105,14 +111,13 @@ class _Follower:
     last_frame_at: float = attrs.field(factory=trio.current_time)
     pinged: bool = False
     last_draw: float = -math.inf
+    #: The ``since`` of a subscribe not yet answered (None: none, or sent without).
+    since_sent: int | None = None
 
     async def run(self) -> None:
         if self.view.needs_resync:
             self.view.load_tasks(await fetch_tasks(self.url, self.token))
-        frame: dict[str, Any] = {"type": "subscribe", "task_id": "*"}
-        if self.view.last_seq is not None:
-            frame["since"] = self.view.last_seq
-        await self.client.send(frame)
+        await self._subscribe(self.view.last_seq)
         while True:
             with trio.move_on_after(REDRAW_INTERVAL):
                 await self._handle(await self.client.receive())
@@ -123,10 +128,22 @@ class _Follower:
                 self.screen.draw(self.url, self.view, now)
                 self.last_draw = now
 
+    async def _subscribe(self, since: int | None) -> None:
+        frame: dict[str, Any] = {"type": "subscribe", "task_id": "*"}
+        if since is not None:
+            frame["since"] = since
+        self.since_sent = since
+        await self.client.send(frame)
+
     async def _handle(self, received: dict[str, Any]) -> None:
         self.last_frame_at, self.pinged = trio.current_time(), False
         if received["type"] == "subscribed":
             self.backoff.reset()
+            self.since_sent = None
+        elif received["type"] == "error" and self.since_sent is not None:
+            # The server refused our since (a seq from another server run): start afresh.
+            self.view.needs_resync = True
+            await self._subscribe(None)
         notice = self.view.apply(received, trio.current_time())
         if notice is not None:
             self.screen.line(notice)

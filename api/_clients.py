@@ -14,7 +14,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
 import h11
@@ -43,6 +43,10 @@ MAX_FRAME = 1 << 20
 MAX_HTTP_BODY = 16 << 20
 # Frames the client skips while waiting for a reply (events of a live subscription).
 MAX_SKIPPED_FRAMES = 10_000
+#: Rows asked for per ``/api/tasks`` page (the server's most), and pages read at most
+#: (a server lists its live tasks and 5,000 finished ones).
+TASKS_PAGE = 1000
+MAX_TASK_PAGES = 1000
 
 
 def _check_url(url: str) -> None:
@@ -303,13 +307,24 @@ async def _http_get(
 
 
 async def fetch_tasks(url: str, token: str | None) -> list[dict[str, Any]]:
-    """``GET /api/tasks`` as a list of row objects, within ``HTTP_TIMEOUT``."""
+    """Every task of ``GET /api/tasks`` (page after page) as row objects, within
+    ``HTTP_TIMEOUT``."""
+    rows: list[dict[str, Any]] = []
+    path = f"/api/tasks?limit={TASKS_PAGE}"
     with trio.move_on_after(HTTP_TIMEOUT):
-        body = await fetch_json(url, "/api/tasks", token=token)
-        rows = body.get("tasks") if isinstance(body, dict) else None
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise ProtocolError(f"{url}: /api/tasks did not answer {{'tasks': [objects]}}")
-        return rows
+        for _ in range(MAX_TASK_PAGES):
+            body = await fetch_json(url, path, token=token)
+            page = body.get("tasks") if isinstance(body, dict) else None
+            if not isinstance(page, list) or not all(isinstance(row, dict) for row in page):
+                raise ProtocolError(f"{url}: /api/tasks did not answer {{'tasks': [objects]}}")
+            rows.extend(page)
+            cursor = body.get("next")
+            if cursor is None:
+                return rows
+            if not isinstance(cursor, str) or not cursor:
+                raise ProtocolError(f"{url}: /api/tasks answered a 'next' that is no cursor")
+            path = f"/api/tasks?limit={TASKS_PAGE}&after={quote(cursor, safe='')}"
+        raise ProtocolError(f"{url}: /api/tasks had more than {MAX_TASK_PAGES} pages")
     raise ServerUnreachableError(
         f"{http_url(url, '/api/tasks')}: no answer within {HTTP_TIMEOUT:g}s"
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -16,19 +19,57 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 KIB = 1024
 STATIC_DIR = Path(__file__).parent / "static"
+#: Plain HTTP requests answered at once; more get 503 (WebSockets are not counted).
+DEFAULT_MAX_HTTP_REQUESTS = 32
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_loopback(host: str) -> bool:
     """True when ``host`` can only be reached from this machine.
 
-    Names other than ``localhost`` may resolve anywhere, so they count as public.
+    Every spelling the resolver reads as a loopback address counts (``127.1``,
+    ``0x7f.1``, ``2130706433``, ``::ffff:127.0.0.1``); names other than
+    ``localhost`` may resolve anywhere, so they count as public.
     """
-    if host.lower() == "localhost":
+    if host.lower() in ("localhost", "localhost."):
         return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
+    address = _ip_address(host.strip("[]"))
+    if address is None:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+@functools.lru_cache(maxsize=256)
+def _ip_address(text: str) -> IpAddress | None:
+    """``text`` as an address the way the resolver reads it (no lookup), or None."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    # The short IPv4 forms (127.1, 0x7f.1, 017700000001) that inet_aton accepts:
+    # binding to one, or a browser's Host, means that address. Numeric only: no DNS.
+    try:
+        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(infos[0][4][0]) if infos else None
+
+
+def split_authority(authority: str) -> tuple[str, int | None] | None:
+    """``(name, port)`` of a ``Host`` value or ``--allow-host`` entry (name lower-cased,
+    port None when absent); None when it is not ``name[:port]``."""
+    try:
+        parts = urlsplit(f"http://{authority}")
+        port = parts.port
+    except ValueError:
+        return None
+    name = parts.hostname
+    if not name or parts.netloc.rpartition("@")[0] or parts.path or parts.query or parts.fragment:
+        return None
+    return name, port
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -58,6 +99,22 @@ def _origins(_inst: object, _attribute: attrs.Attribute[tuple[str, ...]], value:
             )
 
 
+def _hosts(_inst: object, _attribute: attrs.Attribute[tuple[str, ...]], value: object) -> None:
+    if not isinstance(value, tuple):
+        raise ConfigError("allow_hosts must be a tuple of host names")
+    for host in value:
+        if host != "*" and (not isinstance(host, str) or split_authority(host) is None):
+            raise ConfigError(
+                f"allow_hosts: {host!r} is not a host name like 'runcast.example.com' or "
+                "'runcast.example.com:8443' (or '*')"
+            )
+
+
+def _positive_int(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
 def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     if isinstance(values, str):
         raise ConfigError(f"expected a list of strings, got the single string {values!r}")
@@ -81,6 +138,9 @@ class ServerConfig:
     allow_origins: tuple[str, ...] = attrs.field(
         default=(), converter=_str_tuple, validator=_origins
     )
+    #: ``Host`` names served besides loopback ones (see ``AccessPolicy.check_host``).
+    allow_hosts: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_hosts)
+    max_http_requests: int = attrs.field(default=DEFAULT_MAX_HTTP_REQUESTS, validator=_positive_int)
     max_head_bytes: int = attrs.field(default=16 * KIB, validator=_positive)
     head_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_message_bytes: int = attrs.field(default=64 * KIB, validator=_positive)

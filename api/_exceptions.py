@@ -43,6 +43,14 @@ class UnknownSessionError(StoreError, LookupError):
     """No session with that id (or prefix) is in the store."""
 
 
+class SessionLeasedError(StoreError):
+    """Another live process runs the session (holds its lease); this one leaves it alone."""
+
+
+class LeaseLostError(StoreError):
+    """Another process took this run's session over; this run must write nothing more."""
+
+
 EXIT_OK = 0
 EXIT_ERROR_REPLY = 1
 EXIT_UNREACHABLE = 3

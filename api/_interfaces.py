@@ -6,7 +6,7 @@ served without an executor (a read-only viewer) and exercised with small fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -38,6 +38,17 @@ class TaskRow(TokenKinds, Protocol):
     def exit_code(self) -> int | None: ...
 
 
+class TaskPageRows(Protocol):
+    """One page of tasks (``executor.TaskPage`` has this shape)."""
+
+    @property
+    def tasks(self) -> Sequence[TaskRow]: ...
+    @property
+    def next_after(self) -> int | None:
+        """``after`` for the next page; None when this one is the last."""
+        ...
+
+
 class ExecutorControls(Protocol):
     """The operator controls of ``executor.Executor`` the server drives."""
 
@@ -49,6 +60,12 @@ class ExecutorControls(Protocol):
 
     def set_budget(self, usd: float | None, *, by: str = ...) -> None: ...
     def tasks(self) -> Sequence[TaskRow]: ...
+    def task_page(
+        self, *, after: int | None = ..., limit: int, states: Collection[str] | None = ...
+    ) -> TaskPageRows:
+        """Up to ``limit`` tasks in submission order after ``after``, at a cost in ``limit``."""
+        ...
+
     def has_task(self, task_id: str) -> bool:
         """Whether the id was ever submitted (``tasks()`` keeps only recent finished ones)."""
         ...

@@ -11,12 +11,16 @@ its task runs again as the next attempt. What the interrupted attempt spent was
 real, so it stays in the session's totals, once; the store keeps it apart
 (``SessionRecord.interrupted``), so the attempts that ran to their end account
 for exactly what an uninterrupted run would have spent.
+
+Planning claims the session for this process first (``_store_lease``): while
+another live process runs it, planning raises ``SessionLeasedError`` before
+anything is written; a session whose owner died is taken over.
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
+import time
 from collections.abc import Mapping
 
 import attrs
@@ -25,6 +29,7 @@ from events import SessionUpdate, parse_time
 from executor import CommandSpec, JobFile
 
 from ._store import SessionStore, TaskRecord, UsageTotals
+from ._store_lease import Clock, LeaseOwner, SessionLease, claim_session
 
 # Cancellation reasons of a run that was stopped, not of an operator's decision.
 _STOPPED_REASONS = ("interrupted by", "executor stopped")
@@ -50,6 +55,8 @@ class SessionPlan:
 
     session_id: str
     resumed: bool
+    #: This process's hold on the session, to renew while it runs and release after.
+    lease: SessionLease
     to_run: tuple[tuple[CommandSpec, int], ...]  # (task, attempts already used)
     kept_outcomes: Mapping[str, str] = attrs.field(factory=dict)  # task id -> final state
     previous: SessionUpdate | None = None
@@ -78,16 +85,30 @@ def interrupted_attempt(task: TaskRecord) -> int | None:
     return None
 
 
-def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> SessionPlan:
-    """Begin a new session, or plan the continuation of the job's unfinished one."""
-    key = job_key(job)
-    session_id = None if fresh else store.find_resumable(key)
-    if session_id is None:
-        session_id = uuid.uuid4().hex
-        store.begin_session(session_id, job_key=key, job_path=job.path)
+def plan_session(
+    store: SessionStore,
+    job: JobFile,
+    *,
+    fresh: bool = False,
+    owner: LeaseOwner | None = None,
+    clock: Clock = time.time,
+) -> SessionPlan:
+    """Begin a new session, or plan the continuation of the job's unfinished one,
+    holding its lease (``owner``: this process unless given)."""
+    claim = claim_session(
+        store,
+        job_key=job_key(job),
+        job_path=job.path,
+        fresh=fresh,
+        owner=owner,
+        clock=clock,
+    )
+    session_id = claim.session_id
+    if not claim.resumed:
         return SessionPlan(
             session_id=session_id,
             resumed=False,
+            lease=claim.lease,
             to_run=tuple((spec, 0) for spec in job.tasks),
             budget_usd=job.budget_usd,
         )
@@ -129,6 +150,7 @@ def plan_session(store: SessionStore, job: JobFile, *, fresh: bool = False) -> S
     return SessionPlan(
         session_id=session_id,
         resumed=True,
+        lease=claim.lease,
         to_run=tuple(to_run),
         kept_outcomes=kept,
         previous=previous,

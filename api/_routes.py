@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import trio
@@ -32,13 +32,24 @@ CONTENT_TYPES = {
 }
 JSON_TYPE = "application/json"
 HTML_TYPE = CONTENT_TYPES[".html"]
+#: ``/api/tasks`` rows per page: without ``limit=``, and at most.
+DEFAULT_PAGE: Final = 500
+MAX_PAGE: Final = 1000
+#: Rows fetched and turned into JSON in one loop step (~1 ms): a page never holds the
+#: loop long.
+PAGE_CHUNK: Final = 100
+#: Pages built at once: readers past it wait their turn (not runnable), so each loop turn
+#: holds at most this many page chunks, whatever the number of readers.
+PAGE_BUILDERS: Final = 1
+TASK_STATES: Final = ("queued", "running", "retrying", "completed", "failed", "cancelled")
+_CURSOR_DIGITS: Final = 19
 
 FALLBACK_PAGE = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>runcast</title></head>
 <body><h1>runcast</h1>
 <p>The dashboard page is not installed. The server is up:</p>
 <ul><li><a href="/api/session">/api/session</a> (the session now)</li>
-<li><a href="/api/tasks">/api/tasks</a> (every task)</li>
+<li><a href="/api/tasks">/api/tasks</a> (the tasks, a page at a time)</li>
 <li><a href="/metrics">/metrics</a> (Prometheus)</li>
 <li>WebSocket: <code>/ws</code></li></ul></body></html>
 """
@@ -51,8 +62,12 @@ class Reply:
     status: int = 200
 
 
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _json(value: object) -> Reply:
-    return Reply(json.dumps(value, separators=(",", ":")).encode(), JSON_TYPE)
+    return Reply(_dumps(value).encode(), JSON_TYPE)
 
 
 def _time(moment: Any) -> str | None:
@@ -79,6 +94,68 @@ def task_row(task: TaskRow) -> dict[str, object]:
     }
 
 
+def _show(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def page_limit(text: str | None) -> int:
+    """``limit=``: rows per page, ``DEFAULT_PAGE`` when absent; 400 unless 1..``MAX_PAGE``."""
+    if text is None:
+        return DEFAULT_PAGE
+    if not text.isdigit() or len(text) > 6 or not 1 <= int(text) <= MAX_PAGE:
+        raise HttpError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {_show(text)}")
+    return int(text)
+
+
+def page_after(text: str | None) -> int | None:
+    """``after=``: the ``next`` of a previous page (None: from the first task)."""
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > _CURSOR_DIGITS:
+        raise HttpError(
+            400, f"after: expected the 'next' value of a previous page, got {_show(text)}"
+        )
+    return int(text)
+
+
+def state_filter(text: str | None) -> frozenset[str] | None:
+    """``state=``: comma-separated task states (None: every state)."""
+    if text is None:
+        return None
+    states = frozenset(part.strip() for part in text.split(","))
+    unknown = sorted(states.difference(TASK_STATES))
+    if unknown:
+        raise HttpError(
+            400,
+            f"state: unknown state {_show(unknown[0])} (expected one or more of "
+            f"{', '.join(TASK_STATES)}, comma-separated)",
+        )
+    return states
+
+
+async def page_body(
+    executor: ExecutorControls, *, after: int | None, limit: int, states: Collection[str] | None
+) -> bytes:
+    """``{"tasks": [...], "next": CURSOR}``: up to ``limit`` tasks after ``after``,
+    fetched and encoded ``PAGE_CHUNK`` rows per loop step."""
+    parts: list[str] = []
+    cursor = after
+    remaining = limit
+    while remaining:
+        await trio.lowlevel.checkpoint()
+        chunk = executor.task_page(after=cursor, limit=min(remaining, PAGE_CHUNK), states=states)
+        if not chunk.tasks:
+            cursor = None
+            break
+        parts.append(_dumps([task_row(task) for task in chunk.tasks])[1:-1])
+        remaining -= len(chunk.tasks)
+        cursor = chunk.next_after
+        if cursor is None:
+            break
+    shown = None if cursor is None else str(cursor)
+    return f'{{"tasks":[{",".join(parts)}],"next":{_dumps(shown)}}}'.encode()
+
+
 Handler = Callable[[RequestHead], Awaitable[Reply]]
 
 
@@ -91,6 +168,9 @@ class Endpoints:
     executor: ExecutorControls | None
     metrics: RuncastMetrics | None
     static_dir: Path
+    _page_builders: trio.Semaphore = attrs.field(
+        factory=lambda: trio.Semaphore(PAGE_BUILDERS), init=False
+    )
 
     def table(self) -> Mapping[str, Handler]:
         return {
@@ -137,5 +217,18 @@ class Endpoints:
         return _json(data)
 
     async def tasks(self, head: RequestHead) -> Reply:
-        rows = [] if self.executor is None else [task_row(t) for t in self.executor.tasks()]
-        return _json({"tasks": rows})
+        """A page of tasks in submission order: ``?limit=&after=&state=``.
+
+        The executor builds only the page's rows, a chunk per loop step, and
+        one page is built at a time: readers cost the loop ~1 ms per turn,
+        whatever their number and the number of tasks (20,000 tasks in one
+        answer held it 0.27 s).
+        """
+        limit = page_limit(head.query.get("limit"))
+        after = page_after(head.query.get("after"))
+        states = state_filter(head.query.get("state"))
+        if self.executor is None:
+            return _json({"tasks": [], "next": None})
+        async with self._page_builders:
+            body = await page_body(self.executor, after=after, limit=limit, states=states)
+        return Reply(body, JSON_TYPE)

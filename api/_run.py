@@ -26,6 +26,7 @@ from ._resume import SessionPlan, plan_session
 from ._server import RuncastServer
 from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
 from ._store import SessionStore, TaskRecord
+from ._store_lease import release_lease
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
@@ -123,13 +124,20 @@ async def _run_stack(
     out: TextIO,
     opened: list[Stack],
 ) -> None:
-    async with open_stack(settings, store=store) as stack:
+    async with open_stack(settings, store=store, lease=plan.lease) as stack:
         opened.append(stack)  # for the summary, even if a second signal cuts this short
         announce(stack.server, out)
         if plan.resumed:
             print(
                 f"runcast: resuming session {plan.session_id}: {len(plan.kept_outcomes)} "
                 f"task(s) already ended are not run again, {len(plan.to_run)} to run",
+                file=out,
+                flush=True,
+            )
+        if (previous := plan.lease.taken_over) is not None:
+            print(
+                f"runcast: took session {plan.session_id} over from {previous.owner}: "
+                f"{plan.lease.stale_because}",
                 file=out,
                 flush=True,
             )
@@ -197,7 +205,8 @@ def _stored_time(text: str | None) -> datetime | None:
 async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
     """Run the job file to the end; the exit code (0 only if every task completed).
 
-    A bad job file or price table raises before anything runs or binds.
+    A bad job file or price table raises before anything runs or binds; so does
+    a session another live process runs (``SessionLeasedError``, nothing written).
     """
     job = load_job_file(options.job_file)
     resolve_settings(options, job)  # a bad price table fails before the store is touched
@@ -221,6 +230,7 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         # A run stopped by a signal stays resumable; the next run continues it.
         status = "finished" if stop.received is None else "interrupted"
         store.end_session(plan.session_id, status=status)
+        release_lease(store, plan.lease)
         if not opened:  # a second signal cut the start-up short
             return SIGNAL_EXIT.get(stop.received or "", EXIT_TASKS_DID_NOT_ALL_COMPLETE)
         stack = opened[0]

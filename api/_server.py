@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
+from collections.abc import Iterator
 
 import attrs
 import structlog
@@ -15,16 +17,19 @@ from events import Publisher
 
 from ._access import AccessPolicy, Role
 from ._config import ServerConfig
-from ._exceptions import HttpError, ListenError
+from ._exceptions import ConfigError, HttpError, ListenError
 from ._frames import DeliveryCounts, FrameCache
 from ._http import HttpConnection, ReplayStream, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
+from ._limits import HttpRefusals, RequestLimit, register_refusals
 from ._routes import Endpoints
 from ._websocket import WebSocketSession
 
 log = structlog.get_logger("runcast.api")
 
 WEBSOCKET_PATH = "/ws"
+#: Answered whatever the load: a fixed reply, and what a probe asks to see the loop alive.
+UNLIMITED_PATHS = frozenset({"/healthz"})
 #: Messages trio-websocket may hold before our reader takes them; small, so a
 #: flooding client is slowed by TCP instead of filling memory.
 MESSAGE_QUEUE_SIZE = 4
@@ -82,13 +87,17 @@ class RuncastServer:
     frames: FrameCache = attrs.field(factory=FrameCache)
     #: How frames went out to subscribers: directly, in part, declined, by the writers.
     delivery: DeliveryCounts = attrs.field(factory=DeliveryCounts)
+    #: Requests refused, by status (also ``runcast_http_requests_refused_total``).
+    refusals: HttpRefusals = attrs.field(factory=HttpRefusals)
+    _limit: RequestLimit = attrs.field(init=False)
     _live: dict[WebSocketSession, _LiveSession] = attrs.field(factory=dict)
     _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _connections: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _shut_down: bool = False
 
     def __attrs_post_init__(self) -> None:
-        self._policy = AccessPolicy(self.config)
+        self._policy = AccessPolicy(self.config, self.port or None)
+        self._limit = RequestLimit(self.config.max_http_requests, self.refusals)
         self._endpoints = Endpoints(
             self.publisher, self.sessions, self.executor, self.metrics, self.config.static_dir
         )
@@ -105,6 +114,11 @@ class RuncastServer:
     @property
     def websocket_count(self) -> int:
         return len(self._live)
+
+    @property
+    def http_requests_in_flight(self) -> int:
+        """Plain HTTP requests being answered now (``max_http_requests`` at most)."""
+        return self._limit.in_flight
 
     def stop_accepting(self) -> None:
         """Close the listening sockets; connected clients are served on. Idempotent."""
@@ -156,7 +170,7 @@ class RuncastServer:
                 handed_over = True
                 await self._serve_websocket(http, head, role, peer)
             else:
-                await self._serve_http(http, head)
+                await self._serve_http(http, head, peer)
         except HttpError as error:
             log.info("http error", peer=peer, status=error.status, error=error.message)
             await _answer_error(http, error, peer)
@@ -177,6 +191,7 @@ class RuncastServer:
         try:
             return self._policy.check(head.path, head.headers, head.query.get("token"))
         except HttpError as refusal:
+            self.refusals.count(refusal.status)
             log.warning(
                 "request refused",
                 peer=peer,
@@ -187,7 +202,7 @@ class RuncastServer:
             raise
 
     # -- HTTP ------------------------------------------------------------------
-    async def _serve_http(self, http: HttpConnection, head: RequestHead) -> None:
+    async def _serve_http(self, http: HttpConnection, head: RequestHead, peer: str) -> None:
         if head.path == WEBSOCKET_PATH:
             if head.method != "GET":
                 raise HttpError(405, "only GET", headers=(("Allow", "GET"),))
@@ -199,8 +214,10 @@ class RuncastServer:
             raise HttpError(404, f"no such path {head.path!r}")
         if head.method != "GET":
             raise HttpError(405, f"{head.method} is not allowed here", headers=(("Allow", "GET"),))
-        reply = await handler(head)
-        await http.respond(reply.status, reply.body, reply.content_type)
+        unlimited = head.path in UNLIMITED_PATHS
+        with contextlib.nullcontext() if unlimited else self._limit.slot(head.path, peer):
+            reply = await handler(head)
+            await http.respond(reply.status, reply.body, reply.content_type)
 
     # -- WebSocket -------------------------------------------------------------
     @staticmethod
@@ -309,18 +326,44 @@ async def serve_runcast(
 
     ``sessions`` is the :class:`broadcaster.SessionBroadcaster`; ``executor``
     (optional) receives operator commands and lists ``/api/tasks``; ``metrics``
-    (optional) serves ``/metrics`` and counts WebSocket connections.
+    (optional) serves ``/metrics``, counts WebSocket connections and refused requests.
     ``task_status.started`` hands over the :class:`RuncastServer`, bound.
     """
     config = ServerConfig() if config is None else config
-    listeners = await _listen(config)
-    host, port = listeners[0].socket.getsockname()[:2]
-    server = RuncastServer(
-        config, publisher, sessions, executor=executor, metrics=metrics, host=host, port=port
-    )
-    log.info("listening", url=server.url)
-    task_status.started(server)
-    await server._serve(listeners)
+    refusals = HttpRefusals()
+    with _refusals_served(metrics, refusals):
+        listeners = await _listen(config)
+        host, port = listeners[0].socket.getsockname()[:2]
+        server = RuncastServer(
+            config,
+            publisher,
+            sessions,
+            executor=executor,
+            metrics=metrics,
+            host=host,
+            port=port,
+            refusals=refusals,
+        )
+        log.info("listening", url=server.url)
+        task_status.started(server)
+        await server._serve(listeners)
+
+
+@contextlib.contextmanager
+def _refusals_served(metrics: RuncastMetrics | None, refusals: HttpRefusals) -> Iterator[None]:
+    if metrics is None:
+        yield
+        return
+    try:
+        unregister = register_refusals(metrics.registry, refusals)
+    except ValueError as exc:
+        raise ConfigError(
+            f"the metrics registry already serves another server's refused requests: {exc}"
+        ) from exc
+    try:
+        yield
+    finally:
+        unregister()
 
 
 async def _listen(config: ServerConfig) -> list[trio.SocketListener]:

@@ -18,10 +18,11 @@ from events import Publisher, SessionUpdate
 from executor import DEFAULT_KEEP_FINISHED, Executor, PriceTable, open_executor
 
 from ._config import ServerConfig
-from ._exceptions import ConfigError, StoreError
+from ._exceptions import ConfigError, LeaseLostError, StoreError
 from ._server import RuncastServer, serve_runcast
 from ._store import SessionStore
-from ._store_recorder import StoreRecorder, serve_store_recorder
+from ._store_lease import SerialOffload, SessionLease, serve_session_lease
+from ._store_recorder import Offload, StoreRecorder, serve_store_recorder
 
 log = structlog.get_logger("runcast.api")
 
@@ -87,6 +88,7 @@ async def _record(
     publisher: Publisher,
     settings: StackSettings,
     pressure: _StorePressure,
+    offload: Offload,
     *,
     task_status: trio.TaskStatus[StoreRecorder] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -97,6 +99,7 @@ async def _record(
             publisher,
             session_id=settings.session_id,
             on_backpressure=pressure,
+            offload=offload,
             task_status=task_status,
         )
     except StoreError as exc:
@@ -105,6 +108,31 @@ async def _record(
         if pressure.executor is not None and not pressure.executor.is_paused:
             pressure.executor.pause(by="system", reason=f"store failed: {exc}")
         raise
+
+
+async def _hold_lease(
+    store: SessionStore,
+    lease: SessionLease,
+    offload: Offload,
+    recorder: StoreRecorder | None,
+    pressure: _StorePressure,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await serve_session_lease(store, lease, offload=offload, task_status=task_status)
+    except LeaseLostError as exc:
+        # Another process runs the session now: this run writes nothing more
+        # (what the recorder still holds is that process's to redo, not ours
+        # to store), says why on the event stream, and stops.
+        unwritten = 0
+        if recorder is not None:
+            unwritten = len(recorder.pending)
+            recorder.failure = exc
+        log.error("session lease lost", error=str(exc), unwritten_events=unwritten)
+        if pressure.executor is not None and not pressure.executor.is_paused:
+            pressure.executor.pause(by="system", reason=f"session lease lost: {exc}")
+        raise LeaseLostError(f"{exc} ({unwritten} events of this run left unwritten)") from exc
 
 
 async def _run_scoped(
@@ -123,7 +151,10 @@ async def _run_scoped(
 
 @asynccontextmanager
 async def open_stack(
-    settings: StackSettings, *, store: SessionStore | None = None
+    settings: StackSettings,
+    *,
+    store: SessionStore | None = None,
+    lease: SessionLease | None = None,
 ) -> AsyncIterator[Stack]:
     """Store recorder, publisher, metrics, broadcaster, executor and server, torn down
     in reverse.
@@ -131,14 +162,21 @@ async def open_stack(
     Leaving the block normally waits for the executor's tasks (cancel them first
     to stop sooner), lets the broadcaster send its final update, then closes the
     WebSocket clients with 1001 and stops listening; the recorder flushes last.
+    With a ``lease`` on the session, its heartbeat runs until after that flush
+    (through the recorder's worker, one write at a time); losing the lease stops
+    the stack with :class:`LeaseLostError`.
     """
     if store is not None and settings.session_id is None:
         raise ConfigError("a stack recording into a store needs settings.session_id")
+    if lease is not None and (store is None or lease.session_id != settings.session_id):
+        raise ConfigError("a lease needs the store and the session it is for")
     publisher = Publisher(last_seq=settings.last_seq)
     metrics = RuncastMetrics(CollectorRegistry(), publisher)
     broadcaster_scope, broadcaster_stopped = trio.CancelScope(), trio.Event()
     recorder_scope, recorder_stopped = trio.CancelScope(), trio.Event()
+    lease_scope = trio.CancelScope()
     pressure = _StorePressure()
+    offload = SerialOffload()
     try:
         async with trio.open_nursery() as nursery:
             recorder: StoreRecorder | None = None
@@ -147,7 +185,15 @@ async def open_stack(
                     _run_scoped,
                     recorder_scope,
                     recorder_stopped,
-                    functools.partial(_record, store, publisher, settings, pressure),
+                    functools.partial(_record, store, publisher, settings, pressure, offload),
+                )
+            if lease is not None:
+                assert store is not None  # checked above
+                await nursery.start(
+                    _run_scoped,
+                    lease_scope,
+                    trio.Event(),
+                    functools.partial(_hold_lease, store, lease, offload, recorder, pressure),
                 )
             broadcaster: SessionBroadcaster = await nursery.start(
                 _run_scoped,
@@ -194,6 +240,7 @@ async def open_stack(
             recorder_scope.cancel()  # its own shutdown flushes what is pending
             if store is not None:
                 await recorder_stopped.wait()
+            lease_scope.cancel()
     finally:
         publisher.close()
         metrics.close()

@@ -11,18 +11,19 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
-
-from events import total_tokens
 
 from ._exceptions import StoreError, UnknownSessionError
 from ._store_rows import StoreRows
 from ._store_schema import migrate
+from ._store_sums import UsageTotals as UsageTotals  # re-exported: its home before
+from ._store_sums import sum_usage
 from ._store_writes import write_rows
 
 MEMORY = ":memory:"
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -38,22 +39,6 @@ class TaskRecord:
     error: str | None
     #: The attempt a cancellation cut short while it ran (None: not cancelled while running).
     cancelled_attempt: int | None = None
-
-
-@attrs.frozen
-class UsageTotals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    unpriced_tokens: int = 0
-    #: Source usage records (a stored row may sum several).
-    records: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return total_tokens(self)
 
 
 def interrupted_line(usage: UsageTotals) -> str:
@@ -87,20 +72,17 @@ class SessionRecord:
     interrupted: UsageTotals = attrs.field(factory=UsageTotals)
 
 
-_USAGE_SUMS = """
-    SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-        COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
-        COALESCE(SUM(cost_usd), 0.0),
-        COALESCE(SUM(CASE WHEN cost_source = 'unpriced'
-            THEN input_tokens + output_tokens + cache_read_tokens + cache_write_tokens
-            ELSE 0 END), 0),
-        COALESCE(SUM(records), 0)
-    FROM usage
-"""
 _INTERRUPTED = """
     EXISTS (SELECT 1 FROM interrupted_attempts i WHERE i.session_id = usage.session_id
         AND i.task_id = usage.task_id AND i.attempt = usage.attempt)
 """
+
+
+def _describe(exc: Exception) -> str:
+    """An error's text, named by its type unless SQLite's own (whose text says enough)."""
+    if isinstance(exc, sqlite3.Error):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _now() -> str:
@@ -113,6 +95,9 @@ class SessionStore:
 
     path: str
     _conn: sqlite3.Connection | None
+    #: Run first in every write transaction, under the write lock; raises to
+    #: refuse the write (``_store_lease``: the session is still this run's).
+    write_guard: Callable[[sqlite3.Connection], None] | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> SessionStore:
@@ -178,18 +163,50 @@ class SessionStore:
 
         self._transaction(apply)
 
-    def _transaction(self, apply: Callable[[sqlite3.Connection], None]) -> None:
+    def _transaction(self, apply: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``apply`` in one transaction: all of it is written, or none of it.
+
+        Whatever ``apply`` raises rolls the transaction back and becomes
+        :class:`StoreError` (the sqlite3 module raises more than
+        ``sqlite3.Error``: ``OverflowError`` for an int past 2**63 - 1,
+        ``UnicodeEncodeError`` for text it cannot encode), so a caller never
+        sees a bare traceback. A :class:`StoreError` (``write_guard``'s refusal)
+        and the ``BaseException``s that are not errors (cancellation,
+        KeyboardInterrupt) go on as they are, after the rollback.
+        """
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                apply(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
+        try:
+            if self.write_guard is not None:
+                self.write_guard(conn)
+            result = apply(conn)
+            conn.execute("COMMIT")
+        except StoreError:  # already says what failed (e.g. the guard's LeaseLostError)
+            self._roll_back(conn)
+            raise
+        except Exception as exc:
+            rollback = self._roll_back(conn)
+            raise StoreError(
+                f"writing to store {self.path} failed: {_describe(exc)}{rollback}"
+            ) from exc
+        except BaseException:
+            self._roll_back(conn)
+            raise
+        return result
+
+    @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> str:
+        """Roll back what is left of a failed transaction; '' or why that failed too."""
+        if not conn.in_transaction:  # SQLite rolled it back itself (e.g. disk full)
+            return ""
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return f" (and rolling back failed: {exc})"
+        return ""
 
     def mark_interrupted(self, session_id: str, attempts: Iterable[tuple[str, int]]) -> None:
         """Record ``(task_id, attempt)``s cut short by a crash or a stop, which a
@@ -214,12 +231,16 @@ class SessionStore:
 
     def prune_events(self, session_id: str, *, keep: int) -> int:
         """Drop all but the newest ``keep`` history events of a session."""
-        cursor = self.conn.execute(
-            "DELETE FROM events WHERE session_id = ? AND seq <= "
-            "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?) - ?",
-            (session_id, session_id, keep),
-        )
-        return cursor.rowcount
+
+        def prune(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM events WHERE session_id = ? AND seq <= "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?) - ?",
+                (session_id, session_id, keep),
+            )
+            return cursor.rowcount
+
+        return self._transaction(prune)
 
     # -- reading -------------------------------------------------------------
     def integrity_ok(self) -> bool:
@@ -285,7 +306,8 @@ class SessionStore:
             params.append(task_id)
         if interrupted is not None:
             where += (" AND " if interrupted else " AND NOT ") + _INTERRUPTED
-        return UsageTotals(*self.conn.execute(_USAGE_SUMS + where, params).fetchone())
+        [(_, totals)] = sum_usage(self.conn, where, params)
+        return totals
 
     def interrupted_attempts(self, session_id: str) -> list[tuple[str, int]]:
         """``(task_id, attempt)`` of every attempt marked interrupted, in order."""
@@ -297,17 +319,8 @@ class SessionStore:
         return [(str(task_id), int(attempt)) for task_id, attempt in rows]
 
     def usage_by_model(self, session_id: str) -> dict[str, UsageTotals]:
-        models = self.conn.execute(
-            "SELECT DISTINCT model FROM usage WHERE session_id = ? ORDER BY model", (session_id,)
-        ).fetchall()
-        return {
-            model: UsageTotals(
-                *self.conn.execute(
-                    _USAGE_SUMS + " WHERE session_id = ? AND model = ?", (session_id, model)
-                ).fetchone()
-            )
-            for (model,) in models
-        }
+        by_model = sum_usage(self.conn, " WHERE session_id = ?", (session_id,), by="model")
+        return {str(model): totals for model, totals in by_model}
 
     def tasks(self, session_id: str) -> list[TaskRecord]:
         rows = self.conn.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,10 +11,13 @@ from typing import Any, TextIO
 import attrs
 
 from ._exceptions import StoreError
+from ._money import format_usd
 from ._store import SessionRecord, SessionStore, UsageTotals, interrupted_line
+from ._terminal import csv_cell, json_text, printable
 
 DEFAULT_STORE = "runcast.db"
 EXIT_ERROR = 1
+COST_PLACES = 4
 
 
 def register(commands: Any) -> None:
@@ -69,12 +71,12 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     try:
         store = _open_existing(args.store)
     except StoreError as exc:
-        print(f"runcast: {exc}", file=sys.stderr)
+        print(f"runcast: {printable(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     try:
         body(store)
     except StoreError as exc:
-        print(f"runcast: {exc}", file=sys.stderr)
+        print(f"runcast: {printable(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         store.close()
@@ -96,8 +98,7 @@ def _sessions(args: argparse.Namespace) -> int:
     def body(store: SessionStore) -> None:
         records = store.sessions()
         if args.json:
-            json.dump([_session_dict(s) for s in records], sys.stdout, indent=2)
-            print()
+            print(json_text([_session_dict(s) for s in records], indent=2))
             return
         rows = [
             [
@@ -106,7 +107,7 @@ def _sessions(args: argparse.Namespace) -> int:
                 s.created_at[:19],
                 _duration(s.duration_seconds),
                 f"{s.usage.total_tokens:,}",
-                f"${s.usage.cost_usd:.4f}",
+                _usd(s.usage.cost_usd),
                 f"{s.tasks_completed}/{s.tasks_failed}/{s.tasks_cancelled}",
             ]
             for s in records
@@ -141,16 +142,19 @@ def _show(args: argparse.Namespace) -> int:
                 "models": {model: _usage_dict(usage) for model, usage in models.items()},
                 "controls": store.controls(sid),
             }
-            json.dump(document, sys.stdout, indent=2)
-            print()
+            print(json_text(document, indent=2))
             return
         out = sys.stdout
         usage = session.usage
-        print(f"session {sid} ({session.status}), duration {_duration(session.duration_seconds)}")
+        print(
+            f"session {printable(sid)} ({printable(session.status)}), "
+            f"duration {_duration(session.duration_seconds)}",
+            file=out,
+        )
         print(
             f"tokens {usage.total_tokens:,} (in {usage.input_tokens:,}, out "
             f"{usage.output_tokens:,}, cache read {usage.cache_read_tokens:,}, cache write "
-            f"{usage.cache_write_tokens:,}), cost ${usage.cost_usd:.4f}, unpriced tokens "
+            f"{usage.cache_write_tokens:,}), cost {_usd(usage.cost_usd)}, unpriced tokens "
             f"{usage.unpriced_tokens:,}",
             file=out,
         )
@@ -163,9 +167,9 @@ def _show(args: argparse.Namespace) -> int:
                 t.state,
                 str(t.attempts),
                 f"{per_task[t.task_id].total_tokens:,}",
-                f"${per_task[t.task_id].cost_usd:.4f}",
+                _usd(per_task[t.task_id].cost_usd),
                 f"{cut[t.task_id].total_tokens:,}",
-                (t.error or "")[:60],
+                printable(t.error or "")[:60],
             ]
             for t in tasks
         ]
@@ -173,7 +177,7 @@ def _show(args: argparse.Namespace) -> int:
         _table(headers, task_rows, out)
         print(file=out)
         model_rows = [
-            [m, f"{u.total_tokens:,}", f"${u.cost_usd:.4f}", f"{u.unpriced_tokens:,}"]
+            [m, f"{u.total_tokens:,}", _usd(u.cost_usd), f"{u.unpriced_tokens:,}"]
             for m, u in models.items()
         ]
         _table(["MODEL", "TOKENS", "COST", "UNPRICED TOKENS"], model_rows, out)
@@ -186,7 +190,7 @@ def _export(args: argparse.Namespace) -> int:
         rows = store.usage_rows(store.resolve(args.session_id))
         if args.format == "jsonl":
             for row in rows:
-                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.write(json_text(row) + "\n")
             return
         columns = [
             "session_id",
@@ -207,7 +211,8 @@ def _export(args: argparse.Namespace) -> int:
         ]
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        # Cells are escaped and kept from being formulas; numbers stay numbers.
+        writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
 
     return _run(args, body)
 
@@ -219,7 +224,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _usd(usd: float) -> str:
+    return format_usd(usd, places=COST_PLACES)
+
+
 def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
+    """Aligned columns; every cell escaped first (ids, models and errors come from tasks)."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

@@ -10,8 +10,9 @@ prefix of the stream; one worker call goes on with what is published meanwhile
 (up to ``DRAIN_SECONDS``), so the store keeps pace with a busy event loop. When
 writes fall behind past ``soft_limit`` pending events it asks the executor to
 hold new work (``on_backpressure``) until less than half that is left to write;
-past ``hard_limit``, or when SQLite fails, the recorder fails loudly with
-:class:`StoreError` instead of dropping records.
+past ``hard_limit``, or when a write fails (SQLite's error, or any other: a
+value it cannot hold), the recorder fails loudly with :class:`StoreError`
+instead of dropping records.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from events import Published, Publisher, TaskOutput
 
 from ._exceptions import StoreError, StoreOverloadedError
 from ._store import SessionStore
-from ._store_rows import RowBuilder
+from ._store_rows import RowBuilder, StoreRows, describe_too_large, escape_text
 
 log = structlog.get_logger("runcast.store")
 
@@ -135,8 +136,36 @@ class StoreRecorder:
 
     def write_now(self, items: Sequence[Published]) -> None:
         """Turn ``items`` into rows and write them in one transaction, in this thread
-        (what the worker thread does with each chunk; benchmarks call it directly)."""
-        self.store.write_rows(self._rows.rows(items))
+        (what the worker thread does with each chunk; benchmarks call it directly).
+
+        Every failure is a :class:`StoreError`. Text SQLite cannot encode is
+        written again escaped; a number it cannot hold is named.
+        """
+        try:
+            rows = self._rows.rows(items)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot turn events into rows for store {self.store.path}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            self.store.write_rows(rows)
+        except StoreError as exc:
+            # Looked into only now, so that no other write pays for it.
+            if not isinstance(exc.__cause__, UnicodeEncodeError):
+                raise self._named(exc, rows) from exc.__cause__
+            try:
+                self.store.write_rows(escape_text(rows))
+            except StoreError as again:
+                raise self._named(again, rows) from again.__cause__
+
+    def _named(self, error: StoreError, rows: StoreRows) -> StoreError:
+        """``error``, or if a number was too large for SQLite, one that names it."""
+        if isinstance(error.__cause__, OverflowError):
+            named = describe_too_large(rows)
+            if named is not None:
+                return StoreError(f"writing to store {self.store.path} failed: {named}")
+        return error
 
     async def flush(self) -> int:
         """Write from a worker thread until nothing is pending; returns how many events.

@@ -12,6 +12,10 @@ The worker's Python holds the GIL that the trio thread needs, so this file
 does as little per event as it can: times are cut out of the wire text (not
 formatted again), a task row is a few slots, history is one flat list of
 ``seq, wire`` pairs, and the session id is bound once per statement.
+
+Rows hold what events hold, unchecked: what SQLite cannot take is dealt with
+only when a write fails for it (``escape_text``, ``describe_too_large``), so
+every other write costs nothing more.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ from events import (
 )
 
 _UNCHANGED: Any = object()
+
+#: The largest integer a SQLite INTEGER holds.
+MAX_STORED_INT = 2**63 - 1
+#: Usage parameters (see ``_usage``) that are counts, by position.
+_USAGE_INTS: tuple[tuple[int, str], ...] = (
+    (1, "seq"),
+    (4, "input_tokens"),
+    (5, "output_tokens"),
+    (6, "cache_read_tokens"),
+    (7, "cache_write_tokens"),
+    (9, "records"),
+)
 
 #: ``(ended_at, duration_seconds, exit_code, cancelled_attempt)`` after a start.
 _NO_FINISH = (None, None, None, None)
@@ -319,3 +335,47 @@ _HANDLERS: dict[type[Event], _Handler] = {
     BudgetWarning: _control,
     BudgetExhausted: _control,
 }
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite's UTF-8 can hold it: lone surrogates as their escapes."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def _storable_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(storable(value) if isinstance(value, str) else value for value in values)
+
+
+def escape_text(rows: StoreRows) -> StoreRows:
+    """``rows`` with every text as SQLite can store it (UTF-8 has no lone surrogates,
+    which a task's JSON output can carry as ``"\\ud800"``): they become their escapes.
+    The history keeps each event exactly (the wire text escapes them already)."""
+    for row in rows.tasks.values():
+        row.task_id, row.name = storable(row.task_id), storable(row.name)
+        if isinstance(row.error, str):
+            row.error = storable(row.error)
+    rows.usage = [(key, _storable_values(params)) for key, params in rows.usage]
+    rows.controls = [_storable_values(values) for values in rows.controls]
+    rows.history = [storable(value) if isinstance(value, str) else value for value in rows.history]
+    return rows
+
+
+def describe_too_large(rows: StoreRows) -> str | None:
+    """What in ``rows`` is past SQLite's largest integer, named; None if nothing is."""
+    for seq in rows.history[::2]:
+        if seq > MAX_STORED_INT:
+            return f"event seq {seq} is more than the store holds ({MAX_STORED_INT})"
+    for _, params in rows.usage:
+        for index, name in _USAGE_INTS:
+            if params[index] > MAX_STORED_INT:
+                return (
+                    f"the usage of task {params[0]!r}: {name} = {params[index]} is more "
+                    f"than the store holds ({MAX_STORED_INT})"
+                )
+    return None

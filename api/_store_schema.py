@@ -122,7 +122,27 @@ DROP TABLE events;
 ALTER TABLE events_v3 RENAME TO events;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: which process runs each session (``_store_lease``): one row while
+# a run holds it, deleted when that run ends cleanly. Times are the owner's
+# wall clock (seconds since the epoch), the one clock two processes share; the
+# owner also says how long its heartbeat is good for (``timeout_seconds``), so
+# a process with other settings judges it by the owner's own terms. ``pid_scope``
+# says where ``pid`` names a process (this boot, this pid namespace): only
+# there can a dead pid end a lease before its heartbeat times out.
+_V4 = """
+CREATE TABLE session_leases (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (session_id),
+    owner_token TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    pid_scope TEXT NOT NULL,
+    acquired_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    timeout_seconds REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -140,17 +160,31 @@ def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
             f"({SCHEMA_VERSION}); upgrade runcast"
         )
     for version in range(current + 1, target + 1):
-        script = MIGRATIONS[version - 1]
-        try:
-            conn.execute("BEGIN")
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration to schema version {version} failed: {exc}") from exc
+        apply_migration(conn, version)
     return schema_version(conn)
+
+
+def apply_migration(conn: sqlite3.Connection, version: int) -> None:
+    """Migrate to ``version`` from the one before, unless another process did meanwhile.
+
+    Two processes opening an old store at once both read its old version; the
+    write lock (``BEGIN IMMEDIATE``) lets one migrate while the other waits,
+    then the other, reading the version again under that lock, skips it
+    (instead of failing on a table that now exists).
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) < version:
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StoreError(f"migration to schema version {version} failed: {exc}") from exc
 
 
 def _statements(script: str) -> list[str]:

@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from events import SessionUpdate
 from executor import TaskInfo
 
+from ._money import format_usd
 from ._store import UsageTotals, interrupted_line
+from ._terminal import printable
 
 COLUMNS = ("TASK", "STATE", "TRIES", "TIME", "IN", "OUT", "CACHE R", "CACHE W", "COST", "ERROR")
 MAX_ERROR = 60
 MAX_ID = 40
+COST_PLACES = 4
 
 
 def _seconds(task: TaskInfo) -> str:
@@ -22,12 +25,13 @@ def _seconds(task: TaskInfo) -> str:
 
 
 def _cost(task: TaskInfo) -> str:
-    text = f"${task.estimated_cost_usd:.4f}"
+    text = format_usd(task.estimated_cost_usd, places=COST_PLACES)
     return text + "*" if task.unpriced_tokens else text
 
 
 def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    """One line of at most ``limit`` characters, escaped (ids and errors come from tasks)."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -73,13 +77,13 @@ def format_summary(
         f"out {session.output_tokens:,}, cache read {session.cache_read_tokens:,}, "
         f"cache write {session.cache_write_tokens:,})"
     )
-    cost = f"cost: ${session.estimated_cost_usd:.4f}"
+    cost = f"cost: {format_usd(session.estimated_cost_usd, places=COST_PLACES)}"
     if session.unpriced_tokens:
         cost += f" (* {session.unpriced_tokens:,} tokens of unpriced models not included)"
     if session.budget_usd is not None:
-        cost += f" of a ${session.budget_usd:.2f} budget"
+        cost += f" of a {format_usd(session.budget_usd)} budget"
     lines.append(cost)
     if interrupted is not None and interrupted.records:
         lines.append(interrupted_line(interrupted))
-    lines.append(f"duration: {session.duration_seconds}s  session: {session.session_id}")
+    lines.append(f"duration: {session.duration_seconds}s  session: {printable(session.session_id)}")
     return "\n".join(lines)

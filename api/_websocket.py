@@ -198,6 +198,16 @@ class WebSocketSession:
 
     def _open_subscription(self, message: Subscribe) -> Subscription:
         since = message.since
+        newest = self.publisher.last_seq
+        if since is not None and since > newest:
+            # A seq this server never sent: most likely one from another server run.
+            # Subscribing would replay nothing and hide that the client's view is wrong.
+            digits = str(since)
+            shown = digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits)} digits)"
+            raise MessageError(
+                f"since: {shown} is beyond the newest event (seq {newest}), so it is not "
+                "from this server run; subscribe without since to start afresh"
+            )
         buffer_size = self.config.subscription_buffer
         if message.task_id == SESSION_TOPIC:
             return self.sessions.subscribe_session(since=since, buffer_size=buffer_size)

@@ -14,7 +14,7 @@ import attrs
 import structlog
 import trio
 
-from . import _burst, _fanout, _ingest, _memory, _throughput
+from . import _burst, _fanout, _ingest, _memory, _readers, _throughput
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
@@ -100,12 +100,29 @@ async def _memory_run(options: Options) -> dict[str, Any]:
     return await _memory.main(config, options.results_dir)
 
 
+async def _readers_run(options: Options) -> dict[str, Any]:
+    config = {
+        "full": _readers.ReadersConfig(),
+        "quick": _readers.ReadersConfig(seconds=5.0),
+        "smoke": _readers.ReadersConfig(
+            tasks=300,
+            readers=2,
+            reader_processes=1,
+            page_limit=100,
+            seconds=0.5,
+            warmup_seconds=0.2,
+        ),
+    }[options.mode]
+    return await _readers.main(config, options.results_dir)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "fanout": _fanout_run,
     "memory": _memory_run,
     "throughput": _throughput_run,
     "ingest": _ingest_run,
     "burst": _burst_run,
+    "readers": _readers_run,
 }
 
 

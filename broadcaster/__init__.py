@@ -4,8 +4,11 @@ from ._aggregate import TASK_STATES, TRIGGERS, SessionAggregate, TaskState, Trig
 from ._broadcaster import SessionBroadcaster, serve_broadcaster
 from ._exceptions import BroadcasterConfigError, BroadcasterError, RestoreError
 from ._metrics import RuncastMetrics, render_metrics
+from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
 
 __all__ = [
+    "MAX_TOTAL_COST_USD",
+    "MAX_TOTAL_TOKENS",
     "TASK_STATES",
     "TRIGGERS",
     "BroadcasterConfigError",
@@ -16,6 +19,8 @@ __all__ = [
     "SessionBroadcaster",
     "TaskState",
     "Trigger",
+    "capped_cost",
+    "capped_tokens",
     "render_metrics",
     "serve_broadcaster",
 ]

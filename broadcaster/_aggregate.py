@@ -17,6 +17,12 @@ Only tasks that have not ended are kept per task; an ended task's id is
 remembered (to ignore late duplicates) for the newest ``remember_ended`` ends,
 and the ids forgotten beyond that are counted in ``ended_forgotten``. The end
 counts are running sums and never depend on what is remembered.
+
+The usage totals are running sums, read through the caps of ``_totals``: a
+total past its cap (far beyond any input the parsers accept; a float cost sum
+may even reach inf) reads as the cap, ``saturated`` says so, and the first
+snapshot that finds it so logs a warning. Capping when read, not per record,
+keeps the per-event path as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 import attrs
+import structlog
 import trio
 
 from events import (
@@ -49,6 +56,9 @@ from events import (
 )
 
 from ._exceptions import BroadcasterConfigError, RestoreError
+from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
+
+log = structlog.get_logger("runcast.broadcaster")
 
 TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
 TASK_STATES: Final[tuple[TaskState, ...]] = (
@@ -94,12 +104,14 @@ class SessionAggregate:
     session_id: str
     clock: Callable[[], float] = trio.current_time
     started_at: datetime | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    unpriced_tokens: int = 0
+    # The running sums, uncapped (see the module docstring); read them capped
+    # through the properties of the same names.
+    _input_tokens: int = 0
+    _output_tokens: int = 0
+    _cache_read_tokens: int = 0
+    _cache_write_tokens: int = 0
+    _cost_usd: float = 0.0
+    _unpriced_tokens: int = 0
     is_paused: bool = False
     budget_usd: float | None = None
     restored: bool = False
@@ -118,6 +130,7 @@ class SessionAggregate:
     _first_start: float | None = None
     _duration_offset: int = 0
     _last_duration: int = 0
+    _said_saturated: bool = False
 
     def __attrs_post_init__(self) -> None:
         # Checked here, not by an attrs validator: one would make every
@@ -151,8 +164,47 @@ class SessionAggregate:
         return self._counts[state]
 
     @property
+    def input_tokens(self) -> int:
+        return capped_tokens(self._input_tokens)
+
+    @property
+    def output_tokens(self) -> int:
+        return capped_tokens(self._output_tokens)
+
+    @property
+    def cache_read_tokens(self) -> int:
+        return capped_tokens(self._cache_read_tokens)
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return capped_tokens(self._cache_write_tokens)
+
+    @property
+    def unpriced_tokens(self) -> int:
+        return capped_tokens(self._unpriced_tokens)
+
+    @property
+    def cost_usd(self) -> float:
+        return capped_cost(self._cost_usd)
+
+    @property
     def total_tokens(self) -> int:
         return total_tokens(self)
+
+    @property
+    def saturated(self) -> bool:
+        """True once a usage total has passed its cap (it reads as the cap)."""
+        return (
+            max(
+                self._input_tokens,
+                self._output_tokens,
+                self._cache_read_tokens,
+                self._cache_write_tokens,
+                self._unpriced_tokens,
+            )
+            > MAX_TOTAL_TOKENS
+            or self._cost_usd > MAX_TOTAL_COST_USD
+        )
 
     @property
     def budget_remaining_usd(self) -> float | None:
@@ -174,6 +226,14 @@ class SessionAggregate:
         return self._last_duration
 
     def snapshot(self) -> SessionUpdate:
+        if not self._said_saturated and self.saturated:
+            self._said_saturated = True
+            log.warning(
+                "usage totals saturated: a total stays at its cap",
+                session_id=self.session_id,
+                max_total_tokens=MAX_TOTAL_TOKENS,
+                max_total_cost_usd=MAX_TOTAL_COST_USD,
+            )
         return SessionUpdate(
             duration_seconds=self.duration_seconds(),
             total_tokens=self.total_tokens,
@@ -214,12 +274,12 @@ class SessionAggregate:
         self.restored = True
         self.session_id = previous.session_id or self.session_id
         self.started_at = previous.started_at
-        self.input_tokens = previous.input_tokens
-        self.output_tokens = previous.output_tokens
-        self.cache_read_tokens = previous.cache_read_tokens
-        self.cache_write_tokens = previous.cache_write_tokens
-        self.cost_usd = previous.estimated_cost_usd
-        self.unpriced_tokens = previous.unpriced_tokens
+        self._input_tokens = previous.input_tokens
+        self._output_tokens = previous.output_tokens
+        self._cache_read_tokens = previous.cache_read_tokens
+        self._cache_write_tokens = previous.cache_write_tokens
+        self._cost_usd = previous.estimated_cost_usd
+        self._unpriced_tokens = previous.unpriced_tokens
         self.is_paused = previous.is_paused
         self.budget_usd = previous.budget_usd
         self._base_ended["completed"] = previous.tasks_completed
@@ -253,14 +313,14 @@ class SessionAggregate:
         return None
 
     def _add_usage(self, event: TaskUsage) -> None:
-        self.input_tokens += event.input_tokens
-        self.output_tokens += event.output_tokens
-        self.cache_read_tokens += event.cache_read_tokens
-        self.cache_write_tokens += event.cache_write_tokens
+        self._input_tokens += event.input_tokens
+        self._output_tokens += event.output_tokens
+        self._cache_read_tokens += event.cache_read_tokens
+        self._cache_write_tokens += event.cache_write_tokens
         if event.cost_usd is None:
-            self.unpriced_tokens += event.total_tokens
+            self._unpriced_tokens += event.total_tokens
         else:
-            self.cost_usd += event.cost_usd
+            self._cost_usd += event.cost_usd
 
     def _apply_task_event(
         self, item: Published, event: Event, new_state: TaskState

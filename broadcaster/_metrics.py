@@ -5,11 +5,15 @@ publisher listener and turned into metric families only when scraped, so an
 event costs a few dict updates, not a prometheus_client lock per metric.
 No label carries a task or session id; the ``model`` label, whose values come
 from task output, keeps the first ``max_models`` distinct names and counts the
-rest as ``other``.
+rest as ``other``. Every value is finite: the per-model usage totals are read
+through the caps the session's totals are (``_totals``), the duration
+histogram's sum through the largest float; capped when scraped, so an event
+costs what it did.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final, cast
 
@@ -36,6 +40,7 @@ from events import (
 
 from ._aggregate import END_STATES, TRIGGERS, SessionAggregate, Trigger
 from ._exceptions import BroadcasterConfigError
+from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
 
 DEFAULT_MAX_MODELS: Final = 50
 OTHER_MODEL: Final = "other"
@@ -43,6 +48,7 @@ UNKNOWN_MODEL: Final = "unknown"
 TOKEN_KINDS: Final = ("input", "output", "cache_read", "cache_write")
 #: Agent runs take from seconds to hours.
 DURATION_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+_MAX_FLOAT: Final = sys.float_info.max
 
 
 @attrs.define(eq=False)
@@ -316,7 +322,8 @@ class _RuncastCollector:
             "runcast_task_duration_seconds",
             "Run time of tasks that completed or failed.",
             buckets=histogram.buckets(),
-            sum_value=histogram.sum,
+            # Durations are finite, but two of them may sum to inf.
+            sum_value=min(histogram.sum, _MAX_FLOAT),
         )
 
     def _model_families(self, with_samples: bool) -> Iterator[Metric]:
@@ -338,14 +345,20 @@ class _RuncastCollector:
             "runcast_model_label_overflow",
             f"Usage records counted as model '{OTHER_MODEL}' because the model label is full.",
         )
+        saturated = GaugeMetricFamily(
+            "runcast_usage_saturated",
+            f"1 while a session usage total is past its cap ({MAX_TOTAL_TOKENS:.0e} tokens "
+            f"of a kind, {MAX_TOTAL_COST_USD:.0e} USD) and reads as the cap.",
+        )
         if with_samples:
             for model, totals in m.models.items():
                 for kind, count in zip(TOKEN_KINDS, totals.tokens, strict=True):
-                    tokens.add_metric((kind, model), count)
-                cost.add_metric((model,), totals.cost_usd)
-                unpriced.add_metric((model,), totals.unpriced_tokens)
+                    tokens.add_metric((kind, model), capped_tokens(count))
+                cost.add_metric((model,), capped_cost(totals.cost_usd))
+                unpriced.add_metric((model,), capped_tokens(totals.unpriced_tokens))
             overflow.add_metric((), m.model_overflow_total)
-        yield from (tokens, cost, unpriced, overflow)
+            saturated.add_metric((), float(m.aggregate.saturated))
+        yield from (tokens, cost, unpriced, overflow, saturated)
 
     def _event_families(self, with_samples: bool) -> Iterator[Metric]:
         m = self._metrics

@@ -29,7 +29,7 @@ from ._executor import Executor
 from ._jobfile import JobFile, load_job_file
 from ._lines import LineSplitter
 from ._open import open_executor
-from ._registry import DEFAULT_KEEP_FINISHED
+from ._registry import DEFAULT_KEEP_FINISHED, TaskPage
 from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
 from ._task import TaskHandle
 from ._usage import UsageParser, UsageRecord
@@ -63,6 +63,7 @@ __all__ = [
     "TaskFailedError",
     "TaskHandle",
     "TaskInfo",
+    "TaskPage",
     "TaskState",
     "TokenCounts",
     "UnknownTaskError",

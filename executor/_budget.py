@@ -35,7 +35,8 @@ def check_spent(usd: float) -> float:
 
 @attrs.define
 class Budget:
-    """Warns once per budget at 80 %, and reports exhaustion once per crossing."""
+    """Warns once per budget at 80 %, and reports exhaustion once per crossing and
+    once per new limit the spend has already reached."""
 
     limit: float | None = None
     spent: float = 0.0
@@ -56,11 +57,18 @@ class Budget:
         return self.crossings()
 
     def set_limit(self, usd: float | None) -> list[BudgetWarning | BudgetExhausted]:
-        """Change the limit; thresholds no longer crossed under it are armed again."""
+        """Change the limit; thresholds no longer crossed under it are armed again.
+
+        A different limit the spend has already reached is exhausted anew: raised
+        from $1 to $1.50 with $2 spent, ``budget_exhausted`` says so with $1.50, and
+        the executor stays paused by the budget. Setting the same limit again says
+        nothing new.
+        """
+        previous = self.limit
         self.limit = check_budget(usd)
         if self.limit is None or self.spent < BUDGET_WARNING_THRESHOLD * self.limit:
             self._warned = False
-        if self.limit is None or self.spent < self.limit:
+        if self.limit is None or self.spent < self.limit or self.limit != previous:
             self._exhausted = False
         return self.crossings()
 

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Collection
 from typing import Any
 
+from events import MAX_NAME
+
 from ._exceptions import DuplicateTaskError, InvalidArgumentError
 
 MAX_TASK_ID = 256
@@ -43,6 +45,29 @@ def check_task_id(task_id: str | None, in_use: Collection[str]) -> str:
     if task_id in in_use:
         raise DuplicateTaskError(f"task_id {task_id!r} is already in use")
     return task_id
+
+
+def name_problem(value: object) -> str | None:
+    """What is wrong with a model or provider name (None: nothing)."""
+    if not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    if len(value) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters, got {len(value)}"
+    return None
+
+
+def check_names(model: object, provider: object) -> None:
+    """A task's default model and provider: strings of at most ``MAX_NAME`` characters.
+
+    Every usage event of the task may carry them; one too long would be refused
+    by ``task_usage``'s rules only once the task reports usage.
+    """
+    for field, value in (("model", model), ("provider", provider)):
+        if field == "provider" and value is None:
+            continue
+        problem = name_problem(value)
+        if problem is not None:
+            raise InvalidArgumentError(f"{field}: {problem}")
 
 
 def check_submission(

@@ -4,7 +4,10 @@ The command starts a new session (``start_new_session=True``), so its process
 group id is its pid and every descendant that does not start its own session
 shares it.  On cancel or timeout the whole group gets SIGTERM (and SIGCONT, in
 case it was suspended), then SIGKILL after ``kill_grace``; the same happens to
-processes still left in the group after the command itself exits.
+processes still left in the group after the command itself exits.  What a cut
+command wrote is still read (its usage is spending), and a command that had
+exited by itself when the cut was noticed ends by its exit code: a timeout is
+only ever a command still running at the deadline check.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from events import MAX_OUTPUT_LINE
 from ._context import TaskContext
 from ._cost import TokenCounts
 from ._exceptions import ExecutorError, InvalidArgumentError
-from ._lines import DEFAULT_MAX_LINE, Line, LineSplitter, pump_lines
+from ._lines import DEFAULT_MAX_LINE, Line, LineSplitter
 from ._output import OutputLine
+from ._pipes import CommandOutput
 from ._reaping import (
     group_alive,
     pipe_holders,
-    pipe_inodes,
     pipes_have_writers,
     signal_each,
     wait_for_end_of_output,
@@ -43,6 +46,9 @@ log = structlog.get_logger("runcast.executor")
 
 # Output-only streams need no more than what a task_output line can show.
 _STDERR_MAX_LINE = 64 * 1024
+# Seconds, beyond the kill grace, that stopping a cut command may take at most
+# (a process stuck in the kernel ignores even SIGKILL).
+_STOP_BOUND = 10
 
 
 class CommandFailedError(ExecutorError):
@@ -188,6 +194,10 @@ class _StdoutReader:
     _pending: dict[tuple[str, str | None], list[TokenCounts]] = attrs.field(factory=dict)
     _output: list[OutputLine] = attrs.field(factory=list)
 
+    def __attrs_post_init__(self) -> None:
+        # A record with a number out of range stays output, and the task says so once.
+        self.parser.on_refused = lambda reason: self.ctx.refuse_usage(reason)
+
     def on_stdout(self, lines: list[Line]) -> None:
         # This loop is the reader's whole cost (a Claude Code turn is three
         # lines, two of them usage): keep its per-line work small.
@@ -283,63 +293,64 @@ async def _open(spec: CommandSpec) -> trio.Process:
         raise CommandStartError(f"cannot start {spec.display_name!r}: {exc}") from exc
 
 
-async def _pump_output(
-    process: trio.Process, reader: _StdoutReader, max_line: int, ended: trio.Event
-) -> None:
-    assert process.stdout is not None
-    assert process.stderr is not None
-    stdout, stderr = LineSplitter(max_line), LineSplitter(_STDERR_MAX_LINE)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_lines, process.stdout, reader.on_stdout, stdout)
-            nursery.start_soon(pump_lines, process.stderr, reader.on_stderr, stderr)
-        ended.set()
-    finally:
-        for name, splitter in (("stdout", stdout), ("stderr", stderr)):
-            if splitter.truncated_lines:
-                # Each such line was published cut (truncated=True); say what was lost.
-                log.warning(
-                    "output_lines_cut",
-                    task_id=reader.ctx.task_id,
-                    stream=name,
-                    lines=splitter.truncated_lines,
-                    bytes_dropped=splitter.dropped_bytes,
-                    max_line_bytes=splitter.max_line,
-                )
-
-
 async def run_command(
     ctx: TaskContext, spec: CommandSpec, *, kill_grace: float, max_line: int = DEFAULT_MAX_LINE
 ) -> int:
-    """Run ``spec`` to its end; returns 0 or raises ``CommandFailedError``."""
+    """Run ``spec`` to its end; returns 0 or raises ``CommandFailedError``.
+
+    Cut short (its timeout, a cancel, the executor stopping), the command's
+    group is stopped and what it wrote is still read and counted.  A command
+    found to have exited by itself when the cut is noticed (the event loop was
+    held past its deadline: a stall, SIGSTOP) ends as it ended, by its exit
+    code, not as cut.
+    """
     process = await _open(spec)
     pgid = process.pid
     ctx.add_process_group(pgid)
     assert process.stdout is not None
     assert process.stderr is not None
-    inodes = frozenset(pipe_inodes(process.stdout, process.stderr))
-    output_ended = trio.Event()
+    reader = _StdoutReader(ctx)
+    output = CommandOutput(
+        process.stdout,
+        process.stderr,
+        reader.on_stdout,
+        reader.on_stderr,
+        LineSplitter(max_line),
+        LineSplitter(_STDERR_MAX_LINE),
+    )
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump_output, process, _StdoutReader(ctx), max_line, output_ended)
+            nursery.start_soon(output.pump)
             await process.wait()
             if group_alive(pgid):
                 # Leftovers would hold the pipes open and outlive the task.
                 log.warning("leftover_processes", task_id=ctx.task_id, pgid=pgid)
                 await terminate_group(process, pgid, kill_grace)
-            if not await wait_for_end_of_output(inodes, ctx.task_id, kill_grace, output_ended):
+            if not await wait_for_end_of_output(
+                output.inodes, ctx.task_id, kill_grace, output.ended
+            ):
                 log.warning("output_abandoned", task_id=ctx.task_id)
                 nursery.cancel_scope.cancel()
+    except BaseException as cut:
+        if not _is_cancellation(cut):
+            raise
+        if not await _stop_and_drain(process, pgid, output, kill_grace):
+            raise
+        # It had exited by itself: its end, not the cut, is the outcome.  Trio's
+        # cancellation is a state, not an event: whoever cancelled still gets
+        # ``Cancelled`` at its next checkpoint (a worker's cut scope is replaced).
+        log.info("exited_before_cut", task_id=ctx.task_id, exit_code=process.returncode)
     finally:
         # Bounded even if a process is stuck in the kernel and ignores SIGKILL.
-        with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + 10):
+        with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + _STOP_BOUND):
             await terminate_group(process, pgid, kill_grace)
             # Cancelled, or reading given up: leave no process that escaped the group.
-            if not output_ended.is_set() and pipes_have_writers(process.stdout, process.stderr):
-                escaped = await trio.to_thread.run_sync(pipe_holders, inodes)
+            if not output.ended.is_set() and pipes_have_writers(process.stdout, process.stderr):
+                escaped = await trio.to_thread.run_sync(pipe_holders, output.inodes)
                 signal_each(escaped, signal.SIGKILL)
             await process.stdout.aclose()
             await process.stderr.aclose()
+        output.log_cut_lines(ctx.task_id)
         ctx.remove_process_group(pgid)
         ctx.set_exit_code(process.returncode)
     code = process.returncode
@@ -347,3 +358,28 @@ async def run_command(
     if code != 0:
         raise CommandFailedError(code)
     return code
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is trio's ``Cancelled`` and nothing else (alone or grouped by nurseries)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
+
+
+async def _stop_and_drain(
+    process: trio.Process, pgid: int, output: CommandOutput, kill_grace: float
+) -> bool:
+    """After a cut: stop the group, read what the pipes hold; whether the command
+    had exited by itself before.
+
+    A cut may be noticed late: after SIGSTOP/SIGCONT the I/O wait returns no
+    events (EINTR) and trio expires the deadline before it has seen the
+    command's output or exit, which may have come long before.
+    """
+    exited = process.returncode is not None  # a non-blocking waitpid, before any signal
+    with trio.CancelScope(shield=True), trio.move_on_after(kill_grace + _STOP_BOUND):
+        # A group stopped first has written all it will (its SIGTERM handler too).
+        await terminate_group(process, pgid, kill_grace)
+        await output.drain()
+    return exited

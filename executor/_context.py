@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import structlog
 import trio
 
-from events import OutputStream, TaskUsage
+from events import (
+    MAX_NAME,
+    MAX_RECORD_COST_USD,
+    MAX_RECORD_TOKENS,
+    OutputStream,
+    TaskUsage,
+    truncate,
+)
 
 from ._cost import TokenCounts, sum_tokens
 from ._exceptions import ExecutorError, InvalidArgumentError
@@ -18,12 +26,31 @@ from ._task import NO_TOKENS, TaskRecord
 if TYPE_CHECKING:
     from ._executor import Executor
 
+log = structlog.get_logger("runcast.executor")
+
+#: Warnings one attempt logs at most; the rest are counted (``Executor.usage_records_refused``,
+#: ``Executor.names_cut``) and summed up in one warning when the attempt ends.
+MAX_WARNINGS_PER_ATTEMPT = 10
+
 
 def _count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
     if value < 0:
         raise InvalidArgumentError(f"{name} must be >= 0, got {value}")
+    if value > MAX_RECORD_TOKENS:
+        raise InvalidArgumentError(f"{name} must be <= {MAX_RECORD_TOKENS:,}, got {value}")
+    return value
+
+
+def _reported_cost(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"cost_usd must be a number or None, got {value!r}")
+    if not 0 <= value <= MAX_RECORD_COST_USD:  # NaN and inf fail it; ints compare exactly
+        bound = f"0..{MAX_RECORD_COST_USD:,.0f}"
+        raise InvalidArgumentError(f"cost_usd must be a finite number in {bound}, got {value}")
     return value
 
 
@@ -39,6 +66,8 @@ class TaskContext:
     # a total replaces these provisional counts instead of adding to them.
     _provisional_tokens: TokenCounts = NO_TOKENS
     _provisional_cost: float = 0.0
+    # Warnings of this attempt: logged up to MAX_WARNINGS_PER_ATTEMPT, all counted.
+    _warnings: int = 0
 
     @property
     def task_id(self) -> str:
@@ -68,14 +97,20 @@ class TaskContext:
         cache_write_tokens: int = 0,
         cost_usd: float | None = None,
     ) -> TaskUsage:
-        """Add one usage increment; publishes ``task_usage`` with its cost filled in."""
+        """Add one usage increment; publishes ``task_usage`` with its cost filled in.
+
+        Counts are ints in ``0..MAX_RECORD_TOKENS``, ``cost_usd`` (a cost the
+        provider reported) a number in ``0..MAX_RECORD_COST_USD``; else
+        ``InvalidArgumentError``.  A ``model`` or ``provider`` longer than
+        ``MAX_NAME`` is cut to it, with a warning.
+        """
         tokens = TokenCounts(
             _count("input_tokens", input_tokens),
             _count("output_tokens", output_tokens),
             _count("cache_read_tokens", cache_read_tokens),
             _count("cache_write_tokens", cache_write_tokens),
         )
-        event = self._record_tokens(model, provider, tokens, cost_usd)
+        event = self._record_tokens(model, provider, tokens, _reported_cost(cost_usd))
         self._provisional_tokens += tokens
         self._provisional_cost += event.cost_usd or 0.0
         return event
@@ -111,6 +146,9 @@ class TaskContext:
         the provisional per-turn usage.  Counts only grow: a kind whose total is
         below its provisional sum is left as counted.
         """
+        for kind in ("input", "output", "cache_read", "cache_write"):
+            _count(f"totals.{kind}", getattr(totals, kind))
+        cost_usd = _reported_cost(cost_usd)
         delta = totals.minus_clamped(self._provisional_tokens)
         delta_cost = None
         if cost_usd is not None:
@@ -133,7 +171,44 @@ class TaskContext:
             raise ExecutorError(f"task {self.task_id!r}: usage recorded after the attempt ended")
         if not isinstance(model, str):
             raise InvalidArgumentError(f"model must be a string, got {model!r}")
+        if provider is not None and not isinstance(provider, str):
+            raise InvalidArgumentError(f"provider must be a string or None, got {provider!r}")
+        if len(model) > MAX_NAME:
+            model = self._cut_name("model", model)
+        if provider is not None and len(provider) > MAX_NAME:
+            provider = self._cut_name("provider", provider)
         return self._executor._record_usage(self._record, model, provider, tokens, cost_usd, parts)
+
+    def _cut_name(self, field: str, name: str) -> str:
+        """``name`` cut to ``MAX_NAME`` (marked): a name the task reported, too long to keep."""
+        self._executor.names_cut += 1
+        self._warn("usage_name_cut", field=field, length=len(name), kept=MAX_NAME)
+        return truncate(name, MAX_NAME)
+
+    def refuse_usage(self, reason: str) -> None:
+        """Say that a usage record was refused (``reason``); its line stays output.
+
+        The stdout reader calls it for a record with a number out of range:
+        nothing of it is counted, the task goes on.
+        """
+        self._executor.usage_records_refused += 1
+        self._warn("usage_record_refused", reason=truncate(reason, 200))
+
+    def _warn(self, event: str, **fields: Any) -> None:
+        self._warnings += 1
+        if self._warnings <= MAX_WARNINGS_PER_ATTEMPT:
+            if self._warnings == MAX_WARNINGS_PER_ATTEMPT:
+                fields["note"] = "further warnings of this attempt are counted, not logged"
+            log.warning(event, task_id=self.task_id, attempt=self.attempt, **fields)
+
+    def _end_attempt(self) -> None:
+        """The attempt is over: no more usage; say how many warnings went unlogged."""
+        self._ended = True
+        unlogged = self._warnings - MAX_WARNINGS_PER_ATTEMPT
+        if unlogged > 0:
+            log.warning(
+                "warnings_not_logged", task_id=self.task_id, attempt=self.attempt, count=unlogged
+            )
 
     def output(
         self, line: str, *, stream: OutputStream = "stdout", truncated: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import signal
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -32,8 +32,8 @@ from events import (
 )
 
 from ._budget import Budget, check_budget
-from ._checks import check_submission
-from ._command import CommandFailedError, CommandSpec, CommandStartError, run_command
+from ._checks import check_names, check_submission
+from ._command import CommandSpec, run_command
 from ._context import TaskContext
 from ._cost import CostCalculator, TokenCounts
 from ._exceptions import (
@@ -42,9 +42,10 @@ from ._exceptions import (
     InvalidArgumentError,
     UnknownTaskError,
 )
+from ._failures import describe_failure as _describe
 from ._queue import TaskQueue
 from ._reaping import signal_group_logged
-from ._registry import TaskRegistry
+from ._registry import TaskPage, TaskRegistry
 from ._spending import Spending
 from ._states import TaskInfo, as_actor
 from ._task import EndState, TaskFunction, TaskHandle, TaskRecord
@@ -58,13 +59,6 @@ FILL_CHUNK: Final = 64
 _task_queued = fast_constructor(TaskQueued)
 _task_started = fast_constructor(TaskStarted)
 _task_handle = fast_constructor(TaskHandle)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, CommandFailedError | CommandStartError | trio.TooSlowError):
-        return truncate(text)
-    return truncate(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 @attrs.define(eq=False)
@@ -95,6 +89,10 @@ class Executor:
     _clock: trio.abc.Clock = attrs.field(init=False, repr=False)
     # Output lines cut to fit (a line reader's bound or MAX_OUTPUT_LINE).
     output_lines_truncated: int = 0
+    # Usage records refused for a number out of range (their lines stay output).
+    usage_records_refused: int = 0
+    # Model or provider names a task reported that were cut to MAX_NAME.
+    names_cut: int = 0
 
     def __attrs_post_init__(self) -> None:
         self._pool = WorkerPool(self, self._nursery, self.concurrency)
@@ -127,6 +125,14 @@ class Executor:
         """A snapshot of every live task and the newest ``keep_finished`` finished
         ones, in submission order (``finished_evicted`` says how many are left out)."""
         return self._registry.infos()
+
+    def task_page(
+        self, *, after: int | None = None, limit: int, states: Collection[str] | None = None
+    ) -> TaskPage:
+        """Up to ``limit`` tasks of :meth:`tasks`: those after ``after`` (the previous
+        page's ``next_after``; None: from the first) and, if given, in ``states``.
+        Costs ``limit`` snapshots where :meth:`tasks` makes one per task."""
+        return self._registry.page(after, limit, states)
 
     def task(self, task_id: str) -> TaskInfo:
         """One task's snapshot; ``UnknownTaskError`` if unknown or no longer kept."""
@@ -180,6 +186,7 @@ class Executor:
         task_id = check_submission(
             fn, task_id, self._registry.ids, timeout, retries, priority, attempts_used
         )
+        check_names(model, provider)
         if name is None:
             name = getattr(fn, "__name__", "") or task_id
         record = TaskRecord(

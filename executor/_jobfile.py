@@ -24,12 +24,18 @@ from typing import Any
 
 import attrs
 
+from ._checks import name_problem
 from ._command import CommandSpec
 from ._cost import PriceTable, load_price_table
 from ._exceptions import InvalidArgumentError, JobFileError, PriceTableError
 
 TOP_LEVEL_KEYS = frozenset(("concurrency", "budget_usd", "prices", "task"))
 TASK_KEYS = frozenset(attrs.fields_dict(CommandSpec))
+# Beyond what CommandSpec checks, what the rest of a run can hold: every usage
+# event carries the model and provider (task_usage admits MAX_NAME characters),
+# and integers go to the store and JSON readers as 64-bit ones.
+NAME_KEYS = frozenset(("model", "provider"))
+MAX_INTEGER = 2**63 - 1
 
 _TASK_HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
 _ANY_HEADER = re.compile(r"^\s*\[")
@@ -86,6 +92,17 @@ def _number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
+def _integer_problem(value: object) -> str | None:
+    """An integer too large for the run (TOML's are not bounded); None: nothing wrong.
+
+    Checked first: one too large for a float makes ``math.isfinite`` raise.
+    """
+    if not isinstance(value, int) or -MAX_INTEGER <= value <= MAX_INTEGER:
+        return None
+    digits = len(str(abs(value)))
+    return f"must be within -{MAX_INTEGER:,}..{MAX_INTEGER:,}, got a number of {digits} digits"
+
+
 class _Loader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
@@ -110,6 +127,10 @@ class _Loader:
                 raise self.fail(
                     f"unknown key; allowed top-level keys are {sorted(TOP_LEVEL_KEYS)}", field=key
                 )
+        for key in ("concurrency", "budget_usd"):
+            problem = _integer_problem(data.get(key))
+            if problem is not None:
+                raise self.fail(problem, field=key)
         concurrency = data.get("concurrency")
         if concurrency is not None and (
             isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
@@ -187,6 +208,9 @@ class _Loader:
 
     def _check_field(self, index: int, label: str, key: str, entry: dict[str, Any]) -> None:
         """Build a spec from the fields so far, so the error is about ``key``."""
+        problem = _integer_problem(entry[key])
+        if problem is not None:
+            raise self.fail(problem, field=key, task=index, label=label)
         partial = {name: entry[name] for name in ("shell", key) if name in entry}
         if key != "command":
             partial["command"] = ["true"]
@@ -195,6 +219,9 @@ class _Loader:
         except InvalidArgumentError as exc:
             message = str(exc).removeprefix(f"{key}: ")
             raise self.fail(message, field=key, task=index, label=label) from exc
+        problem = name_problem(entry[key]) if key in NAME_KEYS else None
+        if problem is not None:
+            raise self.fail(problem, field=key, task=index, label=label)
 
     def _with_ids(self, specs: list[CommandSpec], used: set[str]) -> list[CommandSpec]:
         named: list[CommandSpec] = []

@@ -8,11 +8,16 @@ of memory.  Such lines are reported as truncated and counted
 ``pump_lines`` hands the handler every complete line of one read at once, so
 the handler can parse them all and then publish once (e.g. one coalesced usage
 event per read), in slices of at most ``LINES_PER_STEP`` lines so a read of
-thousands of short lines cannot hold the event loop for long.
+thousands of short lines cannot hold the event loop for long.  A pump cut
+short between two slices keeps the lines it read but did not hand over in its
+splitter (``held``); ``drain_lines`` hands them over, then what the pipe holds
+at that moment, without waiting for more: what a task wrote before it was cut
+short is still read.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from itertools import repeat
 
@@ -30,6 +35,11 @@ READ_CHUNK = 64 * 1024
 # slices of 128 keep a step to a few milliseconds (ingestion benchmark: at most
 # 7.5-9.4 ms of CPU in one step with 256).
 LINES_PER_STEP = 128
+# What ``drain_lines`` reads of a pipe at most: Linux's largest pipe an
+# unprivileged process can ask for (fs.pipe-max-size), so all a process that
+# has ended left in it, while a writer that escaped the task's process group
+# cannot keep the drain going.
+DRAIN_MAX_BYTES = 1024 * 1024
 
 
 @attrs.define
@@ -40,6 +50,9 @@ class LineSplitter:
     truncated_lines: int = 0
     dropped_bytes: int = 0
     lines: int = 0
+    # Complete lines read but not yet handed over: a pump cut short between the
+    # slices of one read (at most one read's lines).
+    _held: list[Line] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         if self.max_line < 1:
@@ -77,6 +90,14 @@ class LineSplitter:
         self._keep(tail)
         return complete
 
+    def hold(self, lines: list[Line]) -> None:
+        """Keep ``lines`` (read, not handed over) for the next pump or drain of this stream."""
+        self._held.extend(lines)
+
+    def take_held(self) -> list[Line]:
+        held, self._held = self._held, []
+        return held
+
     def finish(self) -> list[Line]:
         """The last line, if the stream did not end with a newline."""
         if not self._buffer and not self._overflowed:
@@ -101,6 +122,21 @@ class LineSplitter:
         return line, truncated
 
 
+async def _hand_over(lines: list[Line], handle: LinesHandler, splitter: LineSplitter) -> None:
+    """``handle`` the lines in slices of ``LINES_PER_STEP``, a checkpoint between two.
+
+    Cut short at a checkpoint, the lines not handed over stay in ``splitter``.
+    """
+    for start in range(0, len(lines), LINES_PER_STEP):
+        if start:
+            try:
+                await trio.lowlevel.checkpoint()
+            except BaseException:
+                splitter.hold(lines[start:])
+                raise
+        handle(lines[start : start + LINES_PER_STEP])
+
+
 async def pump_lines(
     stream: trio.abc.ReceiveStream, handle: LinesHandler, splitter: LineSplitter
 ) -> None:
@@ -108,15 +144,51 @@ async def pump_lines(
 
     The last line, if the stream ended without a newline, is handled on its own.
     """
+    await _hand_over(splitter.take_held(), handle, splitter)
     while True:
         data = await stream.receive_some(READ_CHUNK)
         if not data:
             break
-        lines = splitter.feed(data)
-        for start in range(0, len(lines), LINES_PER_STEP):
-            if start:
-                await trio.lowlevel.checkpoint()
-            handle(lines[start : start + LINES_PER_STEP])
+        await _hand_over(splitter.feed(data), handle, splitter)
     last = splitter.finish()
     if last:
         handle(last)
+
+
+async def drain_lines(
+    stream: trio.abc.ReceiveStream,
+    handle: LinesHandler,
+    splitter: LineSplitter,
+    *,
+    max_bytes: int = DRAIN_MAX_BYTES,
+) -> bool:
+    """Hand over what a stream whose pump was cut short still has, without waiting.
+
+    First the lines its pump read but did not hand over, then what the pipe
+    holds now (at most ``max_bytes``), then the line a newline did not end:
+    nothing more of this stream will be read.  Returns whether it reached its
+    end of file.  Only a pipe (an ``FdStream``, non-blocking) can be read
+    without waiting; of any other stream only the held lines are handed over.
+    Run it where cancellation cannot cut it (a shielded scope), or held lines
+    may be left unhandled.
+    """
+    await _hand_over(splitter.take_held(), handle, splitter)
+    ended = False
+    if isinstance(stream, trio.lowlevel.FdStream):
+        fd = stream.fileno()
+        left = max_bytes
+        while left > 0:
+            try:
+                data = os.read(fd, min(READ_CHUNK, left))
+            except BlockingIOError:  # empty now: a writer still holds it
+                break
+            if not data:
+                ended = True
+                break
+            left -= len(data)
+            await _hand_over(splitter.feed(data), handle, splitter)
+            await trio.lowlevel.checkpoint()  # a read at a time, as a pump does
+    last = splitter.finish()
+    if last:
+        handle(last)
+    return ended

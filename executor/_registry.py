@@ -14,10 +14,11 @@ of a set entry: the one thing that grows with every task).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
 from collections.abc import Collection, Iterator
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 
@@ -25,6 +26,8 @@ from ._exceptions import InvalidArgumentError, UnknownTaskError
 from ._retired import RetiredIds
 from ._states import TaskInfo
 from ._task import FinishedRow, TaskRecord, info_from_row
+
+_Item = TypeVar("_Item")
 
 #: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (each ~0.4 KiB).
 DEFAULT_KEEP_FINISHED: Final = 5_000
@@ -34,6 +37,15 @@ def check_keep_finished(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgumentError(f"keep_finished must be an int >= 0, got {value!r}")
     return value
+
+
+@attrs.frozen
+class TaskPage:
+    """One page of ``Executor.task_page``: tasks in submission order, and where the next starts."""
+
+    tasks: tuple[TaskInfo, ...]
+    #: ``after`` for the next page (the order of this page's last task); None: no more.
+    next_after: int | None
 
 
 @attrs.define(eq=False)
@@ -120,9 +132,45 @@ class TaskRegistry:
             rows.sort(key=_order)
         return [info for _, info in rows]
 
+    def page(self, after: int | None, limit: int, states: Collection[str] | None) -> TaskPage:
+        """Up to ``limit`` of :meth:`infos`' tasks, those submitted after order ``after``
+        and (if given) in ``states``.
+
+        It costs a scan of the orders and ``limit`` infos, where :meth:`infos`
+        builds one per task (20,000 live tasks: ~1 ms against ~50 ms).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgumentError(f"limit must be an int >= 1, got {limit!r}")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
+            raise InvalidArgumentError(f"after must be an int or None, got {after!r}")
+        start = -1 if after is None else after
+        # ``live`` is in submission order (records enter it when submitted).
+        live: Iterator[tuple[int, TaskRecord | FinishedRow]] = (
+            (record.order, record)
+            for record in self.live.values()
+            if record.order > start and (states is None or record.state in states)
+        )
+        finished: list[tuple[int, TaskRecord | FinishedRow]] = sorted(
+            (
+                (row[0], row)
+                for row in self._finished.values()
+                if row[0] > start and (states is None or row[3] in states)
+            ),
+            key=_order,
+        )
+        merged = heapq.merge(live, finished, key=_order)
+        picked = list(itertools.islice(merged, limit + 1))
+        more = len(picked) > limit
+        del picked[limit:]
+        infos = tuple(
+            item.info() if isinstance(item, TaskRecord) else info_from_row(item)
+            for _, item in picked
+        )
+        return TaskPage(infos, picked[-1][0] if more else None)
+
     def live_records(self) -> Iterator[TaskRecord]:
         return iter(tuple(self.live.values()))
 
 
-def _order(row: tuple[int, TaskInfo]) -> int:
+def _order(row: tuple[int, _Item]) -> int:
     return row[0]

@@ -16,6 +16,14 @@ Recognised JSON shapes, one object per line:
 
 Anything else — including malformed JSON — is not usage and stays output.
 
+Bounds: a count is an int in ``0..MAX_RECORD_TOKENS``, a cost a number in
+``0..MAX_RECORD_COST_USD`` (finite).  A record with a number outside them (2**63
+tokens, a 400-digit count, a cost of 1e308 or NaN) is refused: its line stays
+output, nothing of it is counted, and ``on_refused`` is told why (the stdout
+reader turns that into one warning); the parser's state is left as it was.
+Other values where a number belongs (strings, bools, floats as counts) are
+simply not usage, as before.
+
 Decoding: a line mentioning ``"assistant"`` is first decoded by msgspec
 (``typed_turn``) into ``_TurnLine``, which reads only ``type`` and
 ``message``'s ``id``, ``model`` and ``usage`` counts (ints >= 0, validated in
@@ -36,15 +44,26 @@ Python's int-string limit).
 from __future__ import annotations
 
 import json
-import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import attrs
 import msgspec
 
+from events import MAX_RECORD_TOKENS
+
 from ._cost import TokenCounts
+from ._usage_values import (
+    NotUsage,
+    OutOfRange,
+    anthropic_tokens,
+    openai_chat_tokens,
+    openai_responses_tokens,
+    read_cost,
+    read_count,
+    read_text,
+)
 
 RUNCAST_USAGE_KEYS = frozenset(
     ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -67,65 +86,8 @@ class UsageRecord:
     replaces_provisional: bool = False
 
 
-class _NotUsage(Exception):
-    """The line looked like usage but a count was not a non-negative int."""
-
-
-def _count(usage: Mapping[str, Any], key: str) -> int:
-    value = usage.get(key, 0)
-    if type(value) is int and value >= 0:  # the usual case first: called 4 times a line
-        return value
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _NotUsage(key)
-    return value
-
-
-def _cost(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _NotUsage("cost")
-    if not math.isfinite(value) or value < 0:
-        raise _NotUsage("cost")
-    return float(value)
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _anthropic_tokens(usage: Mapping[str, Any]) -> TokenCounts:
-    return TokenCounts(
-        input=_count(usage, "input_tokens"),
-        output=_count(usage, "output_tokens"),
-        cache_read=_count(usage, "cache_read_input_tokens"),
-        cache_write=_count(usage, "cache_creation_input_tokens"),
-    )
-
-
-def _cached(details: object) -> int:
-    return _count(details, "cached_tokens") if isinstance(details, dict) else 0
-
-
-def _openai_chat_tokens(usage: Mapping[str, Any]) -> TokenCounts:
-    prompt = _count(usage, "prompt_tokens")
-    cached = min(prompt, _cached(usage.get("prompt_tokens_details")))
-    return TokenCounts(
-        input=prompt - cached, output=_count(usage, "completion_tokens"), cache_read=cached
-    )
-
-
-def _openai_responses_tokens(usage: Mapping[str, Any]) -> TokenCounts:
-    total_input = _count(usage, "input_tokens")
-    cached = min(total_input, _cached(usage.get("input_tokens_details")))
-    return TokenCounts(
-        input=total_input - cached, output=_count(usage, "output_tokens"), cache_read=cached
-    )
-
-
-Count = Annotated[int, msgspec.Meta(ge=0)]
+# Out of range: msgspec refuses the line and json.loads's reading refuses the record.
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_RECORD_TOKENS)]
 
 
 # gc=False: these hold only values decoded from JSON (str, int, None, and for
@@ -133,7 +95,7 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 # can never be part of a cycle; untracked, two decodes per record add nothing
 # for the collector to count or traverse.
 class _TurnUsage(msgspec.Struct, gc=False):
-    """An assistant turn's counts, validated by msgspec: ints >= 0, absent = 0."""
+    """An assistant turn's counts, checked by msgspec: ints in 0..MAX_RECORD_TOKENS, absent 0."""
 
     input_tokens: Count = 0
     output_tokens: Count = 0
@@ -215,6 +177,9 @@ class UsageParser:
     # False: every line read with json.loads, as before msgspec; the reference
     # the property tests and the ingestion benchmark compare with.
     typed_decode: bool = True
+    #: Told why, once for each record refused for a number out of range.
+    on_refused: Callable[[str], object] | None = None
+    records_refused: int = 0
 
     def parse(self, line: str | bytes) -> list[UsageRecord] | None:
         """The usage on ``line`` (maybe none new: ``[]``); None if it is not usage.
@@ -243,11 +208,19 @@ class UsageParser:
             return None
         try:
             records = self._dispatch(message)
-        except _NotUsage:
+        except OutOfRange as refused:
+            self._refuse(str(refused))
+            return None
+        except NotUsage:
             return None
         if records is not None:
             self.lines_parsed += 1
         return records
+
+    def _refuse(self, reason: str) -> None:
+        self.records_refused += 1
+        if self.on_refused is not None:
+            self.on_refused(reason)
 
     def _dispatch(self, message: dict[str, Any]) -> list[UsageRecord] | None:
         kind = message.get("type")
@@ -265,16 +238,16 @@ class UsageParser:
             and isinstance(response, dict)
             and isinstance(response.get("usage"), dict)
         ):
-            return self._per_id_of(response, _openai_responses_tokens(response["usage"]))
+            return self._per_id_of(response, openai_responses_tokens(response["usage"]))
         usage = message.get("usage")
         if not isinstance(usage, dict):
             return None
         if kind == "message" or "cache_creation_input_tokens" in usage:
-            return self._per_id_of(message, _anthropic_tokens(usage))
+            return self._per_id_of(message, anthropic_tokens(usage))
         if "prompt_tokens" in usage or "completion_tokens" in usage:
-            return self._per_id_of(message, _openai_chat_tokens(usage))
+            return self._per_id_of(message, openai_chat_tokens(usage))
         if message.get("object") == "response" or "input_tokens_details" in usage:
-            return self._per_id_of(message, _openai_responses_tokens(usage))
+            return self._per_id_of(message, openai_responses_tokens(usage))
         if usage and set(usage) <= RUNCAST_USAGE_KEYS:
             return self._runcast(message, usage)
         return None
@@ -283,7 +256,7 @@ class UsageParser:
         self, message_id: object, model: object, usage: Mapping[str, Any]
     ) -> Counted | None:
         """A turn read by ``json.loads``: the same value the typed decoder makes of it."""
-        tokens = _anthropic_tokens(usage)
+        tokens = anthropic_tokens(usage)
         counts = _TurnUsage(tokens.input, tokens.output, tokens.cache_read, tokens.cache_write)
         return self._turn(_Turn(message_id, model, counts))
 
@@ -305,16 +278,16 @@ class UsageParser:
 
     def _runcast(self, message: dict[str, Any], usage: Mapping[str, Any]) -> list[UsageRecord]:
         tokens = TokenCounts(
-            input=_count(usage, "input_tokens"),
-            output=_count(usage, "output_tokens"),
-            cache_read=_count(usage, "cache_read_tokens"),
-            cache_write=_count(usage, "cache_write_tokens"),
+            input=read_count(usage, "input_tokens"),
+            output=read_count(usage, "output_tokens"),
+            cache_read=read_count(usage, "cache_read_tokens"),
+            cache_write=read_count(usage, "cache_write_tokens"),
         )
         record = UsageRecord(
             tokens,
-            model=_text(message.get("model")),
-            provider=_text(message.get("provider")),
-            cost_usd=_cost(message.get("cost_usd")),
+            model=read_text(message.get("model")),
+            provider=read_text(message.get("provider")),
+            cost_usd=read_cost(message.get("cost_usd"), "cost_usd"),
         )
         return [record]
 
@@ -325,7 +298,7 @@ class UsageParser:
         self, message_id: object, model_value: object, tokens: TokenCounts
     ) -> Counted | None:
         """Count only what this id adds beyond what was already counted for it."""
-        # What _text does, written out: once per record.
+        # What read_text does, written out: once per record.
         model = model_value if isinstance(model_value, str) and model_value else None
         if model is not None:
             self._last_model = model
@@ -357,16 +330,16 @@ class UsageParser:
         return model, delta
 
     def _claude_code_result(self, message: Mapping[str, Any]) -> list[UsageRecord]:
-        totals = _anthropic_tokens(message["usage"])
+        totals = anthropic_tokens(message["usage"])
         model = self._last_model
         model_usage = message.get("modelUsage")
         if model is None and isinstance(model_usage, dict) and len(model_usage) == 1:
-            model = _text(next(iter(model_usage)))
+            model = read_text(next(iter(model_usage)))
         return [
             UsageRecord(
                 totals,
                 model=model,
-                cost_usd=_cost(message.get("total_cost_usd")),
+                cost_usd=read_cost(message.get("total_cost_usd"), "total_cost_usd"),
                 replaces_provisional=True,
             )
         ]

@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from ._context import TaskContext
+from ._failures import sole_cause
 from ._task import TaskRecord
 
 if TYPE_CHECKING:
@@ -177,10 +178,12 @@ class WorkerPool:
             if record.cancel_reason is not None:
                 executor._end(record, "cancelled", reason=record.cancel_reason)
             else:
-                executor._attempt_failed(record, exc)
+                # A nursery in the task wraps even a single error in a group: fail
+                # with the error itself, so its message (and a timeout) shows.
+                executor._attempt_failed(record, sole_cause(exc))
             return
         finally:
-            ctx._ended = True
+            ctx._end_attempt()
         if record.cancel_reason is not None:
             executor._end(record, "cancelled", reason=record.cancel_reason)
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +48,12 @@ class FakeTask:
     exit_code: int | None = None
 
 
+@attrs.frozen
+class FakePage:
+    tasks: tuple[FakeTask, ...]
+    next_after: int | None
+
+
 class FakeRefusal(RuncastError):
     pass
 
@@ -62,6 +68,8 @@ class FakeExecutor:
     budget_usd: float | None = None
     over_budget: bool = False
     calls: list[tuple[str, object]] = attrs.field(factory=list)
+    #: ``(after, limit)`` of every ``task_page`` call.
+    page_calls: list[tuple[int | None, int]] = attrs.field(factory=list)
 
     def pause(self, *, by: str = "operator", reason: str = "") -> None:
         self.calls.append(("pause", by))
@@ -95,6 +103,20 @@ class FakeExecutor:
 
     def tasks(self) -> list[FakeTask]:
         return list(self.rows)
+
+    def task_page(
+        self, *, after: int | None = None, limit: int, states: Collection[str] | None = None
+    ) -> FakePage:
+        """Pages of ``rows``, whose index is the cursor."""
+        self.page_calls.append((after, limit))
+        chosen = [
+            (index, row)
+            for index, row in enumerate(self.rows)
+            if (after is None or index > after) and (states is None or row.state in states)
+        ]
+        more = len(chosen) > limit
+        del chosen[limit:]
+        return FakePage(tuple(row for _, row in chosen), chosen[-1][0] if more else None)
 
     def has_task(self, task_id: str) -> bool:
         return any(row.task_id == task_id for row in self.rows)

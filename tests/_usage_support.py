@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
+from events import MAX_RECORD_TOKENS
 from executor import TokenCounts
 
 COUNT_KEYS = (
@@ -63,6 +64,7 @@ junk = st.recursive(
 BAD_VALUES = [b"NaN", b"Infinity", b"-Infinity", b'"\\ud800"', b'"\\udc00x"', b"9" * 4_301]
 odd_count = (
     st.integers(-5, 2**80)
+    | st.integers(MAX_RECORD_TOKENS - 2, MAX_RECORD_TOKENS + 2)  # either side of the bound
     | st.sampled_from([None, True, 1.0, 2.5, "7", math.nan, math.inf])
     | st.integers(4_299, 4_310).map(lambda digits: Raw("9" * digits))
 )
@@ -136,6 +138,9 @@ class RecordingContext:
 
     def replace_provisional_usage(self, **usage: Any) -> None:
         self.calls.append(("totals", usage))
+
+    def refuse_usage(self, reason: str) -> None:
+        self.calls.append(("refused", reason))
 
 
 def claude_code_turn(turn: int) -> list[bytes]:

@@ -16,10 +16,10 @@ from api._client_view import (
     format_duration,
     format_session_line,
     format_task_line,
-    format_usd,
 )
 from api._clients import DEFAULT_URL, Backoff, decode_frame, http_url
 from api._exceptions import ClientError
+from api._money import format_usd
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 

@@ -176,3 +176,36 @@ def test_budget_ledger_reports_each_crossing_once() -> None:
     assert [type(e) for e in budget.spend(70.0)] == [BudgetWarning]
     with pytest.raises(InvalidArgumentError, match="budget_usd must be finite"):
         budget.set_limit(float("nan"))
+
+
+async def test_raising_the_budget_still_below_the_spend_is_exhausted_anew(
+    publisher: Publisher, items: list[Published]
+) -> None:
+    async with open_executor(publisher, prices=PRICES, budget_usd=1.0) as executor:
+        await executor.submit(spend, [2]).wait()  # $2 of a $1 budget: exhausted, paused
+        assert executor.is_paused
+        executor.set_budget(1.5)  # raised, still below the spend
+        executor.set_budget(1.5)  # the same limit again: nothing new to say
+        assert executor.is_paused
+        with pytest.raises(BudgetExceededError, match=r"spent \$2.0000 of the \$1.5000"):
+            executor.resume()
+        executor.set_budget(None)
+        executor.resume()
+    exhausted = [(e.budget_usd, e.spent_usd) for e in events_of(items, BudgetExhausted)]
+    assert exhausted == [(1.0, 2.0), (1.5, 2.0)]
+    [paused] = events_of(items, ExecutorPaused)  # still the one budget pause
+    assert paused.by == "budget"
+    assert len(events_of(items, BudgetWarning)) == 1
+
+
+def test_budget_ledger_reports_each_new_exhausted_limit() -> None:
+    budget = Budget(10.0)
+    assert [type(e) for e in budget.spend(12.0)] == [BudgetWarning, BudgetExhausted]
+    [raised] = budget.set_limit(11.0)
+    assert isinstance(raised, BudgetExhausted)
+    assert (raised.budget_usd, raised.spent_usd) == (11.0, 12.0)
+    assert budget.set_limit(11.0) == []
+    [lowered] = budget.set_limit(5.0)
+    assert isinstance(lowered, BudgetExhausted)
+    assert lowered.budget_usd == 5.0
+    assert budget.spend(1.0) == []  # further spend under the same limit: said already

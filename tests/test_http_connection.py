@@ -48,7 +48,7 @@ async def test_half_sent_head_gets_408_at_the_deadline(
 ) -> None:
     server = _server(ServerConfig(port=0, head_timeout=7.0))
     start = trio.current_time()
-    data, finished = await _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    data, finished = await _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     assert parse_reply(data).status == 408
     assert finished - start == 7.0
 
@@ -58,7 +58,7 @@ async def test_trickled_head_cannot_extend_the_deadline(
 ) -> None:
     server = _server(ServerConfig(port=0, head_timeout=5.0))
     start = trio.current_time()
-    trickle = [bytes([b]) for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\n"]
+    trickle = [bytes([b]) for b in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
     data, finished = await _exchange(server, *trickle, pause=1.0)
     assert len(trickle) > 5
     assert parse_reply(data).status == 408
@@ -70,7 +70,7 @@ async def test_complete_head_is_answered_without_waiting(
 ) -> None:
     server = _server(ServerConfig(port=0))
     start = trio.current_time()
-    data, finished = await _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data, finished = await _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert parse_reply(data).status == 200
     assert finished == start
 
@@ -78,7 +78,7 @@ async def test_complete_head_is_answered_without_waiting(
 async def test_head_limit_is_configurable(autojump_clock: trio.testing.MockClock) -> None:
     server = _server(ServerConfig(port=0, max_head_bytes=64))
     data, _ = await _exchange(
-        server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 64 + b"\r\n\r\n"
+        server, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * 64 + b"\r\n\r\n"
     )
     assert parse_reply(data).status == 431
 

@@ -170,3 +170,55 @@ def test_command_spec_validates_when_built_directly() -> None:
     with pytest.raises(InvalidArgumentError, match="id: '\\*' is reserved"):
         CommandSpec(id="*", command=["true"])
     assert CommandSpec(command=["a", "b"]).command == ("a", "b")
+
+
+NINES_400 = "9" * 400
+INTEGER_BOUND = "must be within -9,223,372,036,854,775,807..9,223,372,036,854,775,807"
+LONG_MODEL = "m" * 300
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        # Issue 17: these were accepted; the task then failed at its first usage
+        # (a name task_usage refuses) or the loader raised OverflowError.
+        pytest.param(
+            f'model = "{LONG_MODEL}"', "model", "at most 256 characters, got 300", id="model"
+        ),
+        pytest.param(f'provider = "{"p" * 257}"', "provider", "at most 256", id="provider"),
+        pytest.param(f"priority = {NINES_400}", "priority", "of 400 digits", id="priority"),
+        pytest.param(f"priority = -{NINES_400}", "priority", INTEGER_BOUND, id="negative"),
+        pytest.param(f"timeout = {NINES_400}", "timeout", "of 400 digits", id="timeout"),
+        pytest.param(f"retries = {2**63}", "retries", INTEGER_BOUND, id="retries"),
+    ],
+)
+def test_values_too_large_for_a_run_are_refused_before_it_starts(
+    tmp_path: Path, body: str, field: str, message: str
+) -> None:
+    path = write(tmp_path, BAD_TASK_PREFIX + f'command = ["x"]\n{body}\n')
+    with pytest.raises(JobFileError) as caught:
+        load_job_file(path)
+    error = caught.value
+    assert (error.path, error.line, error.task, error.field) == (
+        str(path),
+        8,
+        "task 2 ('bad')",
+        field,
+    )
+    assert message in str(error)
+
+
+def test_names_and_integers_at_their_bounds_are_accepted(tmp_path: Path) -> None:
+    body = f'command = ["x"]\nmodel = "{"m" * 256}"\npriority = {-(2**63 - 1)}\nretries = 3\n'
+    job = load_job_file(write(tmp_path, BAD_TASK_PREFIX + body))
+    assert job.tasks[1].model == "m" * 256
+    assert job.tasks[1].priority == -(2**63 - 1)
+
+
+@pytest.mark.parametrize("field", ["budget_usd", "concurrency"])
+def test_top_level_numbers_too_large_are_refused(tmp_path: Path, field: str) -> None:
+    path = write(tmp_path, f'{field} = {NINES_400}\n[[task]]\ncommand = ["true"]\n')
+    with pytest.raises(JobFileError) as caught:
+        load_job_file(path)  # budget_usd: OverflowError from math.isfinite before
+    assert (caught.value.line, caught.value.field) == (1, field)
+    assert str(caught.value) == f"{path}:1: {field}: {INTEGER_BOUND}, got a number of 400 digits"

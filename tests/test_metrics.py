@@ -166,6 +166,7 @@ async def test_every_metric_has_help_the_prefix_and_no_id_labels(
         "runcast_cost_usd",
         "runcast_unpriced_tokens",
         "runcast_model_label_overflow",
+        "runcast_usage_saturated",
         "runcast_session_duration_seconds",
         "runcast_executor_paused",
         "runcast_budget_usd",

@@ -10,6 +10,7 @@ import pytest
 from api._resume import job_key, plan_session
 from api._store import SessionStore
 from api._store_recorder import StoreRecorder
+from broadcaster import MAX_TOTAL_COST_USD, SessionBroadcaster
 from events import (
     BudgetChanged,
     Event,
@@ -23,7 +24,7 @@ from events import (
     TaskStarted,
     TaskUsage,
 )
-from executor import JobFile, load_job_file
+from executor import JobFile, load_job_file, open_executor
 
 JOB = """
 budget_usd = 3.0
@@ -194,3 +195,41 @@ def test_a_different_job_is_a_different_session(job: JobFile, tmp_path: Path) ->
     other = tmp_path / "other.toml"
     other.write_text('[[task]]\nid = "x"\ncommand = ["true"]\n')
     assert not plan_session(store, load_job_file(other)).resumed
+
+
+async def test_a_session_whose_sums_pass_sqlite_and_float_ranges_resumes(job: JobFile) -> None:
+    # Each record fits the store; their sums do not fit a SQLite INTEGER (2**63 - 1)
+    # or a float (1e308 + 1e308 is inf): "integer overflow" and "must be finite" before.
+    store = SessionStore.open(":memory:")
+    sid = plan_session(store, job).session_id
+    huge = [
+        TaskUsage(
+            task_id="done",
+            model="m",
+            input_tokens=6 * 10**18,
+            cost_usd=1e308,
+            cost_source="reported",
+        )
+        for _ in range(2)
+    ]
+    started = [
+        BudgetChanged(budget_usd=3.0),
+        TaskQueued(task_id="done"),
+        TaskStarted(task_id="done"),
+    ]
+    _record(store, sid, [*started, *huge])
+    plan = plan_session(store, job)
+    assert plan.resumed
+    previous = plan.previous
+    assert previous is not None
+    assert previous.input_tokens == previous.total_tokens == 12 * 10**18
+    assert previous.estimated_cost_usd == plan.spent_usd == MAX_TOTAL_COST_USD
+    assert previous.budget_remaining_usd == 0.0
+    publisher = Publisher()
+    broadcaster = SessionBroadcaster(publisher)
+    broadcaster.restore(previous)
+    assert broadcaster.snapshot().estimated_cost_usd == MAX_TOTAL_COST_USD
+    async with open_executor(
+        publisher, budget_usd=plan.budget_usd, spent_usd=plan.spent_usd, start_paused=True
+    ) as executor:
+        assert executor.spent_usd == MAX_TOTAL_COST_USD

@@ -212,7 +212,7 @@ def test_migration_from_version_two_tags_usage_with_attempts(tmp_path: Path) -> 
     conn.close()
 
     store = SessionStore.open(path)
-    assert schema_version(store.conn) == 3
+    assert schema_version(store.conn) == SCHEMA_VERSION
     rows = {row["task_id"]: row for row in store.usage_rows("old")}
     # A task that ran once spent everything in attempt 1; for one that ran twice
     # v2 did not say which attempt spent what, and v3 does not guess.

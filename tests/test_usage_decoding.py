@@ -14,20 +14,28 @@ from _usage_support import any_number_of_digits, lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events import MAX_RECORD_TOKENS
 from executor import TokenCounts, UsageParser, UsageRecord
 
 
-def both(batch: list[bytes]) -> tuple[list[object], list[object]]:
-    typed, reference = UsageParser(), UsageParser(typed_decode=False)
+def both(
+    batch: list[bytes], refused: tuple[list[str], list[str]] | None = None
+) -> tuple[list[object], list[object]]:
+    """Each parser's records line by line; ``refused`` gets each one's refusals."""
+    typed_refused, reference_refused = refused or ([], [])
+    typed = UsageParser(on_refused=typed_refused.append)
+    reference = UsageParser(typed_decode=False, on_refused=reference_refused.append)
     return [typed.parse(line) for line in batch], [reference.parse(line) for line in batch]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(lines(), min_size=1, max_size=12))
 def test_typed_and_json_parsers_agree_line_by_line(batch: list[bytes]) -> None:
+    refused: tuple[list[str], list[str]] = ([], [])
     with any_number_of_digits():
-        typed, reference = both(batch)
+        typed, reference = both(batch, refused)
     assert typed == reference
+    assert refused[0] == refused[1]
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,10 +72,20 @@ def test_nan_infinity_and_lone_surrogates_are_read_as_json_loads_reads_them() ->
     assert typed == reference == [counted, counted, None, None]
 
 
-def test_huge_counts_stay_exact() -> None:
-    big = 2**64 + 1
-    typed, reference = both([turn("m1", f'{{"output_tokens":{big}}}')])
-    assert typed == reference == [[UsageRecord(TokenCounts(output=big), model="claude-sonnet-4-5")]]
+def test_a_count_up_to_the_bound_is_exact_and_one_beyond_it_refused_by_both() -> None:
+    # Issue 17: counts of 2**63 and more crashed the store; past the bound a
+    # record is refused (its line stays output), by the typed reading as by json.loads.
+    at_bound = turn("m1", f'{{"output_tokens":{MAX_RECORD_TOKENS}}}')
+    beyond = [
+        turn(f"m{n}", f'{{"output_tokens":{big}}}')
+        for n, big in enumerate((MAX_RECORD_TOKENS + 1, 2**63, 2**64 + 1), start=2)
+    ]
+    refused: tuple[list[str], list[str]] = ([], [])
+    typed, reference = both([at_bound, *beyond], refused)
+    counted = UsageRecord(TokenCounts(output=MAX_RECORD_TOKENS), model="claude-sonnet-4-5")
+    assert typed == reference == [[counted], None, None, None]
+    assert refused[0] == refused[1]
+    assert refused[0][1] == "output_tokens = 9223372036854775808 is not in 0..1,000,000,000,000"
 
 
 def test_json_nested_too_deep_is_output_not_a_crash() -> None:

@@ -1,9 +1,10 @@
 // runcast dashboard: plain ES2020, no build step, no dependencies.
 //
 // It subscribes to "*" over the WebSocket, loads the task table once from
-// /api/tasks, and keeps both current from the event stream. When the connection
-// drops it marks everything stale and reconnects forever with capped exponential
-// backoff, resubscribing with `since` = the last seq it saw so nothing is missed.
+// /api/tasks (page after page), and keeps both current from the event stream.
+// When the connection drops it marks everything stale and reconnects forever with
+// capped exponential backoff, resubscribing with `since` = the last seq it saw so
+// nothing is missed (a `since` the server refuses: afresh, without one).
 "use strict";
 
 (function () {
@@ -12,6 +13,11 @@
   const MAX_FINISHED_ROWS = 500;
   // Frames kept while /api/tasks is loading, to replay on top of its answer.
   const MAX_PENDING_FRAMES = 5000;
+  // Rows per /api/tasks page (the server's most), pages read at most, and how often
+  // a page refused with 503 (server busy) is asked for again.
+  const TASKS_PAGE = 1000;
+  const MAX_TASK_PAGES = 1000;
+  const MAX_BUSY_RETRIES = 5;
   const STATE_ORDER = { running: 0, retrying: 1, queued: 2, failed: 3, cancelled: 4, completed: 5 };
   const STATE_OF_EVENT = {
     task_queued: "queued",
@@ -334,16 +340,10 @@
     state.loading = true;
     state.pending = [];
     try {
-      const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      const response = await fetch(withToken("api/tasks"), { headers, cache: "no-store" });
-      if (response.status === 401 || response.status === 403) {
-        setConn("disconnected", `refused (${response.status}): check the ?token= of this page`);
-        return;
-      }
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const body = await response.json();
+      const rows = await fetchAllTasks();
+      if (rows === null) return;
       state.tasks = new Map();
-      for (const api of body.tasks || []) state.tasks.set(String(api.task_id), rowFromApi(api));
+      for (const api of rows) state.tasks.set(String(api.task_id), rowFromApi(api));
       // Transitions seen while loading may be newer than the answer; replaying them in
       // order leaves each task in its latest state. Usage is already in the answer.
       for (const frame of state.pending) applyTask(frame, false);
@@ -356,6 +356,37 @@
       state.pending = [];
       scheduleRender();
     }
+  }
+
+  // Every row of /api/tasks, following each page's `next`; null if the token was refused.
+  async function fetchAllTasks() {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const rows = [];
+    let after = null;
+    let busy = 0;
+    for (let page = 0; page < MAX_TASK_PAGES; ) {
+      const url = new URL(withToken("api/tasks"));
+      url.searchParams.set("limit", String(TASKS_PAGE));
+      if (after !== null) url.searchParams.set("after", after);
+      const response = await fetch(url.href, { headers, cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        setConn("disconnected", `refused (${response.status}): check the ?token= of this page`);
+        return null;
+      }
+      if (response.status === 503 && busy < MAX_BUSY_RETRIES) {
+        busy += 1;
+        const wait = Number(response.headers.get("Retry-After")) || 1;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 30) * 1000));
+        continue;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json();
+      for (const api of body.tasks || []) rows.push(api);
+      after = typeof body.next === "string" ? body.next : null;
+      if (after === null) return rows;
+      page += 1;
+    }
+    throw new Error(`more than ${MAX_TASK_PAGES} pages of tasks`);
   }
 
   // -- stale marking -----------------------------------------------------------

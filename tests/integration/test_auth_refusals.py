@@ -1,11 +1,13 @@
-"""Refusals end to end: a real ``runcast demo`` listening on every address, with tokens.
+"""Refusals end to end: a real ``runcast demo`` listening on every address, with tokens,
+and one on loopback without a token.
 
 ``tests/test_ws_auth.py`` covers the rules in-process; this runs the console script
 (``--host 0.0.0.0``, an operator and a viewer token, JSON logs) and proves, from the
 outside, that a missing token, a wrong token, a foreign ``Origin`` and a viewer's
 command are each refused, and that each refusal is a structured log line on the
 process's stderr naming the reason and the client's own address and port, without
-ever logging a token.
+ever logging a token.  The token-less demo (``--host 127.1``, which is loopback too)
+refuses a DNS-rebinding page's requests (issue 17) the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ OPERATOR = "op-secret-7f3a"
 VIEWER = "view-secret-91c2"
 WRONG = "not-the-token-55e0"
 SERVING = re.compile(r"dashboard at http://0\.0\.0\.0:(\d+)/")
+SERVING_LOOPBACK = re.compile(r"dashboard at http://127\.0\.0\.1:(\d+)/")
 
 
 @attrs.define(eq=False)
@@ -63,8 +66,16 @@ async def _collect(stream: trio.abc.ReceiveStream | None, into: bytearray) -> No
 
 @asynccontextmanager
 async def demo_on_every_address(tmp_path: Path) -> AsyncIterator[Demo]:
-    argv = [RUNCAST, "demo", "--host", "0.0.0.0", "--port", "0", "--seed", "3"]
-    argv += ["--auth-token", OPERATOR, "--viewer-token", VIEWER, "--log-json"]
+    argv = ["--host", "0.0.0.0", "--auth-token", OPERATOR, "--viewer-token", VIEWER]
+    async with running_demo(tmp_path, argv, SERVING) as demo:
+        yield demo
+
+
+@asynccontextmanager
+async def running_demo(
+    tmp_path: Path, options: list[str], serving: re.Pattern[str]
+) -> AsyncIterator[Demo]:
+    argv = [RUNCAST, "demo", "--port", "0", "--seed", "3", "--log-json", *options]
     process = await trio.lowlevel.open_process(
         argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -73,7 +84,7 @@ async def demo_on_every_address(tmp_path: Path) -> AsyncIterator[Demo]:
         nursery.start_soon(_collect, process.stdout, demo.stdout)
         nursery.start_soon(_collect, process.stderr, demo.stderr)
         try:
-            while not (match := SERVING.search(demo.stdout.decode(errors="replace"))):
+            while not (match := serving.search(demo.stdout.decode(errors="replace"))):
                 assert process.returncode is None, demo.stderr.decode()
                 await trio.sleep(0.02)
             demo.port = int(match.group(1))
@@ -192,3 +203,57 @@ async def test_every_refusal_is_answered_and_logged_with_the_peer(tmp_path: Path
     assert operator_peer not in {line["peer"] for line in logged.values()}
     for secret in (OPERATOR, VIEWER, WRONG):
         assert secret not in log_text, "a token reached the log"
+
+
+async def raw_get(port: int, target: str, headers: dict[str, str]) -> tuple[bytes, str]:
+    """The whole answer to a GET sent with exactly ``headers`` (``Host`` included)."""
+    stream, peer = await connect(port)
+    lines = [f"GET {target} HTTP/1.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    async with stream:
+        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = bytearray()
+        while chunk := await stream.receive_some(65536):
+            answer += chunk
+    return bytes(answer), peer
+
+
+async def test_a_rebinding_page_is_refused_by_a_tokenless_demo(tmp_path: Path) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_demo(tmp_path, ["--host", "127.1"], SERVING_LOOPBACK) as demo:
+            port = demo.port
+            rebound = {
+                "Host": f"attacker.example:{port}",
+                "Origin": f"http://attacker.example:{port}",
+            }
+            answers = {
+                path: await raw_get(port, path, rebound) for path in ("/api/tasks", "/metrics", "/")
+            }
+            stream, ws_peer = await connect(port)
+            async with stream:
+                raw = RawWebSocket(stream)
+                await raw.send(
+                    wsproto.events.Request(
+                        host=rebound["Host"],
+                        target="/ws",
+                        extra_headers=[(b"Origin", rebound["Origin"].encode())],
+                    )
+                )
+                rejected = await raw.next_event()
+            logged = [await demo.logged("request refused", peer) for _, peer in answers.values()]
+            logged.append(await demo.logged("request refused", ws_peer))
+            own, _ = await raw_get(port, "/api/session", {"Host": f"127.0.0.1:{port}"})
+    for answer, _ in answers.values():
+        reply = parse_reply(answer)
+        assert reply.status == 421
+        assert b"attacker.example" in reply.body
+        assert b"task" not in reply.body.lower()  # no task list, no command line
+    assert isinstance(rejected, wsproto.events.RejectConnection)
+    assert rejected.status_code == 421
+    for line in logged:
+        assert (line["level"], line["status"]) == ("warning", 421)
+        assert f"Host 'attacker.example:{port}'" in line["reason"]
+    assert [line["path"] for line in logged] == ["/api/tasks", "/metrics", "/", "/ws"]
+    session = parse_reply(own)
+    assert session.status == 200
+    assert session.json()["is_paused"] is False

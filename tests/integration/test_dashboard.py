@@ -17,6 +17,7 @@ from _cdp import CHROMIUM, Page, open_page
 from _live_stack import OPERATOR_TOKEN, LiveStack, eventually, live_stack
 
 from events import Publisher
+from executor import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +233,21 @@ async def test_says_when_a_restarted_server_refuses_the_token(page: Page) -> Non
         async with live_stack(tokens=True, port=port):
             await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'connected'")
             await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
+
+
+async def test_loads_every_task_page_after_page(page: Page) -> None:
+    """More tasks than one /api/tasks page holds (1,000): every one reaches the table."""
+
+    async def queued(ctx: TaskContext) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(60):
+        async with live_stack(tokens=True) as stack:
+            stack.executor.pause()
+            for index in range(1_234):
+                stack.executor.submit(queued, task_id=f"q{index:04d}", name=f"job {index}")
+            await open_dashboard(page, stack)
+            await page.wait_for("document.querySelectorAll('#task-rows tr').length === 1234")
+            assert await page.text(row_cell("q0000", "name")) == "job 0"
+            assert await page.text(row_cell("q1233", "name")) == "job 1233"
+            assert await page.text(row_cell("q1233", "state")) == "queued"

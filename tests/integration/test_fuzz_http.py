@@ -7,8 +7,9 @@ WebSocket upgrades with bad ``Upgrade``/``Connection``/``Sec-WebSocket-Key``/
 ``Sec-WebSocket-Version`` headers, raw garbage), half-closes, and reads the answer
 until the server closes. The expected status comes from h11 (well-formed or not: the
 server reads heads with h11) and the README's table (404, 405, 426, 400, 431, 101,
-200); a 5xx, a missing answer, a hang or a logged error fails the example, and after
-each one the server must still answer ``GET /healthz``.
+200; 421 for a ``Host`` that is not loopback); a 5xx, a missing answer, a hang or a
+logged error fails the example, and after each one the server must still answer
+``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def expected_statuses(data: bytes) -> frozenset[int] | None:
     end = HEAD_END.search(data)
     if end is not None and end.end() > MAX_HEAD:
         return frozenset({431})
+    hosts = [value for name, value in request.headers if name.lower() == b"host"]
+    if hosts not in ([], [b"127.0.0.1"]):
+        return frozenset({421})  # a Host not naming loopback: refused before routing
     statuses = set(routed(request))
     if any(name.lower() == b"origin" for name, _ in request.headers):
         statuses.add(403)  # unless it is the server's own origin
@@ -171,7 +175,8 @@ def random_heads(draw: st.DrawFn) -> Head:
 def metrics_heads(draw: st.DrawFn) -> Head:
     """Scrapes with every kind of Accept header (prometheus_client parses it)."""
     accept = draw(accepts | printable.map(str.encode))
-    return Head("metrics", b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: " + accept + b"\r\n\r\n")
+    head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: " + accept + b"\r\n\r\n"
+    return Head("metrics", head)
 
 
 @st.composite

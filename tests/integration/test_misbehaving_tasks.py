@@ -349,3 +349,53 @@ async def test_forked_children_holding_stdout_are_stopped_and_the_task_ends(
     assert not any(alive(pid) for pid in pids)
     assert our_zombies() == []
     assert heartbeat.worst < 0.1, str(heartbeat)
+
+
+# A daemon that left the group (double fork + setsid) and floods stdout,
+# ignoring SIGTERM; the leader writes its pid, then waits to be timed out.
+FLOODING_DAEMON = """
+import fcntl, os, signal, sys, time
+reader, writer = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    daemon = os.fork()
+    if daemon == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # The largest pipe it may have, refilled as fast as it is read.
+        size = fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 1 << 20)
+        block = (b"x" * 1023 + b"\\n") * (size // 1024)
+        while True:
+            os.write(1, block)
+    os.write(writer, str(daemon).encode())
+    os._exit(0)
+daemon = int(os.read(reader, 32))
+open(sys.argv[1] + ".tmp", "w").write(str(daemon))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    time.sleep(1)
+"""
+
+
+async def test_a_timed_out_task_reads_what_is_left_but_not_an_escaped_flood(
+    tmp_path: Path,
+) -> None:
+    """After a cut, the pipes are read without waiting and at most DRAIN_MAX_BYTES
+    each: a writer that escaped the group cannot keep the task from ending."""
+    publisher = Publisher()
+    pid_file = tmp_path / "pid"
+    heartbeat = Heartbeat()
+    spec = CommandSpec(id="flood", command=[PY, "-c", FLOODING_DAEMON, str(pid_file)], timeout=1.0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            async with open_executor(publisher, kill_grace=0.5) as executor:
+                handle = executor.submit_command(spec)
+                [daemon] = await read_pids(pid_file)
+                with pytest.raises(TaskFailedError) as caught:
+                    await handle.wait()
+                await still_runs_tasks(executor)
+            nursery.cancel_scope.cancel()
+    assert caught.value.timed_out
+    assert not alive(daemon)
+    assert our_zombies() == []
+    assert heartbeat.worst < 0.1, str(heartbeat)
