@@ -1,35 +1,61 @@
 """runcast's server (one port: WebSocket ``/ws`` and HTTP) and command line."""
 
-from ._access import AccessPolicy, Role
-from ._cli import build_parser, main
-from ._clients import DEFAULT_URL, Backoff, RuncastClient, open_client
-from ._config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_loopback
-from ._demo import DemoOptions, run_demo
-from ._exceptions import (
-    ApiError,
+from ._exceptions import ApiError
+from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
+from .cli import (
+    DemoOptions,
+    RunOptions,
+    SessionPlan,
+    build_parser,
+    job_key,
+    main,
+    plan_session,
+    run_demo,
+    run_job,
+    settle_heap,
+)
+from .clients import (
+    DEFAULT_URL,
     AuthRefusedError,
+    Backoff,
     ClientError,
-    ConfigError,
     ErrorReplyError,
+    ProtocolError,
+    RuncastClient,
+    ServerUnreachableError,
+    open_client,
+)
+from .server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    AccessPolicy,
+    ConfigError,
+    ExecutorControls,
     HttpError,
-    LeaseLostError,
+    ListedTask,
     ListenError,
     MessageError,
-    ProtocolError,
-    ServerUnreachableError,
+    Role,
+    RuncastServer,
+    ServerConfig,
+    SessionSource,
+    TaskPageRows,
+    is_loopback,
+    serve_runcast,
+)
+from .store import (
+    LeaseLostError,
     SessionLeasedError,
+    SessionRecord,
+    SessionStore,
+    StoredTask,
     StoreError,
     StoreOverloadedError,
+    StoreRecorder,
     UnknownSessionError,
+    UsageTotals,
+    serve_store_recorder,
 )
-from ._heap import settle_heap
-from ._interfaces import ExecutorControls, SessionSource, TaskPageRows, TaskRow
-from ._resume import SessionPlan, job_key, plan_session
-from ._run import RunOptions, run_job
-from ._server import RuncastServer, serve_runcast
-from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
-from ._store import SessionRecord, SessionStore, TaskRecord, UsageTotals
-from ._store_recorder import StoreRecorder, serve_store_recorder
 
 __all__ = [
     "DEFAULT_HOST",
@@ -46,6 +72,7 @@ __all__ = [
     "ExecutorControls",
     "HttpError",
     "LeaseLostError",
+    "ListedTask",
     "ListenError",
     "MessageError",
     "ProtocolError",
@@ -66,9 +93,8 @@ __all__ = [
     "StoreError",
     "StoreOverloadedError",
     "StoreRecorder",
+    "StoredTask",
     "TaskPageRows",
-    "TaskRecord",
-    "TaskRow",
     "UnknownSessionError",
     "UsageTotals",
     "build_parser",

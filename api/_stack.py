@@ -17,12 +17,18 @@ from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher, SessionUpdate
 from executor import DEFAULT_KEEP_FINISHED, Executor, PriceTable, open_executor
 
-from ._config import ServerConfig
-from ._exceptions import ConfigError, LeaseLostError, StoreError
-from ._server import RuncastServer, serve_runcast
-from ._store import SessionStore
-from ._store_lease import SerialOffload, SessionLease, serve_session_lease
-from ._store_recorder import Offload, StoreRecorder, serve_store_recorder
+from .server import ConfigError, RuncastServer, ServerConfig, serve_runcast
+from .store import (
+    LeaseLostError,
+    Offload,
+    SerialOffload,
+    SessionLease,
+    SessionStore,
+    StoreError,
+    StoreRecorder,
+    serve_session_lease,
+    serve_store_recorder,
+)
 
 log = structlog.get_logger("runcast.api")
 

@@ -25,8 +25,8 @@ import attrs
 import trio
 from genai_prices import Usage, calc_price
 
-from api._heap import settled_heap
-from api._store import SessionStore
+from api.cli._heap import settled_heap
+from api.store._store import SessionStore
 from executor import CostCalculator, TaskContext, TokenCounts, open_executor
 from executor._command import CommandSpec, _StdoutReader
 from executor._lines import LINES_PER_STEP, READ_CHUNK, LineSplitter
@@ -65,7 +65,7 @@ class IngestRound:
 
 @contextmanager
 def _frozen_heap() -> Iterator[None]:
-    """What ``runcast run`` does at start-up (``api._heap.settle_heap``): genai-prices'
+    """What ``runcast run`` does at start-up (``api.cli._heap.settle_heap``): genai-prices'
     data loaded, ``gc.collect(); gc.freeze()``, so full collections stop traversing
     the ~70,000 objects of imports and price data."""
     with settled_heap():

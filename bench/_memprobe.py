@@ -32,10 +32,10 @@ from typing import Any
 
 import trio
 
-from api._config import ServerConfig
-from api._demo import DemoOptions, simulate
-from api._heap import settle_heap
 from api._stack import Stack, open_stack
+from api.cli._demo import DemoOptions, simulate
+from api.cli._heap import settle_heap
+from api.server._config import ServerConfig
 
 from ._children import open_child
 from ._report import rss_bytes

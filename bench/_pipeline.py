@@ -17,8 +17,8 @@ import attrs
 import trio
 from prometheus_client import CollectorRegistry
 
-from api._store import SessionStore
-from api._store_recorder import DEFAULT_FLUSH_INTERVAL, StoreRecorder, serve_store_recorder
+from api.store._recorder import DEFAULT_FLUSH_INTERVAL, StoreRecorder, serve_store_recorder
+from api.store._store import SessionStore
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher
 

@@ -20,10 +20,10 @@ from typing import Any
 import attrs
 import trio
 
-from api._heap import GC_THRESHOLDS, settled_heap
-from api._run import SUBMIT_CHUNK
-from api._store import SessionStore
-from api._store_recorder import WRITE_CHUNK, StoreRecorder
+from api.cli._heap import GC_THRESHOLDS, settled_heap
+from api.cli._run import SUBMIT_CHUNK
+from api.store._recorder import WRITE_CHUNK, StoreRecorder
+from api.store._store import SessionStore
 from events import Published, Publisher, TaskCompleted
 from executor import TaskContext, open_executor
 
@@ -196,7 +196,7 @@ def _as_is() -> Iterator[None]:
 
 
 def _gc_variants() -> dict[str, Callable[[], AbstractContextManager[None]]]:
-    """The process's gc settings compared for loop blockage (``api._heap``)."""
+    """The process's gc settings compared for loop blockage (``api.cli._heap``)."""
     return {
         "as is": _as_is,
         f"settle_heap() {GC_THRESHOLDS}": settled_heap,

@@ -1,7 +1,7 @@
 """Refusals end to end: a real ``runcast demo`` listening on every address, with tokens,
 and one on loopback without a token.
 
-``tests/test_ws_auth.py`` covers the rules in-process; this runs the console script
+``tests/api/server/test_ws_auth.py`` covers the rules in-process; this runs the console script
 (``--host 0.0.0.0``, an operator and a viewer token, JSON logs) and proves, from the
 outside, that a missing token, a wrong token, a foreign ``Origin`` and a viewer's
 command are each refused, and that each refusal is a structured log line on the

@@ -19,8 +19,8 @@ import trio
 import trio.testing
 from _live_stack import live_stack
 
-from api._store import SessionStore
-from api._store_recorder import serve_store_recorder
+from api.store._recorder import serve_store_recorder
+from api.store._store import SessionStore
 from events import Publisher, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 
 pytestmark = pytest.mark.integration

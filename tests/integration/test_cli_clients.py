@@ -22,9 +22,9 @@ import structlog
 import trio
 from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
 
-from api._client_cli import register
-from api._client_watch import Screen, watch
-from api._clients import Backoff
+from api.cli._client_commands import register
+from api.clients._connection import Backoff
+from api.clients._watch import Screen, watch
 
 pytestmark = pytest.mark.integration
 

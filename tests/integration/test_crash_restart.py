@@ -22,7 +22,7 @@ import trio
 from _api_support import http_get
 from _runcast_process import run_to_end, start_runcast
 
-from api._store import SessionStore, UsageTotals
+from api.store._store import SessionStore, UsageTotals
 
 pytestmark = pytest.mark.integration
 

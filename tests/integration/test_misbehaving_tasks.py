@@ -17,7 +17,7 @@ import structlog
 import structlog.testing
 import trio
 
-from api._heap import settled_heap
+from api.cli._heap import settled_heap
 from events import Published, Publisher, TaskOutput, TaskUsage
 from executor import CommandSpec, Executor, TaskCancelledError, TaskFailedError, open_executor
 

@@ -6,8 +6,8 @@ import pytest
 import trio
 
 from api import ServerConfig, StackSettings, open_stack
-from api._exceptions import StoreError
-from api._store import SessionStore
+from api.store._exceptions import StoreError
+from api.store._store import SessionStore
 from events import ExecutorPaused, Published
 from executor import TaskContext
 

@@ -11,8 +11,8 @@ import pytest
 import trio
 from _runcast_process import run_to_end
 
-from api._resume import job_key
-from api._store import SessionStore
+from api.cli._resume import job_key
+from api.store._store import SessionStore
 from broadcaster import MAX_TOTAL_COST_USD
 from executor import load_job_file
 

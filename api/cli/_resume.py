@@ -1,0 +1,169 @@
+"""Which session a ``runcast run`` writes to, and what a resumed one carries on from.
+
+A run of a job file continues the newest unfinished session of the same job
+(same task ids) unless ``--fresh``: completed tasks are not run again, failed
+ones and ones an operator cancelled keep their outcome, and the rest run, with
+the attempts they already made counting against their retries.
+
+An attempt that was running when the process died, or that a stop (SIGINT,
+SIGTERM) cancelled, is *interrupted*: it is recorded in the store as such and
+its task runs again as the next attempt. What the interrupted attempt spent was
+real, so it stays in the session's totals, once; the store keeps it apart
+(``SessionRecord.interrupted``), so the attempts that ran to their end account
+for exactly what an uninterrupted run would have spent.
+
+Planning claims the session for this process first (``_store_lease``): while
+another live process runs it, planning raises ``SessionLeasedError`` before
+anything is written; a session whose owner died is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+
+import attrs
+
+from events import SessionUpdate, parse_time
+from executor import CommandSpec, JobFile
+
+from ..store import (
+    Clock,
+    LeaseOwner,
+    SessionLease,
+    SessionStore,
+    StoredTask,
+    UsageTotals,
+    claim_session,
+)
+
+# Cancellation reasons of a run that was stopped, not of an operator's decision.
+_STOPPED_REASONS = ("interrupted by", "executor stopped")
+KEPT_OUTCOMES = frozenset(("completed", "failed", "cancelled"))
+
+
+def _task_id(spec: CommandSpec) -> str:
+    # load_job_file gives every task an id (generated ones are stable per file).
+    if spec.id is None:
+        raise ValueError("job file task without an id")
+    return spec.id
+
+
+def job_key(job: JobFile) -> str:
+    """Identifies "the same job": the set of its task ids."""
+    ids = "\n".join(sorted(_task_id(spec) for spec in job.tasks))
+    return hashlib.sha256(ids.encode()).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class SessionPlan:
+    """What to run in a session and what it starts from."""
+
+    session_id: str
+    resumed: bool
+    #: This process's hold on the session, to renew while it runs and release after.
+    lease: SessionLease
+    to_run: tuple[tuple[CommandSpec, int], ...]  # (task, attempts already used)
+    kept_outcomes: Mapping[str, str] = attrs.field(factory=dict)  # task id -> final state
+    previous: SessionUpdate | None = None
+    last_seq: int = 0
+    spent_usd: float = 0.0
+    is_paused: bool = False
+    budget_usd: float | None = None
+    #: What interrupted attempts of this session spent so far (part of ``previous``).
+    interrupted: UsageTotals = attrs.field(factory=UsageTotals)
+
+
+def _stopped(task: StoredTask) -> bool:
+    return task.state == "cancelled" and (task.error or "").startswith(_STOPPED_REASONS)
+
+
+def _keeps_outcome(task: StoredTask) -> bool:
+    return task.state in KEPT_OUTCOMES and not _stopped(task)
+
+
+def interrupted_attempt(task: StoredTask) -> int | None:
+    """The attempt of ``task`` a crash or a stop cut short, if its last one was."""
+    if task.state in ("running", "interrupted") and task.attempts > 0:
+        return task.attempts  # the process died while it ran (or a resume said so)
+    if _stopped(task):
+        return task.cancelled_attempt  # None if it was queued or waiting to retry
+    return None
+
+
+def plan_session(
+    store: SessionStore,
+    job: JobFile,
+    *,
+    fresh: bool = False,
+    owner: LeaseOwner | None = None,
+    clock: Clock = time.time,
+) -> SessionPlan:
+    """Begin a new session, or plan the continuation of the job's unfinished one,
+    holding its lease (``owner``: this process unless given)."""
+    claim = claim_session(
+        store,
+        job_key=job_key(job),
+        job_path=job.path,
+        fresh=fresh,
+        owner=owner,
+        clock=clock,
+    )
+    session_id = claim.session_id
+    if not claim.resumed:
+        return SessionPlan(
+            session_id=session_id,
+            resumed=False,
+            lease=claim.lease,
+            to_run=tuple((spec, 0) for spec in job.tasks),
+            budget_usd=job.budget_usd,
+        )
+    stored = {task.task_id: task for task in store.tasks(session_id)}
+    cut_short = [(task.task_id, interrupted_attempt(task)) for task in stored.values()]
+    store.mark_interrupted(
+        session_id, [(task_id, attempt) for task_id, attempt in cut_short if attempt is not None]
+    )
+    kept: dict[str, str] = {}
+    to_run: list[tuple[CommandSpec, int]] = []
+    for spec in job.tasks:
+        task = stored.get(_task_id(spec))
+        if task is not None and _keeps_outcome(task):
+            kept[task.task_id] = task.state
+        else:
+            to_run.append((spec, 0 if task is None else task.attempts))
+    session = store.session(session_id)
+    usage = session.usage
+    outcomes = list(kept.values())
+    budget = session.budget_usd
+    previous = SessionUpdate(
+        session_id=session_id,
+        started_at=None if session.started_at is None else parse_time(session.started_at),
+        duration_seconds=int(session.duration_seconds),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        total_tokens=usage.total_tokens,
+        estimated_cost_usd=usage.cost_usd,
+        unpriced_tokens=usage.unpriced_tokens,
+        tasks_completed=outcomes.count("completed"),
+        tasks_failed=outcomes.count("failed"),
+        tasks_cancelled=outcomes.count("cancelled"),
+        is_paused=session.is_paused,
+        budget_usd=budget,
+        budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
+    )
+    return SessionPlan(
+        session_id=session_id,
+        resumed=True,
+        lease=claim.lease,
+        to_run=tuple(to_run),
+        kept_outcomes=kept,
+        previous=previous,
+        last_seq=store.last_seq(session_id),
+        spent_usd=usage.cost_usd,
+        is_paused=session.is_paused,
+        budget_usd=budget,
+        interrupted=session.interrupted,
+    )

@@ -1,0 +1,238 @@
+"""``runcast sessions``, ``runcast show`` and ``runcast export``: the store's history."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from ..clients import csv_cell, format_usd, json_text, printable
+from ..store import SessionRecord, SessionStore, StoreError, UsageTotals, interrupted_line
+
+DEFAULT_STORE = "runcast.db"
+EXIT_ERROR = 1
+COST_PLACES = 4
+
+
+def register(commands: Any) -> None:
+    """Add the history commands to the ``runcast`` sub-parsers."""
+    sessions = commands.add_parser(
+        "sessions",
+        help="list past sessions with duration, tokens, cost and task counts",
+        description="List the sessions recorded in a store, newest first.",
+    )
+    _store_option(sessions)
+    sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sessions.set_defaults(handler=_sessions)
+
+    show = commands.add_parser(
+        "show",
+        help="per-task and per-model breakdown of one session",
+        description="Show one session: totals, each task, each model, pause/budget changes.",
+    )
+    show.add_argument("session_id", metavar="SESSION_ID", help="session id or a unique prefix")
+    _store_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    show.set_defaults(handler=_show)
+
+    export = commands.add_parser(
+        "export",
+        help="export a session's usage records for accounting",
+        description="Write every usage record of a session as CSV or JSON lines to stdout.",
+    )
+    export.add_argument("session_id", metavar="SESSION_ID", help="session id or a unique prefix")
+    _store_option(export)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="output format")
+    export.set_defaults(handler=_export)
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="PATH",
+        help=f"SQLite store to read (default: {DEFAULT_STORE})",
+    )
+
+
+def _open_existing(path: str) -> SessionStore:
+    if not Path(path).exists():
+        raise StoreError(f"no store at {path}")
+    return SessionStore.open(path)
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    try:
+        store = _open_existing(args.store)
+    except StoreError as exc:
+        print(f"runcast: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        body(store)
+    except StoreError as exc:
+        print(f"runcast: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        store.close()
+    return 0
+
+
+def _usage_dict(usage: UsageTotals) -> dict[str, Any]:
+    return {**attrs.asdict(usage), "total_tokens": usage.total_tokens}
+
+
+def _session_dict(session: SessionRecord) -> dict[str, Any]:
+    data = attrs.asdict(session, recurse=False)
+    data["usage"] = _usage_dict(session.usage)
+    data["interrupted"] = _usage_dict(session.interrupted)
+    return data
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    def body(store: SessionStore) -> None:
+        records = store.sessions()
+        if args.json:
+            print(json_text([_session_dict(s) for s in records], indent=2))
+            return
+        rows = [
+            [
+                s.session_id,
+                s.status,
+                s.created_at[:19],
+                _duration(s.duration_seconds),
+                f"{s.usage.total_tokens:,}",
+                _usd(s.usage.cost_usd),
+                f"{s.tasks_completed}/{s.tasks_failed}/{s.tasks_cancelled}",
+            ]
+            for s in records
+        ]
+        headers = ["SESSION", "STATUS", "CREATED", "DURATION", "TOKENS", "COST", "OK/FAIL/CXL"]
+        _table(headers, rows, sys.stdout)
+
+    return _run(args, body)
+
+
+def _show(args: argparse.Namespace) -> int:
+    def body(store: SessionStore) -> None:
+        session = store.session(store.resolve(args.session_id))
+        sid = session.session_id
+        tasks = store.tasks(sid)
+        per_task = {task.task_id: store.usage_totals(sid, task.task_id) for task in tasks}
+        cut = {
+            task.task_id: store.usage_totals(sid, task.task_id, interrupted=True) for task in tasks
+        }
+        models = store.usage_by_model(sid)
+        if args.json:
+            document = {
+                "session": _session_dict(session),
+                "tasks": [
+                    {
+                        **attrs.asdict(task),
+                        "usage": _usage_dict(per_task[task.task_id]),
+                        "interrupted": _usage_dict(cut[task.task_id]),
+                    }
+                    for task in tasks
+                ],
+                "models": {model: _usage_dict(usage) for model, usage in models.items()},
+                "controls": store.controls(sid),
+            }
+            print(json_text(document, indent=2))
+            return
+        out = sys.stdout
+        usage = session.usage
+        print(
+            f"session {printable(sid)} ({printable(session.status)}), "
+            f"duration {_duration(session.duration_seconds)}",
+            file=out,
+        )
+        print(
+            f"tokens {usage.total_tokens:,} (in {usage.input_tokens:,}, out "
+            f"{usage.output_tokens:,}, cache read {usage.cache_read_tokens:,}, cache write "
+            f"{usage.cache_write_tokens:,}), cost {_usd(usage.cost_usd)}, unpriced tokens "
+            f"{usage.unpriced_tokens:,}",
+            file=out,
+        )
+        if session.interrupted.records:
+            print(interrupted_line(session.interrupted), file=out)
+        print(file=out)
+        task_rows = [
+            [
+                t.task_id,
+                t.state,
+                str(t.attempts),
+                f"{per_task[t.task_id].total_tokens:,}",
+                _usd(per_task[t.task_id].cost_usd),
+                f"{cut[t.task_id].total_tokens:,}",
+                printable(t.error or "")[:60],
+            ]
+            for t in tasks
+        ]
+        headers = ["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "INTERRUPTED TOKENS", "ERROR"]
+        _table(headers, task_rows, out)
+        print(file=out)
+        model_rows = [
+            [m, f"{u.total_tokens:,}", _usd(u.cost_usd), f"{u.unpriced_tokens:,}"]
+            for m, u in models.items()
+        ]
+        _table(["MODEL", "TOKENS", "COST", "UNPRICED TOKENS"], model_rows, out)
+
+    return _run(args, body)
+
+
+def _export(args: argparse.Namespace) -> int:
+    def body(store: SessionStore) -> None:
+        rows = store.usage_rows(store.resolve(args.session_id))
+        if args.format == "jsonl":
+            for row in rows:
+                sys.stdout.write(json_text(row) + "\n")
+            return
+        columns = [
+            "session_id",
+            "task_id",
+            "seq",
+            "recorded_at",
+            "model",
+            "provider",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cost_usd",
+            "cost_source",
+            "attempt",
+            "records",
+            "interrupted",
+        ]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        # Cells are escaped and kept from being formulas; numbers stay numbers.
+        writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
+
+    return _run(args, body)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _usd(usd: float) -> str:
+    return format_usd(usd, places=COST_PLACES)
+
+
+def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
+    """Aligned columns; every cell escaped first (ids, models and errors come from tasks)."""
+    rows = [[printable(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    for row in [headers, *rows]:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )

@@ -1,0 +1,88 @@
+"""The table ``runcast run`` prints when it ends."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from events import SessionUpdate
+from executor import TaskInfo
+
+from ..clients import format_usd, printable
+from ..store import UsageTotals, interrupted_line
+
+COLUMNS = ("TASK", "STATE", "TRIES", "TIME", "IN", "OUT", "CACHE R", "CACHE W", "COST", "ERROR")
+MAX_ERROR = 60
+MAX_ID = 40
+COST_PLACES = 4
+
+
+def _seconds(task: TaskInfo) -> str:
+    if task.started_at is None or task.ended_at is None:
+        return "-"
+    return f"{(task.ended_at - task.started_at).total_seconds():.1f}s"
+
+
+def _cost(task: TaskInfo) -> str:
+    text = format_usd(task.estimated_cost_usd, places=COST_PLACES)
+    return text + "*" if task.unpriced_tokens else text
+
+
+def _cut(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters, escaped (ids and errors come from tasks)."""
+    text = printable(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _row(task: TaskInfo) -> tuple[str, ...]:
+    return (
+        _cut(task.task_id, MAX_ID),
+        task.state,
+        str(task.attempts),
+        _seconds(task),
+        f"{task.input_tokens:,}",
+        f"{task.output_tokens:,}",
+        f"{task.cache_read_tokens:,}",
+        f"{task.cache_write_tokens:,}",
+        _cost(task),
+        _cut(task.error or "", MAX_ERROR),
+    )
+
+
+def format_summary(
+    tasks: Sequence[TaskInfo], session: SessionUpdate, *, interrupted: UsageTotals | None = None
+) -> str:
+    """A fixed-width table of every task, then the session's totals (and, for a
+    resumed session, the share of them spent by attempts a crash cut short)."""
+    rows = [COLUMNS, *(_row(task) for task in tasks)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    numeric = {2, 4, 5, 6, 7, 8}
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    states = Counter(task.state for task in tasks)
+    counts = ", ".join(f"{states[s]} {s}" for s in ("completed", "failed", "cancelled"))
+    others = sum(n for s, n in states.items() if s not in ("completed", "failed", "cancelled"))
+    if others:
+        counts += f", {others} unfinished"
+    lines.append("")
+    lines.append(f"{len(tasks)} tasks: {counts}")
+    lines.append(
+        f"tokens: {session.total_tokens:,} (in {session.input_tokens:,}, "
+        f"out {session.output_tokens:,}, cache read {session.cache_read_tokens:,}, "
+        f"cache write {session.cache_write_tokens:,})"
+    )
+    cost = f"cost: {format_usd(session.estimated_cost_usd, places=COST_PLACES)}"
+    if session.unpriced_tokens:
+        cost += f" (* {session.unpriced_tokens:,} tokens of unpriced models not included)"
+    if session.budget_usd is not None:
+        cost += f" of a {format_usd(session.budget_usd)} budget"
+    lines.append(cost)
+    if interrupted is not None and interrupted.records:
+        lines.append(interrupted_line(interrupted))
+    lines.append(f"duration: {session.duration_seconds}s  session: {printable(session.session_id)}")
+    return "\n".join(lines)

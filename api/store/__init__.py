@@ -1,0 +1,43 @@
+"""The SQLite session store: schema, rows, writes, the recorder, leases, history."""
+
+from ._exceptions import (
+    LeaseLostError,
+    SessionLeasedError,
+    StoreError,
+    StoreOverloadedError,
+    UnknownSessionError,
+)
+from ._lease import (
+    Clock,
+    LeaseOwner,
+    SerialOffload,
+    SessionLease,
+    claim_session,
+    release_lease,
+    serve_session_lease,
+)
+from ._recorder import Offload, StoreRecorder, serve_store_recorder
+from ._store import SessionRecord, SessionStore, StoredTask, UsageTotals, interrupted_line
+
+__all__ = [
+    "Clock",
+    "LeaseLostError",
+    "LeaseOwner",
+    "Offload",
+    "SerialOffload",
+    "SessionLease",
+    "SessionLeasedError",
+    "SessionRecord",
+    "SessionStore",
+    "StoreError",
+    "StoreOverloadedError",
+    "StoreRecorder",
+    "StoredTask",
+    "UnknownSessionError",
+    "UsageTotals",
+    "claim_session",
+    "interrupted_line",
+    "release_lease",
+    "serve_session_lease",
+    "serve_store_recorder",
+]
