@@ -1,6 +1,6 @@
 """Session aggregate, ``session_update`` broadcasting and Prometheus metrics."""
 
-from ._aggregate import TASK_STATES, TRIGGERS, SessionAggregate, TaskState, Trigger
+from ._aggregate import TRIGGERS, SessionAggregate, Trigger
 from ._broadcaster import SessionBroadcaster, serve_broadcaster
 from ._exceptions import BroadcasterConfigError, BroadcasterError, RestoreError
 from ._metrics import RuncastMetrics, render_metrics
@@ -9,7 +9,6 @@ from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_t
 __all__ = [
     "MAX_TOTAL_COST_USD",
     "MAX_TOTAL_TOKENS",
-    "TASK_STATES",
     "TRIGGERS",
     "BroadcasterConfigError",
     "BroadcasterError",
@@ -17,7 +16,6 @@ __all__ = [
     "RuncastMetrics",
     "SessionAggregate",
     "SessionBroadcaster",
-    "TaskState",
     "Trigger",
     "capped_cost",
     "capped_tokens",

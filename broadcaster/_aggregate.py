@@ -37,6 +37,8 @@ import structlog
 import trio
 
 from events import (
+    END_STATES,
+    TASK_STATES,
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
@@ -51,6 +53,7 @@ from events import (
     TaskQueued,
     TaskRetrying,
     TaskStarted,
+    TaskState,
     TaskUsage,
     total_tokens,
 )
@@ -60,16 +63,6 @@ from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_t
 
 log = structlog.get_logger("runcast.broadcaster")
 
-TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
-TASK_STATES: Final[tuple[TaskState, ...]] = (
-    "queued",
-    "running",
-    "retrying",
-    "completed",
-    "failed",
-    "cancelled",
-)
-END_STATES: Final[frozenset[TaskState]] = frozenset(("completed", "failed", "cancelled"))
 
 #: What a change to the aggregate asks of the broadcaster.
 Trigger = Literal["task_start", "task_end", "pause", "budget", "subscribe", "usage", "tick"]

@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 
 from events import (
+    END_STATES,
     EVENT_TYPES,
     Published,
     Publisher,
@@ -38,7 +39,7 @@ from events import (
     TaskUsage,
 )
 
-from ._aggregate import END_STATES, TRIGGERS, SessionAggregate, Trigger
+from ._aggregate import TRIGGERS, SessionAggregate, Trigger
 from ._exceptions import BroadcasterConfigError
 from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
 

@@ -2,14 +2,18 @@
 
 from ._exceptions import EventDecodeError, EventValidationError, RuncastError
 from ._models import (
+    END_STATES,
     EVENT_TYPES,
     MAX_NAME,
     MAX_OUTPUT_LINE,
     MAX_OUTPUT_TEXT,
     MAX_RECORD_COST_USD,
     MAX_RECORD_TOKENS,
+    MAX_TASK_ID,
     SESSION_TOPIC,
     TASK_END_EVENTS,
+    TASK_STATES,
+    Actor,
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
@@ -26,24 +30,28 @@ from ._models import (
     TaskQueued,
     TaskRetrying,
     TaskStarted,
+    TaskState,
     TaskUsage,
     TokenKinds,
     total_tokens,
     truncate,
 )
 from ._publisher import DirectDelivery, Listener, Publisher, Subscription
-from ._rules import fast_constructor
 from ._wire import EventCodec, Gap, Published, format_time, make_converter, parse_time
 
 __all__ = [
+    "END_STATES",
     "EVENT_TYPES",
     "MAX_NAME",
     "MAX_OUTPUT_LINE",
     "MAX_OUTPUT_TEXT",
     "MAX_RECORD_COST_USD",
     "MAX_RECORD_TOKENS",
+    "MAX_TASK_ID",
     "SESSION_TOPIC",
     "TASK_END_EVENTS",
+    "TASK_STATES",
+    "Actor",
     "BudgetChanged",
     "BudgetExhausted",
     "BudgetWarning",
@@ -70,9 +78,9 @@ __all__ = [
     "TaskQueued",
     "TaskRetrying",
     "TaskStarted",
+    "TaskState",
     "TaskUsage",
     "TokenKinds",
-    "fast_constructor",
     "format_time",
     "make_converter",
     "parse_time",

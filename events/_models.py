@@ -16,10 +16,12 @@ from ._rules import (
     AWARE_TIME,
     BOOL,
     COUNT,
+    FRACTION,
     INT,
     LINE_COUNT,
     MONEY,
     POSITIVE,
+    SECONDS,
     SESSION,
     TASK_ID,
     bounded_text,
@@ -27,6 +29,9 @@ from ._rules import (
     install_checks,
     one_of,
     optional,
+)
+from ._rules import (
+    MAX_TASK_ID as MAX_TASK_ID,
 )
 from ._rules import (
     SESSION_TOPIC as SESSION_TOPIC,
@@ -52,6 +57,18 @@ MAX_NAME = 256
 
 CostSource = Literal["reported", "computed", "user_table", "unpriced"]
 COST_SOURCES: frozenset[str] = frozenset(("reported", "computed", "user_table", "unpriced"))
+#: A task's state; ``END_STATES`` are the ones it never leaves.
+TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
+TASK_STATES: tuple[TaskState, ...] = (
+    "queued",
+    "running",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+)
+END_STATES: frozenset[TaskState] = frozenset(("completed", "failed", "cancelled"))
+#: Who paused, resumed or set a budget.
 Actor = Literal["operator", "budget", "startup", "system"]
 ACTORS: frozenset[str] = frozenset(("operator", "budget", "startup", "system"))
 OutputStream = Literal["stdout", "stderr"]
@@ -189,7 +206,7 @@ class TaskCompleted(Event):
     event_name: ClassVar[str] = "task_completed"
     task_id: str = _task_id_field()
     attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
-    duration_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    duration_seconds: float = attrs.field(default=0.0, metadata=checked(SECONDS))
     exit_code: int | None = attrs.field(default=None, metadata=checked(optional(INT)))
 
 
@@ -200,7 +217,7 @@ class TaskFailed(Event):
     task_id: str = _task_id_field()
     attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
     error: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
-    duration_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    duration_seconds: float = attrs.field(default=0.0, metadata=checked(SECONDS))
     exit_code: int | None = attrs.field(default=None, metadata=checked(optional(INT)))
     timed_out: bool = attrs.field(default=False, metadata=checked(BOOL))
 
@@ -220,7 +237,7 @@ class TaskRetrying(Event):
     event_name: ClassVar[str] = "task_retrying"
     task_id: str = _task_id_field()
     attempt: int = attrs.field(default=1, metadata=checked(POSITIVE))
-    delay_seconds: float = attrs.field(default=0.0, metadata=checked(MONEY))
+    delay_seconds: float = attrs.field(default=0.0, metadata=checked(SECONDS))
     error: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
 
 
@@ -259,7 +276,7 @@ class BudgetWarning(Event):
     task_id: str = _session_field()
     budget_usd: float = attrs.field(metadata=checked(MONEY))
     spent_usd: float = attrs.field(metadata=checked(MONEY))
-    threshold: float = attrs.field(default=0.8, metadata=checked(MONEY))
+    threshold: float = attrs.field(default=0.8, metadata=checked(FRACTION))
 
 
 @install_checks

@@ -23,6 +23,8 @@ from ._codegen import generate
 from ._exceptions import EventValidationError
 
 SESSION_TOPIC: Final = "*"
+#: The longest task id, wherever one is taken (events, job files, WebSocket messages).
+MAX_TASK_ID: Final = 256
 RULE: Final = "runcast_rule"
 _C = TypeVar("_C", bound=type)
 _E = TypeVar("_E")
@@ -82,8 +84,10 @@ def _non_negative_float(_inst: object, attribute: attrs.Attribute[Any], value: A
 
 
 def _task_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise EventValidationError(f"{attribute.name} must be a non-empty string of <= 256 chars")
+    if not isinstance(value, str) or not value or len(value) > MAX_TASK_ID:
+        raise EventValidationError(
+            f"{attribute.name} must be a non-empty string of <= {MAX_TASK_ID} chars"
+        )
     if value == SESSION_TOPIC:
         raise EventValidationError(f"{attribute.name} '*' is reserved for session events")
 
@@ -102,14 +106,24 @@ COUNT: Final = Rule("type({v}) is int and {v} >= 0", _non_negative_int, "int")
 POSITIVE: Final = Rule("type({v}) is int and {v} >= 1", _positive_int, "int")
 INT: Final = Rule("type({v}) is int", _int, "int")
 BOOL: Final = Rule("({v} is True or {v} is False)", _bool, "bool")
-# NaN fails both comparisons; an int (allowed) takes the slow check.
-MONEY: Final = Rule(
+# A finite float >= 0: NaN fails both comparisons; an int (allowed) takes the slow check.
+NON_NEGATIVE: Final = Rule(
     "type({v}) is float and 0.0 <= {v} < _INF",
     _non_negative_float,
     "float",
     constants=(("_INF", math.inf),),
 )
-TASK_ID: Final = Rule('type({v}) is str and 0 < len({v}) <= 256 and {v} != "*"', _task_id, "text")
+#: Dollars, and seconds: both are finite floats >= 0, named for what the field holds.
+MONEY: Final = NON_NEGATIVE
+SECONDS: Final = NON_NEGATIVE
+#: A budget's warning threshold, a fraction of the budget.
+FRACTION: Final = NON_NEGATIVE
+TASK_ID: Final = Rule(
+    'type({v}) is str and 0 < len({v}) <= _MAX_TASK_ID and {v} != "*"',
+    _task_id,
+    "text",
+    constants=(("_MAX_TASK_ID", MAX_TASK_ID),),
+)
 SESSION: Final = Rule('{v} == "*"', _session_topic, "text")
 AWARE_TIME: Final = Rule(
     "{v} is None or (type({v}) is _datetime and {v}.tzinfo is not None)",

@@ -27,9 +27,9 @@ from events import (
     TaskRetrying,
     TaskStarted,
     TaskUsage,
-    fast_constructor,
     truncate,
 )
+from events.lowlevel import fast_constructor
 
 from ._budget import Budget, check_budget
 from ._checks import check_names, check_submission

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from events import Event, TaskCancelled, TaskCompleted, TaskFailed, fast_constructor, truncate
+from events import Event, TaskCancelled, TaskCompleted, TaskFailed, truncate
+from events.lowlevel import fast_constructor
 
 from ._cost import TokenCounts
 from ._exceptions import TaskCancelledError, TaskFailedError

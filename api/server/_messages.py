@@ -8,11 +8,10 @@ from typing import Any, Literal
 
 import attrs
 
-from events import SESSION_TOPIC
+from events import MAX_TASK_ID, SESSION_TOPIC
 
 from ._exceptions import MessageError
 
-MAX_TASK_ID = 256
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "command", "ping")
 ACTIONS = ("pause", "resume", "cancel", "set_budget")
 

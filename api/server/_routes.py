@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from broadcaster import RuncastMetrics, render_metrics
-from events import Publisher, format_time
+from events import TASK_STATES, Publisher, format_time
 
 from ._exceptions import HttpError
 from ._http import RequestHead
@@ -41,7 +41,6 @@ PAGE_CHUNK: Final = 100
 #: Pages built at once: readers past it wait their turn (not runnable), so each loop turn
 #: holds at most this many page chunks, whatever the number of readers.
 PAGE_BUILDERS: Final = 1
-TASK_STATES: Final = ("queued", "running", "retrying", "completed", "failed", "cancelled")
 _CURSOR_DIGITS: Final = 19
 
 FALLBACK_PAGE = b"""<!doctype html>

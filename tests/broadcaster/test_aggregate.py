@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster import TASK_STATES, RestoreError, SessionAggregate, TaskState, Trigger
+from broadcaster import RestoreError, SessionAggregate, Trigger
 from events import (
+    TASK_STATES,
     BudgetChanged,
     Event,
     ExecutorPaused,
@@ -24,6 +25,7 @@ from events import (
     TaskQueued,
     TaskRetrying,
     TaskStarted,
+    TaskState,
     TaskUsage,
 )
 

@@ -8,8 +8,8 @@ import traceback
 import pytest
 
 from events import EventValidationError, TaskCompleted, TaskUsage
-from events._rules import fast_constructor
 from events._wire import _writer
+from events.lowlevel import fast_constructor
 
 
 def _formatted(exc: BaseException) -> str:

@@ -26,10 +26,10 @@ from events import (
     TaskQueued,
     TaskStarted,
     TaskUsage,
-    fast_constructor,
     format_time,
     parse_time,
 )
+from events.lowlevel import fast_constructor
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 COUNT = st.integers(min_value=0, max_value=2**53)

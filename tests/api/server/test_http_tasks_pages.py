@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from api import ServerConfig, serve_runcast
 from api.clients._connection import fetch_tasks
-from api.server._routes import DEFAULT_PAGE, MAX_PAGE, PAGE_CHUNK, TASK_STATES, page_body
+from api.server._routes import DEFAULT_PAGE, MAX_PAGE, PAGE_CHUNK, page_body
 from broadcaster import RuncastMetrics, serve_broadcaster
-from events import Publisher
+from events import TASK_STATES, Publisher
 from executor import Executor, TaskContext, TaskState, open_executor
 
 TIMEOUT = 10
