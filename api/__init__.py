@@ -1,11 +1,12 @@
 """runcast's server (one port: WebSocket ``/ws`` and HTTP) and command line."""
 
 from ._exceptions import ApiError
-from ._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
+from ._stack import Stack, StackSettings, open_stack
 from .cli import (
     DemoOptions,
     RunOptions,
     SessionPlan,
+    StopSignals,
     build_parser,
     job_key,
     main,
@@ -13,6 +14,7 @@ from .cli import (
     run_demo,
     run_job,
     settle_heap,
+    watch_stop_signals,
 )
 from .clients import (
     DEFAULT_URL,

@@ -1,10 +1,27 @@
-"""Everything ``runcast run`` and ``runcast demo`` serve: publisher to server, in order."""
+"""The wiring of one served session: what ``runcast run`` and ``runcast demo`` serve.
+
+How the events flow (each arrow a subscription to the publisher, or a call)::
+
+    executor ── task and executor events ──▶ Publisher ─┬─▶ SessionBroadcaster
+                                                         │     └─ session_update ─▶ Publisher
+                                                         ├─▶ RuncastMetrics ─▶ /metrics
+                                                         ├─▶ StoreRecorder ─▶ SessionStore (SQLite)
+                                                         └─▶ RuncastServer ─▶ WebSocket, /api/*
+    operators ─ pause, resume, cancel, budget ─▶ RuncastServer ─▶ executor
+    StoreRecorder behind ─▶ _StorePressure ─▶ executor holds new starts
+    SessionLease heartbeat ─▶ SessionStore; lost ─▶ the stack stops (exit 2)
+
+:func:`open_stack` starts them bottom up (store services, broadcaster,
+executor, server) and stops them in the order that loses nothing: tasks end,
+the broadcaster sends its final update, the server delivers it and closes its
+clients, the recorder flushes, the lease is let go.
+"""
 
 from __future__ import annotations
 
 import functools
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,8 +48,6 @@ from .store import (
 )
 
 log = structlog.get_logger("runcast.api")
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @attrs.frozen(kw_only=True)
@@ -141,18 +156,111 @@ async def _hold_lease(
         raise LeaseLostError(f"{exc} ({unwritten} events of this run left unwritten)") from exc
 
 
-async def _run_scoped(
-    scope: trio.CancelScope,
-    stopped: trio.Event,
-    serve: Callable[..., Awaitable[None]],
-    *,
-    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    try:
-        with scope:
-            await serve(task_status=task_status)
-    finally:
-        stopped.set()
+@attrs.define(eq=False)
+class _Service:
+    """A service of the stack, run in its own cancel scope so it can be stopped in turn."""
+
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    stopped: trio.Event = attrs.field(factory=trio.Event)
+    started: bool = False
+
+    async def start(self, nursery: trio.Nursery, serve: Callable[..., Awaitable[None]]) -> Any:
+        self.started = True
+        return await nursery.start(self._run, serve)
+
+    async def _run(
+        self,
+        serve: Callable[..., Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            with self.scope:
+                await serve(task_status=task_status)
+        finally:
+            self.stopped.set()
+
+    async def stop(self) -> None:
+        """Cancel it and wait until it has ended (its own shutdown runs first)."""
+        self.scope.cancel()
+        if self.started:
+            await self.stopped.wait()
+
+
+def _check(settings: StackSettings, store: SessionStore | None, lease: SessionLease | None) -> None:
+    if store is not None and settings.session_id is None:
+        raise ConfigError("a stack recording into a store needs settings.session_id")
+    if lease is not None and (store is None or lease.session_id != settings.session_id):
+        raise ConfigError("a lease needs the store and the session it is for")
+
+
+@attrs.define(eq=False)
+class _StoreServices:
+    """The recorder and the lease heartbeat: one worker thread, one write at a time."""
+
+    recorder_service: _Service = attrs.field(factory=_Service)
+    lease_service: _Service = attrs.field(factory=_Service)
+    offload: SerialOffload = attrs.field(factory=SerialOffload)
+    recorder: StoreRecorder | None = None
+
+    async def start(
+        self,
+        nursery: trio.Nursery,
+        store: SessionStore | None,
+        lease: SessionLease | None,
+        publisher: Publisher,
+        settings: StackSettings,
+        pressure: _StorePressure,
+    ) -> None:
+        if store is None:
+            return
+        self.recorder = await self.recorder_service.start(
+            nursery, functools.partial(_record, store, publisher, settings, pressure, self.offload)
+        )
+        if lease is not None:
+            await self.lease_service.start(
+                nursery,
+                functools.partial(_hold_lease, store, lease, self.offload, self.recorder, pressure),
+            )
+
+    async def stop(self) -> None:
+        await self.recorder_service.stop()  # its own shutdown flushes what is pending
+        self.lease_service.scope.cancel()  # after the flush: the last write is still ours
+
+
+async def _start_broadcaster(
+    nursery: trio.Nursery,
+    service: _Service,
+    publisher: Publisher,
+    metrics: RuncastMetrics,
+    settings: StackSettings,
+) -> SessionBroadcaster:
+    broadcaster: SessionBroadcaster = await service.start(
+        nursery,
+        functools.partial(
+            serve_broadcaster,
+            publisher,
+            metrics=metrics,
+            interval=settings.interval,
+            session_id=settings.session_id,
+        ),
+    )
+    if settings.previous is not None:
+        broadcaster.restore(settings.previous)
+    return broadcaster
+
+
+def _open_executor(publisher: Publisher, settings: StackSettings) -> AsyncContextManager[Executor]:
+    return open_executor(
+        publisher,
+        concurrency=settings.concurrency,
+        budget_usd=settings.budget_usd,
+        prices=settings.prices,
+        start_paused=settings.start_paused,
+        retry_backoff=settings.retry_backoff,
+        spent_usd=settings.spent_usd,
+        keep_finished=settings.keep_finished,
+    )
 
 
 @asynccontextmanager
@@ -172,122 +280,38 @@ async def open_stack(
     (through the recorder's worker, one write at a time); losing the lease stops
     the stack with :class:`LeaseLostError`.
     """
-    if store is not None and settings.session_id is None:
-        raise ConfigError("a stack recording into a store needs settings.session_id")
-    if lease is not None and (store is None or lease.session_id != settings.session_id):
-        raise ConfigError("a lease needs the store and the session it is for")
+    _check(settings, store, lease)
     publisher = Publisher(last_seq=settings.last_seq)
     metrics = RuncastMetrics(CollectorRegistry(), publisher)
-    broadcaster_scope, broadcaster_stopped = trio.CancelScope(), trio.Event()
-    recorder_scope, recorder_stopped = trio.CancelScope(), trio.Event()
-    lease_scope = trio.CancelScope()
     pressure = _StorePressure()
-    offload = SerialOffload()
+    store_services = _StoreServices()
+    broadcasting = _Service()
     try:
         async with trio.open_nursery() as nursery:
-            recorder: StoreRecorder | None = None
-            if store is not None:
-                recorder = await nursery.start(
-                    _run_scoped,
-                    recorder_scope,
-                    recorder_stopped,
-                    functools.partial(_record, store, publisher, settings, pressure, offload),
-                )
-            if lease is not None:
-                assert store is not None  # checked above
-                await nursery.start(
-                    _run_scoped,
-                    lease_scope,
-                    trio.Event(),
-                    functools.partial(_hold_lease, store, lease, offload, recorder, pressure),
-                )
-            broadcaster: SessionBroadcaster = await nursery.start(
-                _run_scoped,
-                broadcaster_scope,
-                broadcaster_stopped,
-                lambda task_status: serve_broadcaster(
-                    publisher,
-                    metrics=metrics,
-                    interval=settings.interval,
-                    session_id=settings.session_id,
-                    task_status=task_status,
-                ),
+            await store_services.start(nursery, store, lease, publisher, settings, pressure)
+            broadcaster = await _start_broadcaster(
+                nursery, broadcasting, publisher, metrics, settings
             )
-            if settings.previous is not None:
-                broadcaster.restore(settings.previous)
-            async with open_executor(
-                publisher,
-                concurrency=settings.concurrency,
-                budget_usd=settings.budget_usd,
-                prices=settings.prices,
-                start_paused=settings.start_paused,
-                retry_backoff=settings.retry_backoff,
-                spent_usd=settings.spent_usd,
-                keep_finished=settings.keep_finished,
-            ) as executor:
+            async with _open_executor(publisher, settings) as executor:
                 pressure.executor = executor
                 server: RuncastServer = await nursery.start(
-                    lambda task_status: serve_runcast(
+                    functools.partial(
+                        serve_runcast,
                         publisher,
                         sessions=broadcaster,
                         executor=executor,
                         metrics=metrics,
                         config=settings.server,
-                        task_status=task_status,
                     )
                 )
-                stack = Stack(publisher, metrics, broadcaster, executor, server, recorder)
-                yield stack
+                yield Stack(
+                    publisher, metrics, broadcaster, executor, server, store_services.recorder
+                )
             # Tasks are over: the broadcaster sends its final update as it stops,
             # and the server delivers it before closing the clients.
-            broadcaster_scope.cancel()
-            await broadcaster_stopped.wait()
+            await broadcasting.stop()
             await server.shutdown()
-            recorder_scope.cancel()  # its own shutdown flushes what is pending
-            if store is not None:
-                await recorder_stopped.wait()
-            lease_scope.cancel()
+            await store_services.stop()
     finally:
         publisher.close()
         metrics.close()
-
-
-@attrs.define(eq=False)
-class StopSignals:
-    """SIGINT/SIGTERM while a command runs: the first asks for a graceful stop, a second
-    one cancels :attr:`scope` (the whole command) at once."""
-
-    received: str | None = None
-    first: trio.Event = attrs.field(factory=trio.Event)
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-
-    async def wait(self) -> str:
-        """The name of the first signal, once it arrives."""
-        await self.first.wait()
-        assert self.received is not None
-        return self.received
-
-    async def _watch(self, signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if self.received is None:
-                self.received = name
-                log.warning("stopping gracefully; send it again to stop at once", signal=name)
-                self.first.set()
-            else:
-                log.warning("stopping at once", signal=name)
-                self.scope.cancel()
-
-
-@asynccontextmanager
-async def watch_stop_signals() -> AsyncIterator[StopSignals]:
-    """Catch SIGINT/SIGTERM for the whole block, teardown included."""
-    stop = StopSignals()
-    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(stop._watch, signals)
-            try:
-                with stop.scope:
-                    yield stop
-            finally:
-                nursery.cancel_scope.cancel()

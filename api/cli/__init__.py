@@ -5,11 +5,13 @@ from ._heap import settle_heap
 from ._main import build_parser, main
 from ._resume import SessionPlan, job_key, plan_session
 from ._run import RunOptions, run_job
+from ._signals import StopSignals, watch_stop_signals
 
 __all__ = [
     "DemoOptions",
     "RunOptions",
     "SessionPlan",
+    "StopSignals",
     "build_parser",
     "job_key",
     "main",
@@ -17,4 +19,5 @@ __all__ = [
     "run_demo",
     "run_job",
     "settle_heap",
+    "watch_stop_signals",
 ]

@@ -23,9 +23,10 @@ import trio
 from events import BudgetExhausted, Published, Publisher
 from executor import BudgetExceededError, Executor, TaskContext
 
-from .._stack import StackSettings, open_stack, watch_stop_signals
+from .._stack import StackSettings, open_stack
 from ..server import ConfigError, ServerConfig
 from ._run import announce
+from ._signals import watch_stop_signals
 
 log = structlog.get_logger("runcast.api")
 

@@ -21,10 +21,11 @@ from executor import (
     load_price_table,
 )
 
-from .._stack import Stack, StackSettings, StopSignals, open_stack, watch_stop_signals
+from .._stack import Stack, StackSettings, open_stack
 from ..server import RuncastServer, ServerConfig
 from ..store import SessionStore, StoredTask, release_lease
 from ._resume import SessionPlan, plan_session
+from ._signals import StopSignals, watch_stop_signals
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
