@@ -298,7 +298,7 @@ async def open_stack(
                     functools.partial(
                         serve_runcast,
                         publisher,
-                        sessions=broadcaster,
+                        session_source=broadcaster,
                         executor=executor,
                         metrics=metrics,
                         config=settings.server,

@@ -151,7 +151,7 @@ async def served(
         server = await nursery.start(
             lambda task_status: serve_runcast(
                 publisher,
-                sessions=broadcaster,
+                session_source=broadcaster,
                 executor=executor if with_executor else None,
                 metrics=metrics,
                 config=config or ServerConfig(port=0),

@@ -163,7 +163,7 @@ class Endpoints:
     """The GET endpoints, bound to what they report on."""
 
     publisher: Publisher
-    sessions: SessionSource
+    session_source: SessionSource
     executor: ExecutorControls | None
     metrics: RuncastMetrics | None
     static_dir: Path
@@ -211,7 +211,7 @@ class Endpoints:
         return Reply(body, content_type)
 
     async def session(self, head: RequestHead) -> Reply:
-        data = self.publisher.codec.converter.unstructure(self.sessions.snapshot())
+        data = self.publisher.codec.converter.unstructure(self.session_source.snapshot())
         del data["task_id"]
         return _json(data)
 

@@ -76,7 +76,7 @@ class RuncastServer:
 
     config: ServerConfig
     publisher: Publisher
-    sessions: SessionSource
+    session_source: SessionSource
     executor: ExecutorControls | None = None
     metrics: RuncastMetrics | None = None
     host: str = ""
@@ -99,7 +99,7 @@ class RuncastServer:
         self._policy = AccessPolicy(self.config, self.port or None)
         self._limit = RequestLimit(self.config.max_http_requests, self.refusals)
         self._endpoints = Endpoints(
-            self.publisher, self.sessions, self.executor, self.metrics, self.config.static_dir
+            self.publisher, self.session_source, self.executor, self.metrics, self.config.static_dir
         )
 
     @property
@@ -278,7 +278,7 @@ class RuncastServer:
             ws=ws,
             role=role,
             publisher=self.publisher,
-            sessions=self.sessions,
+            session_source=self.session_source,
             executor=self.executor,
             config=self.config,
             peer=peer,
@@ -316,7 +316,7 @@ class RuncastServer:
 async def serve_runcast(
     publisher: Publisher,
     *,
-    sessions: SessionSource,
+    session_source: SessionSource,
     executor: ExecutorControls | None = None,
     metrics: RuncastMetrics | None = None,
     config: ServerConfig | None = None,
@@ -324,7 +324,7 @@ async def serve_runcast(
 ) -> None:
     """Serve ``/ws`` and the HTTP endpoints until cancelled or shut down.
 
-    ``sessions`` is the :class:`broadcaster.SessionBroadcaster`; ``executor``
+    ``session_source`` is the :class:`broadcaster.SessionBroadcaster`; ``executor``
     (optional) receives operator commands and lists ``/api/tasks``; ``metrics``
     (optional) serves ``/metrics``, counts WebSocket connections and refused requests.
     ``task_status.started`` hands over the :class:`RuncastServer`, bound.
@@ -337,7 +337,7 @@ async def serve_runcast(
         server = RuncastServer(
             config,
             publisher,
-            sessions,
+            session_source,
             executor=executor,
             metrics=metrics,
             host=host,

@@ -72,7 +72,7 @@ class WebSocketSession:
     ws: WebSocketConnection
     role: Role
     publisher: Publisher
-    sessions: SessionSource
+    session_source: SessionSource
     executor: ExecutorControls | None
     config: ServerConfig
     peer: str = "?"
@@ -210,7 +210,7 @@ class WebSocketSession:
             )
         buffer_size = self.config.subscription_buffer
         if message.task_id == SESSION_TOPIC:
-            return self.sessions.subscribe_session(since=since, buffer_size=buffer_size)
+            return self.session_source.subscribe_session(since=since, buffer_size=buffer_size)
         if self.executor is not None and not self.executor.has_task(message.task_id):
             raise MessageError(f"task_id: unknown task {message.task_id!r}")
         return self.publisher.subscribe(message.task_id, since=since, buffer_size=buffer_size)

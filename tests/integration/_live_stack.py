@@ -98,7 +98,7 @@ async def live_stack(
             server = await nursery.start(
                 lambda task_status: serve_runcast(
                     publisher,
-                    sessions=broadcaster,
+                    session_source=broadcaster,
                     executor=executor,
                     config=config,
                     task_status=task_status,

@@ -180,7 +180,7 @@ async def churn_server() -> AsyncIterator[Served]:
             server = await server_nursery.start(
                 lambda task_status: serve_runcast(
                     publisher,
-                    sessions=broadcaster,
+                    session_source=broadcaster,
                     executor=executor,
                     metrics=metrics,
                     config=config,

@@ -156,7 +156,7 @@ async def slow_stack() -> AsyncIterator[Stack]:
             server = await nursery.start(
                 lambda task_status: serve_runcast(
                     publisher,
-                    sessions=sessions,
+                    session_source=sessions,
                     executor=executor,
                     metrics=metrics,
                     config=config,

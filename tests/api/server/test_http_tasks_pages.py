@@ -120,7 +120,7 @@ async def served_with_executor(**options: Any) -> AsyncIterator[Served]:
                 server = await nursery.start(
                     lambda task_status: serve_runcast(
                         publisher,
-                        sessions=broadcaster,
+                        session_source=broadcaster,
                         executor=executor,
                         metrics=metrics,
                         config=ServerConfig(port=0),

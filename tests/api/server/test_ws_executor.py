@@ -37,7 +37,7 @@ async def served_with_executor(**executor_options: Any) -> AsyncIterator[Served]
                 server = await nursery.start(
                     lambda task_status: serve_runcast(
                         publisher,
-                        sessions=broadcaster,
+                        session_source=broadcaster,
                         executor=executor,
                         metrics=metrics,
                         config=ServerConfig(port=0),

@@ -66,8 +66,8 @@ def _server(config: ServerConfig = CONFIG, *, executor: bool = False) -> Runcast
 
 
 def _opened(server: RuncastServer) -> list[Subscription]:
-    assert isinstance(server.sessions, RecordingSessions)
-    return server.sessions.opened
+    assert isinstance(server.session_source, RecordingSessions)
+    return server.session_source.opened
 
 
 @asynccontextmanager
