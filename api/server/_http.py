@@ -8,7 +8,6 @@ trio-websocket through :class:`ReplayStream`.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -19,7 +18,9 @@ import attrs
 import h11
 import trio
 
+from ._direct_writes import ReplayStream
 from ._exceptions import HttpError
+from ._streams import close_quietly
 
 RECEIVE_CHUNK = 4096
 HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -205,135 +206,4 @@ class HttpConnection:
                     drained += len(chunk)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
-        await _close_quietly(self.stream)
-
-
-async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
-    with (
-        trio.CancelScope(shield=True),
-        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-    ):
-        await stream.aclose()
-
-
-@attrs.define(eq=False)
-class ReplayStream(trio.abc.Stream):
-    """A stream that first returns bytes already read from ``inner``, then reads on.
-
-    Every byte for a WebSocket client passes here: trio-websocket writes through
-    :meth:`send_all`, and the fan-out writes whole pre-built frames through
-    :meth:`try_write` without waiting.  The two never interleave inside a frame:
-    ``try_write`` refuses while ``send_all`` runs, and what a partial
-    ``try_write`` left over is sent by the next ``send_all`` (or :meth:`flush`)
-    before anything else.
-    """
-
-    inner: trio.abc.Stream
-    buffered: bytes
-    _send_lock: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock, init=False)
-    #: Tasks in send_all or flush, writing or waiting to: try_write's cheap test.
-    _senders: int = attrs.field(default=0, init=False)
-    _owed: bytes = attrs.field(default=b"", init=False)
-    #: The socket try_write writes to; None when there is none, or once closed.
-    _socket: trio.socket.SocketType | None = attrs.field(default=None, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        if isinstance(self.inner, trio.SocketStream) and os.name == "posix":
-            self._socket = self.inner.socket
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self.buffered:
-            size = len(self.buffered) if max_bytes is None else max_bytes
-            chunk, self.buffered = self.buffered[:size], self.buffered[size:]
-            await trio.lowlevel.checkpoint()
-            return chunk
-        return bytes(await self.inner.receive_some(max_bytes))
-
-    @property
-    def sending(self) -> bool:
-        """True while a :meth:`send_all` or :meth:`flush` is writing (or waiting to)."""
-        return self._senders > 0
-
-    @property
-    def owed(self) -> int:
-        """Bytes of a partial :meth:`try_write` not yet sent."""
-        return len(self._owed)
-
-    @property
-    def can_write_now(self) -> bool:
-        """Whether :meth:`try_write` may write: the inner stream is an open POSIX socket."""
-        return self._socket is not None
-
-    def try_write(self, data: bytes) -> int:
-        """Write what the socket takes of ``data`` now, without waiting; the count written.
-
-        0 (nothing written) while :meth:`send_all` runs, while bytes are owed,
-        once closed, when the socket's buffer is full, when the peer is gone
-        (the next ``send_all`` reports that), or when ``inner`` is no socket.
-        After a partial write the rest is owed: the next ``send_all`` or
-        :meth:`flush` sends it first.
-        """
-        sock = self._socket
-        if sock is None or self._owed or self._senders:
-            return 0
-        # Looked up on every call: a closed socket's number may be reused.
-        fd = sock.fileno()
-        if fd < 0:
-            return 0
-        try:
-            # The socket is non-blocking (trio made it so): this never waits.
-            sent = os.write(fd, data)
-        except OSError:  # BlockingIOError, or broken: left to send_all to report
-            return 0
-        if sent < len(data):
-            self._owed = data[sent:]
-        return sent
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        self._senders += 1
-        try:
-            await self._acquire()
-            try:
-                await self._send_owed()
-                await self.inner.send_all(data)
-            finally:
-                self._send_lock.release()
-        finally:
-            self._senders -= 1
-
-    async def flush(self) -> None:
-        """Send what a partial :meth:`try_write` left owed (a checkpoint if nothing)."""
-        if not self._owed:
-            await trio.lowlevel.checkpoint()
-            return
-        self._senders += 1
-        try:
-            await self._acquire()
-            try:
-                await self._send_owed()
-            finally:
-                self._send_lock.release()
-        finally:
-            self._senders -= 1
-
-    async def _acquire(self) -> None:
-        # Mostly uncontended (trio-websocket serializes its own sends), so skip
-        # the extra trip through the scheduler that ``acquire`` makes.
-        try:
-            self._send_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self._send_lock.acquire()
-
-    async def _send_owed(self) -> None:
-        if self._owed:
-            owed, self._owed = self._owed, b""
-            await self.inner.send_all(owed)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        self.buffered = b""
-        self._owed = b""
-        self._socket = None
-        await _close_quietly(self.inner)
+        await close_quietly(self.stream)

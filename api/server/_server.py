@@ -17,9 +17,9 @@ from events import Publisher
 
 from ._access import AccessPolicy, Role
 from ._config import ServerConfig
+from ._direct_writes import DeliveryCounts, FrameCache, ReplayStream
 from ._exceptions import ConfigError, HttpError, ListenError
-from ._frames import DeliveryCounts, FrameCache
-from ._http import HttpConnection, ReplayStream, RequestHead
+from ._http import HttpConnection, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
 from ._limits import HttpRefusals, RequestLimit, register_refusals
 from ._routes import Endpoints

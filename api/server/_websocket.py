@@ -8,7 +8,7 @@ reaching the publisher or other clients.
 
 While the writer is idle (nothing queued) it lends the subscription a
 direct-delivery hook: the publisher then writes each event's shared frame
-(built once, ``_frames``) straight to the socket with one non-blocking write,
+(built once, ``_direct_writes``) straight to the socket with one non-blocking write,
 and no task is woken.  The first frame the socket does not take whole ends
 that until the writer has caught up: declined, it is queued as before; half
 written, its rest is owed and the writer sends it before anything else.
@@ -26,7 +26,6 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from events import (
     SESSION_TOPIC,
-    DirectDelivery,
     Gap,
     Published,
     Publisher,
@@ -36,9 +35,8 @@ from events import (
 
 from ._access import Role
 from ._config import ServerConfig
+from ._direct_writes import DeliveryCounts, FrameCache, ReplayStream, direct_delivery
 from ._exceptions import MessageError
-from ._frames import DeliveryCounts, FrameCache
-from ._http import ReplayStream
 from ._interfaces import ExecutorControls, SessionSource
 from ._messages import (
     ClientMessage,
@@ -247,6 +245,16 @@ class WebSocketSession:
             raise MessageError(str(exc)) from exc
         return COMMAND_STATUS[command.action]
 
+    @property
+    def answering(self) -> bool:
+        """A reply is being sent (:func:`direct_delivery` queues frames behind it)."""
+        return self._answering
+
+    @property
+    def closed(self) -> bool:
+        """The close frame is out or on its way."""
+        return self.ws.closed is not None
+
     # -- writer ------------------------------------------------------------
     def _switch_to(self, subscription: Subscription | None) -> None:
         old, self._subscription = self._subscription, subscription
@@ -293,39 +301,12 @@ class WebSocketSession:
         if stream is None or not stream.can_write_now or self._closing:
             return await subscription.receive()
         with trio.CancelScope() as wake:
-            subscription.set_direct(self._direct_delivery(subscription, stream, wake))
+            subscription.set_direct(direct_delivery(self, subscription, stream, wake))
             try:
                 return await subscription.receive()
             finally:
                 subscription.set_direct(None)
         return None
-
-    def _direct_delivery(
-        self, subscription: Subscription, stream: ReplayStream, wake: trio.CancelScope
-    ) -> DirectDelivery:
-        ws, frames, counts = self.ws, self.frames, self.counts
-
-        def deliver(item: Published) -> bool:
-            if self._answering:
-                counts.declined += 1
-                return False
-            if ws.closed is not None:
-                return False  # closing: nothing may follow the close frame; the writer stops
-            frame = frames.frame_for(item)
-            sent = stream.try_write(frame)
-            if sent == len(frame):
-                counts.direct += 1
-                return True
-            if not sent:
-                counts.declined += 1
-                return False
-            # Half out: the rest is owed, sent by the writer before anything else.
-            counts.partial += 1
-            subscription.set_direct(None)
-            wake.cancel()
-            return True
-
-        return deliver
 
     # -- keepalive ---------------------------------------------------------
     async def _keepalive_loop(self) -> None:

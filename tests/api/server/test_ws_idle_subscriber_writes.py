@@ -22,8 +22,7 @@ from _api_support import FakeExecutor, RawWebSocket
 from wsproto.extensions import PerMessageDeflate
 
 from api import RuncastServer, ServerConfig
-from api.server._frames import FrameCache, text_frame
-from api.server._http import ReplayStream
+from api.server._direct_writes import FrameCache, ReplayStream, text_frame
 from broadcaster import SessionBroadcaster
 from events import Published, Publisher, SessionUpdate, Subscription, TaskOutput
 
