@@ -143,20 +143,19 @@ def _add_timeout(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subcommands: Any) -> None:
-    """Add the client commands to ``runcast``'s subparsers."""
+def _add_parser(subcommands: Any, name: str, help_text: str, description: str) -> Any:
+    return subcommands.add_parser(
+        name,
+        help=help_text,
+        description=textwrap.fill(description, DESCRIPTION_WIDTH),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
-    def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = subcommands.add_parser(
-            name,
-            help=help_text,
-            description=textwrap.fill(description, DESCRIPTION_WIDTH),
-            epilog=EXIT_CODES_HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
 
-    watch_parser = add(
+def _register_views(subcommands: Any) -> None:
+    watch_parser = _add_parser(
+        subcommands,
         "watch",
         "live terminal view of a running server",
         "Show the session (duration, tokens, cost, task counts, paused, budget) and the "
@@ -166,7 +165,8 @@ def register(subcommands: Any) -> None:
     _add_common(watch_parser)
     watch_parser.set_defaults(handler=_run_watch)
 
-    status_parser = add(
+    status_parser = _add_parser(
+        subcommands,
         "status",
         "print one snapshot of the session and its tasks",
         "Print the session line and the task table once, or JSON with --json.",
@@ -180,35 +180,45 @@ def register(subcommands: Any) -> None:
     )
     status_parser.set_defaults(handler=_run_status)
 
+
+def _register_controls(subcommands: Any) -> None:
     for action, text in (("pause", "pause the executor"), ("resume", "resume the executor")):
-        parser = add(action, text, f"{text.capitalize()} (needs an operator token).")
+        parser = _add_parser(
+            subcommands, action, text, f"{text.capitalize()} (needs an operator token)."
+        )
         _add_common(parser)
         _add_timeout(parser)
         parser.set_defaults(handler=_run_command, action=action, task_id="*", data=None)
 
-    cancel_parser = add("cancel", "cancel a task", "Cancel one task (needs an operator token).")
+    cancel_parser = _add_parser(
+        subcommands, "cancel", "cancel a task", "Cancel one task (needs an operator token)."
+    )
     cancel_parser.add_argument("task_id", metavar="TASK_ID", help="the id of the task to cancel")
     _add_common(cancel_parser)
     _add_timeout(cancel_parser)
     cancel_parser.set_defaults(handler=_run_command, action="cancel", data=None)
 
-    budget_parser = add("budget", "change the session's budget", "Change the budget.")
+    budget_parser = _add_parser(
+        subcommands, "budget", "change the session's budget", "Change the budget."
+    )
     budget_commands = budget_parser.add_subparsers(dest="budget_command", required=True)
-    set_parser = budget_commands.add_parser(
+    set_parser = _add_parser(
+        budget_commands,
         "set",
-        help="set the budget in USD ('none' removes it)",
-        description=textwrap.fill(
-            "Set the session's budget in USD; 'none' removes it. Needs an operator token. "
-            "Reaching the budget pauses the executor.",
-            DESCRIPTION_WIDTH,
-        ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "set the budget in USD ('none' removes it)",
+        "Set the session's budget in USD; 'none' removes it. Needs an operator token. "
+        "Reaching the budget pauses the executor.",
     )
     set_parser.add_argument("usd", type=_budget_amount, metavar="USD", help="the new budget")
     _add_common(set_parser)
     _add_timeout(set_parser)
     set_parser.set_defaults(handler=_run_budget_set, action="set_budget", task_id="*")
+
+
+def register(subcommands: Any) -> None:
+    """Add the client commands to ``runcast``'s subparsers."""
+    _register_views(subcommands)
+    _register_controls(subcommands)
 
 
 def _token(args: argparse.Namespace) -> str | None:

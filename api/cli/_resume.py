@@ -32,6 +32,7 @@ from ..store import (
     Clock,
     LeaseOwner,
     SessionLease,
+    SessionRecord,
     SessionStore,
     StoredTask,
     UsageTotals,
@@ -92,6 +93,53 @@ def interrupted_attempt(task: StoredTask) -> int | None:
     return None
 
 
+def _split_tasks(
+    store: SessionStore, session_id: str, job: JobFile
+) -> tuple[dict[str, str], list[tuple[CommandSpec, int]]]:
+    """Mark the attempts a stopped run cut short; the outcomes kept, and what runs again.
+
+    A task runs again with the attempts it already made (numbered on from them).
+    """
+    stored = {task.task_id: task for task in store.tasks(session_id)}
+    cut_short = [(task.task_id, interrupted_attempt(task)) for task in stored.values()]
+    store.mark_interrupted(
+        session_id, [(task_id, attempt) for task_id, attempt in cut_short if attempt is not None]
+    )
+    kept: dict[str, str] = {}
+    to_run: list[tuple[CommandSpec, int]] = []
+    for spec in job.tasks:
+        task = stored.get(_task_id(spec))
+        if task is not None and _keeps_outcome(task):
+            kept[task.task_id] = task.state
+        else:
+            to_run.append((spec, 0 if task is None else task.attempts))
+    return kept, to_run
+
+
+def _previous_update(session: SessionRecord, outcomes: list[str]) -> SessionUpdate:
+    """The session as its last run left it, for the broadcaster to carry on from."""
+    usage = session.usage
+    budget = session.budget_usd
+    return SessionUpdate(
+        session_id=session.session_id,
+        started_at=None if session.started_at is None else parse_time(session.started_at),
+        duration_seconds=int(session.duration_seconds),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        total_tokens=usage.total_tokens,
+        estimated_cost_usd=usage.cost_usd,
+        unpriced_tokens=usage.unpriced_tokens,
+        tasks_completed=outcomes.count("completed"),
+        tasks_failed=outcomes.count("failed"),
+        tasks_cancelled=outcomes.count("cancelled"),
+        is_paused=session.is_paused,
+        budget_usd=budget,
+        budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
+    )
+
+
 def plan_session(
     store: SessionStore,
     job: JobFile,
@@ -119,48 +167,17 @@ def plan_session(
             to_run=tuple((spec, 0) for spec in job.tasks),
             budget_usd=job.budget_usd,
         )
-    stored = {task.task_id: task for task in store.tasks(session_id)}
-    cut_short = [(task.task_id, interrupted_attempt(task)) for task in stored.values()]
-    store.mark_interrupted(
-        session_id, [(task_id, attempt) for task_id, attempt in cut_short if attempt is not None]
-    )
-    kept: dict[str, str] = {}
-    to_run: list[tuple[CommandSpec, int]] = []
-    for spec in job.tasks:
-        task = stored.get(_task_id(spec))
-        if task is not None and _keeps_outcome(task):
-            kept[task.task_id] = task.state
-        else:
-            to_run.append((spec, 0 if task is None else task.attempts))
+    kept, to_run = _split_tasks(store, session_id, job)
     session = store.session(session_id)
     usage = session.usage
-    outcomes = list(kept.values())
     budget = session.budget_usd
-    previous = SessionUpdate(
-        session_id=session_id,
-        started_at=None if session.started_at is None else parse_time(session.started_at),
-        duration_seconds=int(session.duration_seconds),
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        total_tokens=usage.total_tokens,
-        estimated_cost_usd=usage.cost_usd,
-        unpriced_tokens=usage.unpriced_tokens,
-        tasks_completed=outcomes.count("completed"),
-        tasks_failed=outcomes.count("failed"),
-        tasks_cancelled=outcomes.count("cancelled"),
-        is_paused=session.is_paused,
-        budget_usd=budget,
-        budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
-    )
     return SessionPlan(
         session_id=session_id,
         resumed=True,
         lease=claim.lease,
         to_run=tuple(to_run),
         kept_outcomes=kept,
-        previous=previous,
+        previous=_previous_update(session, list(kept.values())),
         last_seq=store.last_seq(session_id),
         spent_usd=usage.cost_usd,
         is_paused=session.is_paused,

@@ -11,7 +11,14 @@ from typing import Any, TextIO
 import attrs
 
 from ..clients import csv_cell, format_usd, json_text, printable
-from ..store import SessionRecord, SessionStore, StoreError, UsageTotals, interrupted_line
+from ..store import (
+    SessionRecord,
+    SessionStore,
+    StoredTask,
+    StoreError,
+    UsageTotals,
+    interrupted_line,
+)
 
 DEFAULT_STORE = "runcast.db"
 EXIT_ERROR = 1
@@ -116,69 +123,96 @@ def _sessions(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def _show(args: argparse.Namespace) -> int:
-    def body(store: SessionStore) -> None:
-        session = store.session(store.resolve(args.session_id))
+@attrs.frozen
+class _Shown:
+    """What ``runcast show`` prints of one session, read in one go."""
+
+    session: SessionRecord
+    tasks: list[StoredTask]
+    per_task: dict[str, UsageTotals]
+    cut: dict[str, UsageTotals]
+    models: dict[str, UsageTotals]
+
+    @classmethod
+    def read(cls, store: SessionStore, session_id: str) -> _Shown:
+        session = store.session(store.resolve(session_id))
         sid = session.session_id
         tasks = store.tasks(sid)
-        per_task = {task.task_id: store.usage_totals(sid, task.task_id) for task in tasks}
-        cut = {
-            task.task_id: store.usage_totals(sid, task.task_id, interrupted=True) for task in tasks
-        }
-        models = store.usage_by_model(sid)
-        if args.json:
-            document = {
-                "session": _session_dict(session),
-                "tasks": [
-                    {
-                        **attrs.asdict(task),
-                        "usage": _usage_dict(per_task[task.task_id]),
-                        "interrupted": _usage_dict(cut[task.task_id]),
-                    }
-                    for task in tasks
-                ],
-                "models": {model: _usage_dict(usage) for model, usage in models.items()},
-                "controls": store.controls(sid),
+        return cls(
+            session,
+            tasks,
+            {task.task_id: store.usage_totals(sid, task.task_id) for task in tasks},
+            {
+                task.task_id: store.usage_totals(sid, task.task_id, interrupted=True)
+                for task in tasks
+            },
+            store.usage_by_model(sid),
+        )
+
+
+def _show_json(shown: _Shown, controls: list[dict[str, Any]]) -> None:
+    document = {
+        "session": _session_dict(shown.session),
+        "tasks": [
+            {
+                **attrs.asdict(task),
+                "usage": _usage_dict(shown.per_task[task.task_id]),
+                "interrupted": _usage_dict(shown.cut[task.task_id]),
             }
-            print(json_text(document, indent=2))
-            return
-        out = sys.stdout
-        usage = session.usage
-        print(
-            f"session {printable(sid)} ({printable(session.status)}), "
-            f"duration {_duration(session.duration_seconds)}",
-            file=out,
-        )
-        print(
-            f"tokens {usage.total_tokens:,} (in {usage.input_tokens:,}, out "
-            f"{usage.output_tokens:,}, cache read {usage.cache_read_tokens:,}, cache write "
-            f"{usage.cache_write_tokens:,}), cost {_usd(usage.cost_usd)}, unpriced tokens "
-            f"{usage.unpriced_tokens:,}",
-            file=out,
-        )
-        if session.interrupted.records:
-            print(interrupted_line(session.interrupted), file=out)
-        print(file=out)
-        task_rows = [
-            [
-                t.task_id,
-                t.state,
-                str(t.attempts),
-                f"{per_task[t.task_id].total_tokens:,}",
-                _usd(per_task[t.task_id].cost_usd),
-                f"{cut[t.task_id].total_tokens:,}",
-                printable(t.error or "")[:60],
-            ]
-            for t in tasks
+            for task in shown.tasks
+        ],
+        "models": {model: _usage_dict(usage) for model, usage in shown.models.items()},
+        "controls": controls,
+    }
+    print(json_text(document, indent=2))
+
+
+def _show_text(shown: _Shown, out: TextIO) -> None:
+    session, usage = shown.session, shown.session.usage
+    print(
+        f"session {printable(session.session_id)} ({printable(session.status)}), "
+        f"duration {_duration(session.duration_seconds)}",
+        file=out,
+    )
+    print(
+        f"tokens {usage.total_tokens:,} (in {usage.input_tokens:,}, out "
+        f"{usage.output_tokens:,}, cache read {usage.cache_read_tokens:,}, cache write "
+        f"{usage.cache_write_tokens:,}), cost {_usd(usage.cost_usd)}, unpriced tokens "
+        f"{usage.unpriced_tokens:,}",
+        file=out,
+    )
+    if session.interrupted.records:
+        print(interrupted_line(session.interrupted), file=out)
+    print(file=out)
+    task_rows = [
+        [
+            t.task_id,
+            t.state,
+            str(t.attempts),
+            f"{shown.per_task[t.task_id].total_tokens:,}",
+            _usd(shown.per_task[t.task_id].cost_usd),
+            f"{shown.cut[t.task_id].total_tokens:,}",
+            printable(t.error or "")[:60],
         ]
-        headers = ["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "INTERRUPTED TOKENS", "ERROR"]
-        _table(headers, task_rows, out)
-        print(file=out)
-        model_rows = [
-            [m, f"{u.total_tokens:,}", _usd(u.cost_usd), f"{u.unpriced_tokens:,}"]
-            for m, u in models.items()
-        ]
-        _table(["MODEL", "TOKENS", "COST", "UNPRICED TOKENS"], model_rows, out)
+        for t in shown.tasks
+    ]
+    headers = ["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "INTERRUPTED TOKENS", "ERROR"]
+    _table(headers, task_rows, out)
+    print(file=out)
+    model_rows = [
+        [m, f"{u.total_tokens:,}", _usd(u.cost_usd), f"{u.unpriced_tokens:,}"]
+        for m, u in shown.models.items()
+    ]
+    _table(["MODEL", "TOKENS", "COST", "UNPRICED TOKENS"], model_rows, out)
+
+
+def _show(args: argparse.Namespace) -> int:
+    def body(store: SessionStore) -> None:
+        shown = _Shown.read(store, args.session_id)
+        if args.json:
+            _show_json(shown, store.controls(shown.session.session_id))
+        else:
+            _show_text(shown, sys.stdout)
 
     return _run(args, body)
 
