@@ -3,7 +3,8 @@
 from ._aggregate import TRIGGERS, SessionAggregate, Trigger
 from ._broadcaster import SessionBroadcaster, serve_broadcaster
 from ._exceptions import BroadcasterConfigError, BroadcasterError, RestoreError
-from ._metrics import RuncastMetrics, render_metrics
+from ._exposition import render_metrics
+from ._metrics import RuncastMetrics
 from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
 
 __all__ = [
