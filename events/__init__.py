@@ -37,7 +37,8 @@ from ._models import (
     truncate,
 )
 from ._publisher import DirectDelivery, Listener, Publisher, Subscription
-from ._wire import EventCodec, Gap, Published, format_time, make_converter, parse_time
+from ._times import format_time, parse_time
+from ._wire import EventCodec, Gap, Published, make_converter
 
 __all__ = [
     "END_STATES",

@@ -14,40 +14,12 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
-import msgspec
 
-from ._codegen import generate
 from ._exceptions import EventDecodeError, EventValidationError
 from ._models import EVENT_TYPES, Event
-from ._rules import Rule, WireKind, fast_constructor, rules_of
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds, ``Z`` suffix.
-
-    Every event is stamped with it, so it is formatted by hand: ``isoformat``
-    plus the suffix swap costs about twice as much.
-    """
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)  # a naive one is taken as local time
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (fastest here)
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
-    )
-
-
-def parse_time(text: str) -> datetime:
-    if not isinstance(text, str):
-        raise TypeError(f"expected an RFC 3339 string, got {type(text).__name__}")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no timezone")
-    return moment.astimezone(UTC)
+from ._rules import fast_constructor
+from ._times import format_time, parse_time
+from ._writers import Writer, encode_str, writer_for
 
 
 def _strict_int(value: object, _type: object) -> int:
@@ -184,80 +156,6 @@ _FRAME = '{"type":"event","event":"%s","task_id":%s,"seq":%d,"time":"%s%06dZ","d
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 _FAR_PAST = datetime.min.replace(tzinfo=UTC)
 
-#: Writes one event class's whole frame: ``(event, seq, second text, microsecond)``;
-#: None when a value is not of the type it was written for (then the converter does it).
-Writer = Callable[[Any, int, str, int], "str | None"]
-
-# How each kind of field is written (an f-string replacement field over the
-# value ``{v}``) and what it must be for that ("" when its rule guarantees it).
-_NON_OPTIONAL: dict[WireKind, tuple[str, str]] = {
-    "text": ("_enc({v})", ""),
-    "long_text": ("_enc_long({v})", ""),
-    "choice": ("_enc({v})", "type({v}) is str"),
-    "int": ("{v}", "type({v}) is int"),
-    "float": ("{v}!r", "type({v}) is float"),
-    "bool": ('"true" if {v} else "false"', ""),
-    "time": ("_quoted_time({v})", "type({v}) is _datetime"),
-}
-
-
-def _write_field(name: str, rule: Rule) -> tuple[str, str]:
-    value, test = _NON_OPTIONAL[rule.kind]
-    value, test = value.format(v=name), test.format(v=name)
-    if not rule.optional:
-        return value, test
-    if rule.kind in ("int", "float"):
-        value = f"_repr({name})"
-    return f'"null" if {name} is None else {value}', f"({name} is None or {test})" if test else ""
-
-
-def _static(text: str) -> str:
-    """``text`` as the literal part of a single-quoted f-string."""
-    if "'" in text or "\\" in text:
-        raise ValueError(f"cannot write {text!r} into a writer")  # never: JSON of identifiers
-    return text.replace("{", "{{").replace("}", "}}")
-
-
-def _writer(cls: type[Event]) -> Writer:
-    """The frame writer of ``cls``, generated once: each field written per its rule.
-
-    A value of exactly the type its field is written for (``type(v) is int``:
-    not a bool, an IntEnum or an int in a float field) is written here, the
-    text ``json.dumps`` gives for it; anything else makes the writer return
-    None and the converter and JSON encoder write the event.  An f-string: in
-    CPython 3.11 it costs about half of the same ``%`` template.
-    """
-    pairs = [(a, r) for a, r in rules_of(cls) if a.name != "task_id"]
-    head = f'{{"type":"event","event":{json.dumps(cls.event_name)},"task_id":'
-    parts = [_static(head), "{_enc(task_id)}", _static(',"seq":'), "{seq}"]
-    parts += [_static(',"time":"'), "{second}{micro:06d}", _static('Z","data":{')]
-    tests = []
-    for index, (attribute, rule) in enumerate(pairs):
-        value, test = _write_field(attribute.name, rule)
-        key = ("," if index else "") + json.dumps(attribute.name) + ":"
-        parts += [_static(key), f"{{{value}}}"]
-        if test:
-            tests.append(test)
-    parts.append(_static("}}"))
-    lines = ["def write(event, seq, second, micro):", "    task_id = event.task_id"]
-    lines += [f"    {attribute.name} = event.{attribute.name}" for attribute, _ in pairs]
-    lines.append(f"    if {' and '.join(tests) or 'True'}:")
-    lines.append(f"        return f'{''.join(parts)}'")
-    lines.append("    return None")
-    namespace: dict[str, Any] = {
-        "_enc": _encode_str,
-        "_enc_long": _encode_long_text,
-        "_repr": repr,
-        "_quoted_time": _quoted_time,
-        "_datetime": datetime,
-    }
-    write: Writer = generate(lines, "write", what=f"writer of {cls.__name__}", namespace=namespace)
-    return write
-
-
-def _quoted_time(moment: datetime) -> str:
-    return f'"{format_time(moment)}"'
-
 
 def _second_of(moment: datetime) -> tuple[datetime, datetime, str]:
     """The second ``moment`` (UTC) is in: its start, the next one's, its text up to the dot."""
@@ -277,26 +175,6 @@ def _second_of(moment: datetime) -> tuple[datetime, datetime, str]:
     return start, end, text
 
 
-_encode_str = json.encoder.encode_basestring_ascii
-_encode_json_utf8 = msgspec.json.Encoder().encode
-# Below this many characters the check costs more than msgspec saves.
-_LONG_FROM = 512
-
-
-def _encode_long_text(text: str) -> str:
-    """``_encode_str(text)``, for long ASCII text about 3x faster (through msgspec).
-
-    On ASCII text msgspec writes what ``json.dumps`` writes (the same short
-    escapes, ``\\u00XX`` in lower case for other control characters) except for
-    DEL, which ``json.dumps`` escapes and msgspec does not: text with DEL, or
-    not ASCII, goes the ``json`` way.  Packed output lines (task_output, up to
-    4,096 characters) were a quarter of an output event's cost.
-    """
-    if len(text) >= _LONG_FROM and text.isascii() and "\x7f" not in text:
-        return _encode_json_utf8(text).decode("ascii")
-    return _encode_str(text)
-
-
 @attrs.define
 class EventCodec:
     """Encodes and decodes wire frames with one converter."""
@@ -311,7 +189,7 @@ class EventCodec:
     )
 
     def __attrs_post_init__(self) -> None:
-        self._writers = {cls: _writer(cls) for cls in EVENT_TYPES.values()}
+        self._writers = {cls: writer_for(cls) for cls in EVENT_TYPES.values()}
 
     def to_dict(self, seq: int, time: datetime, event: Event) -> dict[str, Any]:
         data = self.converter.unstructure(event)
@@ -329,7 +207,7 @@ class EventCodec:
         """``to_dict`` as compact JSON, byte for byte what ``json.dumps`` gives.
 
         Every event is encoded, so each event class has a writer generated
-        once (see ``_writer``) and the time's text up to the second is cached.
+        once (see ``_writers``) and the time's text up to the second is cached.
         """
         if time.tzinfo is not UTC:
             time = time.astimezone(UTC)  # a naive one is taken as local time
@@ -343,7 +221,7 @@ class EventCodec:
                 return text
         return _FRAME % (
             event.event_name,
-            _encode_str(event.task_id),
+            encode_str(event.task_id),
             seq,
             second,
             time.microsecond,

@@ -8,7 +8,7 @@ import traceback
 import pytest
 
 from events import EventValidationError, TaskCompleted, TaskUsage
-from events._wire import _writer
+from events._writers import writer_for
 from events.lowlevel import fast_constructor
 
 
@@ -34,6 +34,6 @@ def test_a_fast_constructor_s_frame_shows_its_source() -> None:
 
 
 def test_a_writer_s_source_can_be_read_back() -> None:
-    source = inspect.getsource(_writer(TaskUsage))
+    source = inspect.getsource(writer_for(TaskUsage))
     assert source.startswith("def write(event, seq, second, micro):")
     assert "input_tokens = event.input_tokens" in source

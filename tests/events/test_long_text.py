@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events import MAX_OUTPUT_TEXT, EventCodec, TaskOutput
-from events._wire import _LONG_FROM, _encode_long_text
+from events._writers import _LONG_FROM, _encode_long_text
 
 START = datetime(2026, 11, 22, 12, 0, 0, 5, tzinfo=UTC)
 CODEC = EventCodec()
