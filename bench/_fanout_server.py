@@ -8,7 +8,9 @@ or ``executor_resumed``) and the ``session_update`` that follows it.  The
 baselines send frames encoded by runcast's own codec, so every server sends
 the same bytes.
 
-Control, one JSON object per line: stdout first says ``{"port": P}``; stdin
+This module only picks the server; the frames they share are in
+``_fanout_frames``, the control channel in ``_control``.  Control, one JSON
+object per line: stdout first says ``{"port": P}``; stdin
 ``{"cmd": "fire"}`` is answered ``{"fired": T}`` (``time.monotonic`` just
 before the state change), ``{"cmd": "stats"}`` with this process's CPU seconds
 and RSS, ``{"cmd": "quit"}`` ends it.
@@ -16,62 +18,16 @@ and RSS, ``{"cmd": "quit"}`` ends it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import time
-import uuid
 from collections.abc import Sequence
 
-import attrs
-
-from broadcaster import SessionAggregate
-from events import ExecutorPaused, ExecutorResumed, Publisher
-
-from ._report import raise_open_file_limit, rss_bytes
+from ._fanout_frames import reference_frames
+from ._report import raise_open_file_limit
 
 KINDS = ("raw", "websockets", "runcast")
 MAX_CONNECTIONS = 20_000
-BACKLOG = 4096
-
-
-@attrs.frozen
-class ReferenceFrames:
-    """Text frames exactly as runcast encodes them, for the baselines to send."""
-
-    subscribed: str
-    snapshot: str
-    rounds: tuple[tuple[str, str], ...]  # (event, session_update), alternating pause/resume
-
-
-def reference_frames() -> ReferenceFrames:
-    publisher = Publisher()
-    aggregate = SessionAggregate(session_id=uuid.uuid4().hex, clock=time.monotonic)
-    snapshot = publisher.publish(aggregate.snapshot())
-    assert snapshot is not None
-    rounds: list[tuple[str, str]] = []
-    for event in (
-        ExecutorPaused(by="operator", reason="websocket command from 127.0.0.1:40000"),
-        ExecutorResumed(by="operator", reason="websocket command from 127.0.0.1:40000"),
-    ):
-        published = publisher.publish(event)
-        assert published is not None
-        aggregate.apply(published)
-        update = publisher.publish(aggregate.snapshot())
-        assert update is not None
-        rounds.append((published.wire, update.wire))
-    subscribed = json.dumps({"type": "subscribed", "task_id": "*", "since": None})
-    return ReferenceFrames(subscribed, snapshot.wire, tuple(rounds))
-
-
-def say(message: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-def stats(subscribers: int) -> dict[str, object]:
-    return {"cpu": time.process_time(), "rss": rss_bytes(), "subscribers": subscribers}
 
 
 def quiet_logs() -> None:
@@ -89,6 +45,8 @@ def main(argv: Sequence[str]) -> int:
     (kind,) = argv
     raise_open_file_limit(MAX_CONNECTIONS)
     quiet_logs()
+    # Each server's module is imported in its own process only: the raw server's process
+    # loads neither websockets nor runcast's server, so its RSS stays the baseline's.
     if kind == "raw":
         from ._raw_server import serve_raw
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from ._control import say
 from ._report import raise_open_file_limit
 from ._wsframes import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader, client_handshake, frame
 
@@ -108,11 +109,6 @@ class Client:
                 self.closed = True
 
 
-def _say(message: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
 def _connect(
     host: str, port: int, path: str, count: int, sel: selectors.BaseSelector, tally: Tally
 ) -> list[Client]:
@@ -164,7 +160,7 @@ def serve(host: str, port: int, path: str, count: int) -> None:
     started = time.monotonic()
     tally = Tally()
     clients = _connect(host, port, path, count, sel, tally)
-    _say({"ready": len(clients), "seconds": time.monotonic() - started, "pid": os.getpid()})
+    say({"ready": len(clients), "seconds": time.monotonic() - started, "pid": os.getpid()})
     sel.register(sys.stdin, selectors.EVENT_READ, None)
     round_cpu = time.process_time()
     while True:
@@ -177,7 +173,7 @@ def serve(host: str, port: int, path: str, count: int) -> None:
             tally.reached = sum(c.updates >= expect for c in clients)
             round_cpu = time.process_time()
         if tally.expect is not None and tally.reached >= len(clients):
-            _say(
+            say(
                 {
                     "last": max(c.last_update_at for c in clients),
                     "first": min(c.last_update_at for c in clients),
@@ -188,7 +184,7 @@ def serve(host: str, port: int, path: str, count: int) -> None:
             )
             tally.expect = None
         if any(c.closed for c in clients):
-            _say({"error": f"{sum(c.closed for c in clients)} connections closed by the server"})
+            say({"error": f"{sum(c.closed for c in clients)} connections closed by the server"})
             break
     for client in clients:
         client.sock.close()

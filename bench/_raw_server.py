@@ -15,7 +15,8 @@ import time
 
 import attrs
 
-from ._fanout_server import BACKLOG, ReferenceFrames, say, stats
+from ._control import say, stats
+from ._fanout_frames import BACKLOG, ReferenceFrames
 from ._wsframes import OP_TEXT, FrameReader, frame, server_handshake_response
 
 

@@ -1,8 +1,8 @@
 """Readers: ``/healthz`` latency while 8 clients loop on ``/api/tasks`` at 20,000 tasks.
 
-Issue 17 (item 7): every ``/api/tasks`` answer listed every task, 5.1 MB built on the
-event loop in 0.27 s, so 8 readers looping on it took ``/healthz`` from 2 ms to
-1.1 s median, and every start, usage record and timeout of the run waited as long.
+Issue 17 (item 7): every ``/api/tasks`` answer listed every task, built on the event
+loop in one step, so readers looping on it held ``/healthz``, and every start, usage
+record and timeout of the run, for as long (before and after: bench/README.md §6).
 
 The server runs here, on this process's trio loop, with a real executor holding
 ``tasks`` queued tasks (started paused, names a command line long), the
@@ -77,7 +77,7 @@ async def _served(config: ReadersConfig) -> AsyncIterator[RuncastServer]:
                     partial(
                         serve_runcast,
                         publisher,
-                        sessions=broadcaster,
+                        session_source=broadcaster,
                         executor=executor,
                         metrics=metrics,
                         config=ServerConfig(host="127.0.0.1", port=0),

@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import trio
 
-from ._fanout_server import say
+from ._control import say
 
 PROBE_INTERVAL = 0.01
 BUSY_PAUSE = 0.05

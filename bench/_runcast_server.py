@@ -25,7 +25,7 @@ from broadcaster import RuncastMetrics, serve_broadcaster
 from events import Publisher
 from executor import open_executor
 
-from ._fanout_server import say, stats
+from ._control import say, stats
 from ._profile import summarize
 
 
@@ -54,7 +54,7 @@ async def _serve() -> None:
                 partial(
                     serve_runcast,
                     publisher,
-                    sessions=broadcaster,
+                    session_source=broadcaster,
                     executor=executor,
                     metrics=metrics,
                     config=ServerConfig(host="127.0.0.1", port=0),

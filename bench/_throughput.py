@@ -38,8 +38,9 @@ class ThroughputConfig:
     tasks: int = 100_000
     concurrency: int = 64
     batch: int = 1_000
-    #: Five: bare trio swings +-25 % between rounds on this VM (its GC), so the
-    #: median of three could land on either side of the target from noise alone.
+    #: Five: bare trio's GC swings it between rounds on this VM (bench/README.md
+    #: §2.5), so the median of three could land on either side of the target from
+    #: noise alone.
     rounds: int = 5
     profile_tasks: int = 20_000
     ablation_tasks: int = 10_000

@@ -8,7 +8,8 @@ import sys
 import time
 from typing import Any
 
-from ._fanout_server import BACKLOG, ReferenceFrames, say, stats
+from ._control import say, stats
+from ._fanout_frames import BACKLOG, ReferenceFrames
 
 
 async def _serve(frames: ReferenceFrames) -> None:

@@ -114,8 +114,8 @@ class SessionAggregate:
     # Tasks that have not ended: latest state and attempt.
     _tasks: dict[str, tuple[TaskState, int]] = attrs.field(factory=dict)
     # The newest ended tasks' final states, and their ids oldest first: taking a
-    # dict's first key instead scans the slots its deletions left (10 vs 1 us
-    # per end at 10,000 remembered).
+    # dict's first key instead scans the slots its deletions left, a cost that
+    # grows with what is remembered (bench/HISTORY.md#forgetting-the-oldest-through-a-deque-kept).
     _ended: dict[str, TaskState] = attrs.field(factory=dict)
     _ended_order: deque[str] = attrs.field(factory=deque)
     _counts: dict[TaskState, int] = attrs.field(factory=_zero_counts)

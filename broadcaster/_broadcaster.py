@@ -213,8 +213,10 @@ class SessionBroadcaster:
             if from_idle and self._flush_deadline() <= now:
                 # The first start after idle goes out as soon as its event has been
                 # delivered, not when the loop next yields: a caller submitting 1,000
-                # tasks in one go may not yield for 100 ms. (Elsewhere, waiting for
-                # the yield lets an end and the start it frees share one update.)
+                # tasks in one go may not yield for tens of milliseconds
+                # (bench/HISTORY.md#the-first-start-after-idle-goes-out-inline-kept).
+                # (Elsewhere, waiting for the yield lets an end and the start it frees
+                # share one update.)
                 self._inline_flush_asked = True
                 self.publisher.after_publish(self._flush_if_due)
         self._update_hold()

@@ -9,7 +9,8 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, ``Z`` suffix.
 
     Every event is stamped with it, so it is formatted by hand: ``isoformat``
-    plus the suffix swap costs about twice as much.
+    plus the suffix swap costs more
+    (bench/HISTORY.md#event-data-written-from-a-per-class-plan-kept).
     """
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)  # a naive one is taken as local time

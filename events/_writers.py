@@ -62,7 +62,8 @@ def writer_for(cls: type[Event]) -> Writer:
     not a bool, an IntEnum or an int in a float field) is written here, the
     text ``json.dumps`` gives for it; anything else makes the writer return
     None and the converter and JSON encoder write the event.  An f-string: in
-    CPython 3.11 it costs about half of the same ``%`` template.
+    CPython 3.11 it costs less than the same ``%`` template
+    (bench/HISTORY.md#generated-checks-and-frame-writers-per-event-class-kept).
     """
     pairs = [(a, r) for a, r in rules_of(cls) if a.name != "task_id"]
     head = f'{{"type":"event","event":{json.dumps(cls.event_name)},"task_id":'
@@ -103,13 +104,14 @@ _LONG_FROM = 512
 
 
 def _encode_long_text(text: str) -> str:
-    """``encode_str(text)``, for long ASCII text about 3x faster (through msgspec).
+    """``encode_str(text)``, for long ASCII text faster (through msgspec).
 
     On ASCII text msgspec writes what ``json.dumps`` writes (the same short
     escapes, ``\\u00XX`` in lower case for other control characters) except for
     DEL, which ``json.dumps`` escapes and msgspec does not: text with DEL, or
     not ASCII, goes the ``json`` way.  Packed output lines (task_output, up to
-    4,096 characters) were a quarter of an output event's cost.
+    4,096 characters) were a large share of an output event's cost
+    (bench/HISTORY.md#output-text-through-msgspec-kept).
     """
     if len(text) >= _LONG_FROM and text.isascii() and "\x7f" not in text:
         return _encode_json_utf8(text).decode("ascii")

@@ -35,8 +35,8 @@ HTML_TYPE = CONTENT_TYPES[".html"]
 #: ``/api/tasks`` rows per page: without ``limit=``, and at most.
 DEFAULT_PAGE: Final = 500
 MAX_PAGE: Final = 1000
-#: Rows fetched and turned into JSON in one loop step (~1 ms): a page never holds the
-#: loop long.
+#: Rows fetched and turned into JSON in one loop step: a page never holds the loop
+#: long (bench/README.md §6, the ``readers`` benchmark).
 PAGE_CHUNK: Final = 100
 #: Pages built at once: readers past it wait their turn (not runnable), so each loop turn
 #: holds at most this many page chunks, whatever the number of readers.
@@ -219,9 +219,9 @@ class Endpoints:
         """A page of tasks in submission order: ``?limit=&after=&state=``.
 
         The executor builds only the page's rows, a chunk per loop step, and
-        one page is built at a time: readers cost the loop ~1 ms per turn,
-        whatever their number and the number of tasks (20,000 tasks in one
-        answer held it 0.27 s).
+        one page is built at a time: readers cost the loop one chunk per turn,
+        whatever their number and the number of tasks, where one answer of
+        every task held it for a whole listing (bench/README.md §6).
         """
         limit = page_limit(head.query.get("limit"))
         after = page_after(head.query.get("after"))

@@ -91,9 +91,11 @@ CREATE TABLE controls (
 # a task cancelled while running keeps that attempt's number. The usage index
 # leads with the attempt's key. The history keeps each event's wire text only
 # (its time, name and task id are in it: json_extract(wire, '$.time')), not
-# stored twice; generated columns for them would cost every insert ~1.5 us.
-# (A rowid table: WITHOUT ROWID saves one b-tree per row, 9 % on 170-byte
-# events, but loses 26 % once one event in ten is a 2 KiB output line.)
+# stored twice; generated columns for them would cost every insert. (A rowid
+# table: WITHOUT ROWID saves one b-tree per row on small events, but loses more
+# once some events are long output lines. Both measured:
+# bench/HISTORY.md#generated-columns-for-historys-time-name-and-task-id-dropped and
+# bench/HISTORY.md#without-rowid-history-dropped.)
 _V3 = """
 ALTER TABLE usage ADD COLUMN attempt INTEGER;
 UPDATE usage SET attempt = 1 WHERE EXISTS (

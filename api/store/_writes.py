@@ -4,14 +4,14 @@ Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements rather
 than ``executemany``: the sqlite3 module lets go of the GIL around every
 statement it steps, and taking it back means queueing behind the busy trio
 thread (up to a switch interval, 5 ms), so the fewer statements a run takes
-the better (measured: 51 us a row one row per statement with a busy trio
-thread, 9 us in batches of 100). A statement holds up to 256 rows and 1,024
-values (no more than the connection allows), in sizes that are powers of two:
+the better (bench/HISTORY.md#rows-built-and-written-in-the-worker-thread-kept).
+A statement holds up to 256 rows and 1,024 values (no more than the
+connection allows), in sizes that are powers of two:
 a run of 1,000 history rows takes 7 statements (was 22 in sizes 64, 8, 1).
 The session id is bound once per statement, as ``?1``.
 Values that are None are written into the statement as NULL, never bound:
-binding None or a bool costs the sqlite3 module an adaptation lookup, ten times
-an int or a str. So each statement is one of a few shapes, built once, cached.
+binding None or a bool costs the sqlite3 module an adaptation lookup, many
+times an int or a str. So each statement is one of a few shapes, built once, cached.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any
 from ._rows import StoreRows, TaskKey, UsageKey
 
 #: The most rows, and bound values, one statement holds: preparing a statement
-#: costs about as much as running it a few times, 4-9 ms for 256 rows of 14
-#: values, so wide rows go in shorter statements (history rows have 2 values).
+#: costs about as much as running it a few times, and a long step for wide rows
+#: (bench/HISTORY.md#leaner-row-building-and-power-of-two-statements-kept), so
+#: wide rows go in shorter statements (history rows have 2 values).
 _MAX_ROWS = 256
 _MAX_VALUES = 1_024
 

@@ -6,7 +6,7 @@ header names and values, bare LF or missing final CRLF, heads over the 16 KiB li
 WebSocket upgrades with bad ``Upgrade``/``Connection``/``Sec-WebSocket-Key``/
 ``Sec-WebSocket-Version`` headers, raw garbage), half-closes, and reads the answer
 until the server closes. The expected status comes from h11 (well-formed or not: the
-server reads heads with h11) and the README's table (404, 405, 426, 400, 431, 101,
+server reads heads with h11) and docs/protocol.md's table (404, 405, 426, 400, 431, 101,
 200; 421 for a ``Host`` that is not loopback); a 5xx, a missing answer, a hang or a
 logged error fails the example, and after each one the server must still answer
 ``GET /healthz``.
@@ -75,7 +75,7 @@ def expected_statuses(data: bytes) -> frozenset[int] | None:
 
 
 def routed(request: h11.Request) -> set[int]:
-    """The README's answer to a well-formed head, with no tokens configured."""
+    """docs/protocol.md's answer to a well-formed head, with no tokens configured."""
     target = request.target.decode("latin-1")
     try:
         path = urlsplit(target).path
