@@ -28,9 +28,8 @@ from genai_prices import Usage, calc_price
 from api.cli._heap import settled_heap
 from api.store._store import SessionStore
 from executor import CostCalculator, TaskContext, TokenCounts, open_executor
-from executor._command import CommandSpec, _StdoutReader
-from executor._lines import LINES_PER_STEP, READ_CHUNK, LineSplitter
-from executor._usage import UsageParser
+from executor.process import LINES_PER_STEP, READ_CHUNK, CommandSpec, LineSplitter, StdoutReader
+from executor.usage import UsageParser
 
 from ._loopwatch import BLOCK_THRESHOLD, watch_loop
 from ._pipeline import open_pipeline
@@ -190,7 +189,7 @@ def _reader_cpu_seconds(transcript: Transcript, *, typed_decode: bool = True) ->
     """
     data = transcript.path.read_bytes()
     parser = UsageParser(typed_decode=typed_decode)
-    reader = _StdoutReader(cast(TaskContext, _NullContext()), parser=parser)
+    reader = StdoutReader(cast(TaskContext, _NullContext()), parser=parser)
     splitter = LineSplitter()
     start = time.process_time()
     for offset in range(0, len(data), READ_CHUNK):

@@ -25,7 +25,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics listener", ("broadcaster/_metrics.py",)),
     (
         "usage parsing, stdout reading",
-        ("executor/_usage", "executor/_lines", "executor/_command", "json/decoder", ":loads"),
+        ("executor/usage/", "executor/process/", "json/decoder", ":loads"),
     ),
     ("broadcaster", ("broadcaster/",)),
     (

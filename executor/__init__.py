@@ -1,17 +1,18 @@
-"""The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets."""
+"""The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets.
 
-from ._budget import BUDGET_WARNING_THRESHOLD, Budget
-from ._command import CommandFailedError, CommandSpec, CommandStartError, terminate_group
+Where things are: ``_executor`` (the ``Executor`` and ``open_executor``: the
+public face), ``_lifecycle`` (every task's life: queue, start, workers,
+retries, end, with its invariants), ``_context``/``_handle`` (what a task and
+a caller see, through the ``_host`` protocol), ``_record``/``_registry``/
+``_queue`` (task records, finished rows, the start queue); subpackages
+``process`` (commands, pipes, process groups), ``usage`` (token counts and the
+usage lines parser) and ``pricing`` (costs, price tables, the budget).
+"""
+
+from events import END_STATES as TERMINAL_STATES
+from events import TaskState
+
 from ._context import TaskContext
-from ._cost import (
-    Cost,
-    CostCalculator,
-    ModelPrice,
-    PriceTable,
-    TokenCounts,
-    load_price_table,
-    parse_price_table,
-)
 from ._exceptions import (
     BudgetExceededError,
     DuplicateTaskError,
@@ -20,19 +21,34 @@ from ._exceptions import (
     InvalidArgumentError,
     InvalidTransitionError,
     JobFileError,
-    PriceTableError,
     TaskCancelledError,
     TaskFailedError,
     UnknownTaskError,
 )
-from ._executor import Executor
+from ._executor import Executor, open_executor
+from ._handle import TaskHandle
 from ._jobfile import JobFile, load_job_file
-from ._lines import LineSplitter
-from ._open import open_executor
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage
-from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
-from ._task import TaskHandle
-from ._usage import UsageParser, UsageRecord
+from ._states import TRANSITIONS, TaskInfo, check_transition
+from .pricing import (
+    BUDGET_WARNING_THRESHOLD,
+    Budget,
+    Cost,
+    CostCalculator,
+    ModelPrice,
+    PriceTable,
+    PriceTableError,
+    load_price_table,
+    parse_price_table,
+)
+from .process import (
+    CommandFailedError,
+    CommandSpec,
+    CommandStartError,
+    LineSplitter,
+    terminate_group,
+)
+from .usage import TokenCounts, UsageParser, UsageRecord
 
 __all__ = [
     "BUDGET_WARNING_THRESHOLD",

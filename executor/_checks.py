@@ -6,11 +6,9 @@ import math
 from collections.abc import Callable, Collection
 from typing import Any
 
-from events import MAX_NAME
+from events import MAX_NAME, MAX_TASK_ID
 
 from ._exceptions import DuplicateTaskError, InvalidArgumentError
-
-MAX_TASK_ID = 256
 
 
 def check_number(name: str, value: float | None, *, allow_zero: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import structlog
@@ -18,13 +18,12 @@ from events import (
     truncate,
 )
 
-from ._cost import TokenCounts, sum_tokens
 from ._exceptions import ExecutorError, InvalidArgumentError
-from ._output import OutputLine, pack_output
-from ._task import NO_TOKENS, TaskRecord
-
-if TYPE_CHECKING:
-    from ._executor import Executor
+from ._host import TaskHost
+from ._record import TaskRecord
+from ._spending import Spending
+from .process import OutputLine, pack_output
+from .usage import NO_TOKENS, TokenCounts, sum_tokens
 
 log = structlog.get_logger("runcast.executor")
 
@@ -56,9 +55,15 @@ def _reported_cost(value: object) -> float | None:
 
 @attrs.define(eq=False)
 class TaskContext:
-    """Passed as the first argument of every task function, for one attempt."""
+    """Passed as the first argument of every task function, for one attempt.
 
-    _executor: Executor
+    It reaches the executor through its ``TaskHost`` (``_host``) and prices
+    usage through the executor's ``Spending``; a command task's process code
+    sees it as a ``process.CommandTask``.
+    """
+
+    _host: TaskHost
+    _spending: Spending
     _record: TaskRecord
     attempt: int
     _ended: bool = False
@@ -177,11 +182,11 @@ class TaskContext:
             model = self._cut_name("model", model)
         if provider is not None and len(provider) > MAX_NAME:
             provider = self._cut_name("provider", provider)
-        return self._executor._record_usage(self._record, model, provider, tokens, cost_usd, parts)
+        return self._spending.record_usage(self._record, model, provider, tokens, cost_usd, parts)
 
     def _cut_name(self, field: str, name: str) -> str:
         """``name`` cut to ``MAX_NAME`` (marked): a name the task reported, too long to keep."""
-        self._executor.names_cut += 1
+        self._host.names_cut += 1
         self._warn("usage_name_cut", field=field, length=len(name), kept=MAX_NAME)
         return truncate(name, MAX_NAME)
 
@@ -191,7 +196,7 @@ class TaskContext:
         The stdout reader calls it for a record with a number out of range:
         nothing of it is counted, the task goes on.
         """
-        self._executor.usage_records_refused += 1
+        self._host.usage_records_refused += 1
         self._warn("usage_record_refused", reason=truncate(reason, 200))
 
     def _warn(self, event: str, **fields: Any) -> None:
@@ -201,8 +206,9 @@ class TaskContext:
                 fields["note"] = "further warnings of this attempt are counted, not logged"
             log.warning(event, task_id=self.task_id, attempt=self.attempt, **fields)
 
-    def _end_attempt(self) -> None:
-        """The attempt is over: no more usage; say how many warnings went unlogged."""
+    def end_attempt(self) -> None:
+        """The attempt is over (the executor says so): no more usage is accepted,
+        and how many warnings went unlogged is logged."""
         self._ended = True
         unlogged = self._warnings - MAX_WARNINGS_PER_ATTEMPT
         if unlogged > 0:
@@ -226,25 +232,27 @@ class TaskContext:
         A subprocess's stdout reader gives the output lines of one read at once.
         """
         events, cut = pack_output(self.task_id, stream, lines)
-        self._executor.output_lines_truncated += cut
-        publish = self._executor._publish
+        self._host.output_lines_truncated += cut
+        publish = self._host.publish
         for event in events:
             publish(event)
 
     async def wait_if_paused(self) -> None:
         """Return at once unless the executor is paused; then wait for resume."""
         await trio.lowlevel.checkpoint()
-        while self._executor.is_paused:
-            await self._executor._wait_unpaused()
+        while self._host.is_paused:
+            await self._host.wait_unpaused()
 
     def add_process_group(self, pgid: int) -> None:
         """Tell the executor about a process group to stop/continue on pause/resume."""
-        self._executor._add_process_group(self._record, pgid)
+        self._host.add_process_group(self._record, pgid)
 
     def remove_process_group(self, pgid: int) -> None:
+        """The group is gone: pause and resume no longer signal it."""
         groups = self._record.process_groups
         if groups is not None:
             groups.discard(pgid)
 
     def set_exit_code(self, code: int | None) -> None:
+        """The task's exit status (a command's), shown in its end event and snapshot."""
         self._record.exit_code = code

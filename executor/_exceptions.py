@@ -59,10 +59,6 @@ class TaskCancelledError(ExecutorError):
         self.reason = reason
 
 
-class PriceTableError(ExecutorError, ValueError):
-    """A price table file could not be read; the message names file, model and field."""
-
-
 class JobFileError(ExecutorError, ValueError):
     """A job file is invalid; the message names the file, line, task and field."""
 

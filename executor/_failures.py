@@ -11,7 +11,7 @@ import trio
 
 from events import truncate
 
-from ._command import CommandFailedError, CommandStartError
+from .process import CommandFailedError, CommandStartError
 
 
 def sole_cause(error: BaseException) -> BaseException:

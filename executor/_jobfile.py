@@ -25,9 +25,9 @@ from typing import Any
 import attrs
 
 from ._checks import name_problem
-from ._command import CommandSpec
-from ._cost import PriceTable, load_price_table
-from ._exceptions import InvalidArgumentError, JobFileError, PriceTableError
+from ._exceptions import InvalidArgumentError, JobFileError
+from .pricing import PriceTable, PriceTableError, load_price_table
+from .process import CommandSpec
 
 TOP_LEVEL_KEYS = frozenset(("concurrency", "budget_usd", "prices", "task"))
 TASK_KEYS = frozenset(attrs.fields_dict(CommandSpec))

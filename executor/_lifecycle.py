@@ -1,107 +1,325 @@
-"""Long-lived worker tasks that run the executor's attempts, one at a time each.
+"""The life of every task, in one place: queued, started, run by a worker, retried, ended.
 
-A trio task spawned, and a ``CancelScope`` made, entered and left, for every
-attempt cost about as much as a bare no-op task (the scope alone ~48 k
-instructions). A worker is spawned once (at most ``limit`` of them, when a
-record is ready and no worker is parked) and runs attempt after attempt inside
-ONE cancel scope, replaced only once it was cancelled (an operator ``cancel``
-or an expired timeout); a timeout is the scope's deadline while its attempt
-runs. Without workers, executor + publisher cost 311 k instructions per no-op
-task; with them 245 k (bench README section 2).
+    submit ─▶ queued ──fill──▶ running ──▶ completed | failed | cancelled
+                ▲                 │
+                └─── retrying ◀───┘   (an attempt failed and retries are left)
 
-An attempt cancelled while it waits for a worker never runs. Inside a task,
-``trio.lowlevel.current_task()`` is its worker, shared with other tasks.
+``TaskLifecycle`` makes every move and runs the attempts in its workers; the
+``Executor`` is its public face, and a task's ``TaskContext`` and
+``TaskHandle`` reach it only through the ``TaskHost`` protocol it implements.
 
-Each attempt still runs in a copy of its submitter's context variables
-(:func:`run_in_context` steps its coroutine inside that context), so what one
-task binds never reaches the next task of the same worker.
+Invariants (tests/executor/test_states.py drives random operations against them):
+
+1. A state change happens synchronously here, never in a detached task, and its
+   event is published right after it: ``tasks()``, ``is_paused`` and the event
+   stream always agree.
+2. ``registry.live`` holds exactly the tasks not ended; ``active`` counts them,
+   ``running`` the running ones; ``_idle`` is set exactly when ``active`` is 0.
+3. At most ``concurrency`` tasks run; none starts while paused or once closed;
+   one fill starts at most ``FILL_CHUNK``, the rest a turn of the loop later.
+4. A queued task is in the queue (a cancelled one lingers there until popped).
+5. A running task waits in ``_ready`` for a worker (``scope`` None) or is run
+   by one worker (``scope`` the worker's, deadline its start plus its timeout);
+   a retrying task's ``scope`` is its back-off's.
+6. Every task ends once, in ``_end``: it leaves ``registry.live`` for the
+   bounded finished rows, lets go of its function, arguments, scope and
+   context, and wakes whoever waits on its handle.
+7. At most ``concurrency`` workers exist, each running attempt after attempt in
+   ONE cancel scope, replaced only once cancelled (a cancel or a timeout): a
+   task and a scope per attempt would cost as much as a no-op task itself
+   (bench/HISTORY.md, "Long-lived workers").  An attempt runs in a copy of its
+   submitter's context variables (``_coroutines``); in a task,
+   ``trio.lowlevel.current_task()`` is its worker, shared with other tasks.
+8. An attempt cancelled while it waits for a worker never runs; a worker
+   cancelled from outside (the executor's nursery) ends its task as cancelled,
+   and the last one every task still waiting for a worker.
 """
 
 from __future__ import annotations
 
-import contextvars
-import types
+import signal
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Generator
 from math import inf
-from typing import TYPE_CHECKING, Any
+from typing import Final
 
 import attrs
 import trio
 
+from events import (
+    Event,
+    ExecutorPaused,
+    ExecutorResumed,
+    Publisher,
+    TaskQueued,
+    TaskRetrying,
+    TaskStarted,
+    truncate,
+)
+from events.lowlevel import fast_constructor
+
 from ._context import TaskContext
-from ._failures import sole_cause
-from ._task import TaskRecord
+from ._coroutines import attempt_of
+from ._exceptions import InvalidArgumentError
+from ._failures import describe_failure, sole_cause
+from ._queue import TaskQueue
+from ._record import EndState, TaskRecord
+from ._registry import TaskRegistry
+from ._spending import Spending
+from .process import signal_group_logged
 
-if TYPE_CHECKING:
-    from ._executor import Executor
-
-
-@types.coroutine
-def run_in_context(
-    context: contextvars.Context, coro: Coroutine[Any, Any, Any]
-) -> Generator[Any, Any, Any]:
-    """``await coro`` with every step of it run inside ``context``.
-
-    What the coroutine yields (trio's traps) goes to the worker's task unchanged,
-    and what trio sends or throws back goes to the coroutine, so it behaves as
-    if it were the task's own coroutine, only with its own context variables.
-    """
-    run = context.run
-    send = coro.send
-    try:
-        step = run(send, None)
-        while True:
-            try:
-                value = yield step
-            except BaseException as exc:  # Cancelled, KeyboardInterrupt, GeneratorExit too
-                step = run(coro.throw, exc)
-            else:
-                step = run(send, value)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def awaiting(awaitable: Awaitable[Any]) -> Any:
-    """A coroutine for anything awaitable (a task function need not be ``async def``)."""
-    return await awaitable
+#: Most tasks started in one go; more wait for the next turn of the event loop,
+#: so a burst (a resume with 1,000 queued) never holds the loop for long and the
+#: broadcaster's first update goes out after the first chunk.
+FILL_CHUNK: Final = 64
+# Checked as the classes check them, built without attrs' per-field setattr calls.
+_task_queued = fast_constructor(TaskQueued)
+_task_started = fast_constructor(TaskStarted)
 
 
 @attrs.define(eq=False)
-class WorkerPool:
-    """Started attempts waiting for a worker, and the workers that run them."""
+class TaskLifecycle:
+    """Moves tasks between their states and runs their attempts (see the module's invariants)."""
 
-    _executor: Executor = attrs.field(repr=False)
+    _publisher: Publisher = attrs.field(repr=False)
     _nursery: trio.Nursery = attrs.field(repr=False)
-    limit: int
-    #: Records already started (``running``, ``task_started`` published), oldest first.
+    _registry: TaskRegistry = attrs.field(repr=False)
+    _spending: Spending = attrs.field(repr=False)
+    concurrency: int
+    retry_backoff: float
+    suspend_on_pause: bool
+    running: int = 0
+    active: int = 0
+    #: Set once the executor's block is left: nothing more starts.
+    closed: bool = False
+    _paused: bool = False
+    _unpaused: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _idle: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _queue: TaskQueue = attrs.field(factory=TaskQueue, repr=False)
+    _fill_pending: bool = False
+    # The run's clock, read directly (``trio.current_time()`` adds two frames).
+    _clock: trio.abc.Clock = attrs.field(init=False, repr=False)
+    # Started tasks waiting for a worker, oldest first; idle workers park in ``_parking``.
     _ready: deque[TaskRecord] = attrs.field(factory=deque, repr=False)
-    _idle: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, repr=False)
+    _parking: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, repr=False)
     workers: int = 0
-    # Workers in ``_idle`` not yet unparked (a ParkingLot's len() is a Python call).
+    # Workers parked and not yet unparked (a ParkingLot's len() is a Python call).
     _parked: int = 0
-    _closing: bool = False
+    # The TaskHost counters (see there).
+    output_lines_truncated: int = 0
+    usage_records_refused: int = 0
+    names_cut: int = 0
 
-    def hand_over(self, record: TaskRecord) -> None:
-        """Give a started record to a parked worker, a new one, or the next one free.
+    def __attrs_post_init__(self) -> None:
+        self._clock = trio.lowlevel.current_clock()
+        self._unpaused.set()
 
-        ``limit`` is the executor's concurrency: when every worker is busy,
-        fewer than ``limit`` records are running, so one of them is about to end
-        and take this record before it parks.
+    # -- entering and leaving ------------------------------------------------
+    def submit(self, record: TaskRecord) -> None:
+        """Take a new task (its id checked and unused) and queue it."""
+        self._registry.live[record.task_id] = record
+        if self.active == 0:
+            self._idle = trio.Event()
+        self.active += 1
+        self._enqueue(record)
+
+    async def join(self) -> None:
+        """Wait until no task is queued, running or waiting to retry."""
+        while self.active:
+            await self._idle.wait()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """Nothing more starts; workers end once what was started has run."""
+        self.closed = True
+        self._parked = 0
+        self._parking.unpark_all()
+
+    # -- scheduling ----------------------------------------------------------
+    def _enqueue(self, record: TaskRecord) -> None:
+        self._queue.push(record)
+        self._publisher.publish(
+            _task_queued(
+                task_id=record.task_id,
+                name=record.name,
+                attempt=record.attempts + 1,
+                priority=record.priority,
+            )
+        )
+        if self.running < self.concurrency:  # else nothing can start (most submits)
+            self._fill()
+
+    def _fill(self) -> None:
+        """Start queued tasks while slots are free and the executor is not paused."""
+        if self.closed:
+            return
+        queue = self._queue
+        started = 0
+        while not self._paused and self.running < self.concurrency and queue.length:
+            if started == FILL_CHUNK:
+                if not self._fill_pending:
+                    self._fill_pending = True
+                    self._nursery.start_soon(self._fill_later, name="runcast executor fill")
+                return
+            record = queue.pop()
+            if record.state == "queued":  # cancelled ones are dropped lazily here
+                self._start(record)
+                started += 1
+
+    async def _fill_later(self) -> None:
+        # A new task's first step comes after the tasks already runnable (the
+        # broadcaster's flusher among them) have had their turn.
+        self._fill_pending = False
+        self._fill()
+
+    def _start(self, record: TaskRecord) -> None:
+        record.move_to("running")
+        self.running += 1
+        record.attempts += 1
+        record.attempt_started = self._clock.current_time()
+        record.scope = None  # its worker's, once one takes it
+        published = self._publisher.publish(
+            _task_started(task_id=record.task_id, name=record.name, attempt=record.attempts)
+        )
+        if record.started_at is None:
+            # The event's own time stamp: one clock reading per transition.
+            record.started_at = self._publisher.clock() if published is None else published.time
+        self._hand_over(record)
+
+    def _attempt_failed(self, record: TaskRecord, error: BaseException) -> None:
+        if record.attempts > record.retries:
+            self._end(record, "failed", error=error)
+            return
+        delay = self.retry_backoff * 2 ** (record.attempts - 1)
+        record.move_to("retrying")
+        self.running -= 1
+        record.scope = trio.CancelScope()
+        self._publisher.publish(
+            TaskRetrying(
+                task_id=record.task_id,
+                attempt=record.attempts,
+                delay_seconds=delay,
+                error=describe_failure(error),
+            )
+        )
+        self._nursery.start_soon(self._retry_after, record, delay, record.scope)
+        self._fill()
+
+    async def _retry_after(self, record: TaskRecord, delay: float, scope: trio.CancelScope) -> None:
+        slept = False
+        try:
+            with scope:
+                await trio.sleep(delay)
+                slept = True
+        finally:
+            # ``cancel()`` ends a retrying task itself; anything else that cuts
+            # the sleep short is the executor shutting down.
+            if record.state == "retrying":
+                if slept:
+                    record.move_to("queued")
+                    self._enqueue(record)
+                else:
+                    self._end(record, "cancelled", reason="executor stopped")
+
+    def _end(
+        self,
+        record: TaskRecord,
+        state: EndState,
+        *,
+        reason: str = "",
+        error: BaseException | None = None,
+    ) -> None:
+        was_running = record.state == "running"
+        event = record.finish(
+            state, self._clock.current_time(), reason=reason, error=error, describe=describe_failure
+        )
+        if was_running:
+            self.running -= 1
+        self.active -= 1
+        published = self._publisher.publish(event)
+        record.ended_at = self._publisher.clock() if published is None else published.time
+        self._registry.finish(record)
+        if record.done is not None:
+            record.done.set()
+        if self.active == 0:
+            self._idle.set()
+        if self._queue.length:
+            self._fill()
+
+    # -- operator controls ---------------------------------------------------
+    def cancel(self, task_id: str, *, reason: str) -> bool:
+        """Cancel a queued, retrying or running task; False if it had already ended.
+
+        A running task is cancelled where it is (its worker's scope); it ends
+        once its attempt is gone.
+        """
+        record = self._registry.live_or_ended(task_id)
+        if record is None or record.cancel_reason is not None:
+            return False
+        if not isinstance(reason, str):
+            raise InvalidArgumentError(f"reason must be a string, got {reason!r}")
+        record.cancel_reason = truncate(reason)
+        if record.scope is not None:  # its attempt's or its retry back-off's
+            record.scope.cancel()
+        if record.state != "running":
+            self._end(record, "cancelled", reason=reason)
+        # A running task without a scope waits for a worker, which ends it unrun.
+        return True
+
+    def pause(self, event: ExecutorPaused) -> None:
+        """Stop starting queued tasks, announced by ``event``; nothing if already paused."""
+        if self._paused:
+            return
+        self._paused = True
+        self._unpaused = trio.Event()
+        self._publisher.publish(event)
+        if self.suspend_on_pause:
+            for pgid in self._registry.running_process_groups():
+                signal_group_logged(pgid, signal.SIGSTOP)
+
+    def resume(self, event: ExecutorResumed) -> None:
+        """Start queued tasks again, announced by ``event``; nothing if not paused."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._unpaused.set()
+        self._publisher.publish(event)
+        if self.suspend_on_pause:
+            for pgid in self._registry.running_process_groups():
+                signal_group_logged(pgid, signal.SIGCONT)
+        self._fill()
+
+    # -- TaskHost: what a task's context and handle ask (documented in _host) --
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    def publish(self, event: Event) -> None:
+        self._publisher.publish(event)
+
+    async def wait_unpaused(self) -> None:
+        await self._unpaused.wait()
+
+    def add_process_group(self, record: TaskRecord, pgid: int) -> None:
+        if record.process_groups is None:
+            record.process_groups = set()
+        record.process_groups.add(pgid)
+        if self.suspend_on_pause and self._paused:
+            signal_group_logged(pgid, signal.SIGSTOP)
+
+    # -- workers -------------------------------------------------------------
+    def _hand_over(self, record: TaskRecord) -> None:
+        """Give a started task to a parked worker, a new one, or the next one free.
+
+        When every worker is busy, fewer than ``concurrency`` tasks are
+        running, so one of them is about to end and take this one before it parks.
         """
         self._ready.append(record)
         if self._parked:
             self._parked -= 1
-            self._idle.unpark()
-        elif self.workers < self.limit:
+            self._parking.unpark()
+        elif self.workers < self.concurrency:
             self.workers += 1
             self._nursery.start_soon(self._work, name=f"runcast worker {self.workers}")
-
-    def close(self) -> None:
-        """Let workers end once nothing is ready (the executor's block is ending)."""
-        self._closing = True
-        self._parked = 0
-        self._idle.unpark_all()
 
     async def _work(self) -> None:
         ready = self._ready
@@ -112,7 +330,7 @@ class WorkerPool:
                 with scope:
                     while True:
                         if not ready:
-                            if self._closing:
+                            if self.closed:
                                 return
                             await self._park()
                             continue
@@ -149,60 +367,44 @@ class WorkerPool:
     async def _park(self) -> None:
         self._parked += 1
         try:
-            await self._idle.park()
+            await self._parking.park()
         except BaseException:
             # Cancelled while parked: no ``unpark`` counted it off.
             self._parked -= 1
             raise
 
     async def _run_attempt(self, record: TaskRecord) -> None:
-        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short.
-
-        The attempt runs in a copy of the context its task was submitted in
-        (as a task spawned there would), whichever task's end started it.
-        """
-        executor = self._executor
-        ctx = TaskContext(executor, record, record.attempts)
-        fn = record.fn
-        context = record.context
-        # Only ended tasks let go of these; a started task always has them.
-        assert fn is not None
-        assert context is not None
-        context = context.copy()
+        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short."""
+        ctx = TaskContext(self, self._spending, record, record.attempts)
         try:
-            coro = context.run(fn, ctx, *record.args)
-            if type(coro) is not types.CoroutineType:  # any awaitable will do
-                coro = awaiting(coro)
-            result = await run_in_context(context, coro)
+            result = await attempt_of(record, ctx)
         except Exception as exc:
             if record.cancel_reason is not None:
-                executor._end(record, "cancelled", reason=record.cancel_reason)
+                self._end(record, "cancelled", reason=record.cancel_reason)
             else:
                 # A nursery in the task wraps even a single error in a group: fail
                 # with the error itself, so its message (and a timeout) shows.
-                executor._attempt_failed(record, sole_cause(exc))
+                self._attempt_failed(record, sole_cause(exc))
             return
         finally:
-            ctx._end_attempt()
+            ctx.end_attempt()
         if record.cancel_reason is not None:
-            executor._end(record, "cancelled", reason=record.cancel_reason)
+            self._end(record, "cancelled", reason=record.cancel_reason)
         else:
             record.result = result
-            executor._end(record, "completed")
+            self._end(record, "completed")
 
     def _attempt_cut(self, record: TaskRecord) -> None:
         """Its worker's scope cut the attempt (or it never ran): ``cancel()`` or the timeout."""
         if record.cancel_reason is not None:
-            self._executor._end(record, "cancelled", reason=record.cancel_reason)
+            self._end(record, "cancelled", reason=record.cancel_reason)
         else:
-            timed_out = trio.TooSlowError(f"timed out after {record.timeout}s")
-            self._executor._attempt_failed(record, timed_out)
+            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
 
     def _attempt_abandoned(self, record: TaskRecord) -> None:
         """The executor's own nursery is being cancelled (shutdown) under the attempt."""
         if record.state == "running":
-            reason = record.cancel_reason or "executor stopped"
-            self._executor._end(record, "cancelled", reason=reason)
+            self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
 
     def _drain(self) -> None:
         """A worker cancelled from outside: end what would wait for it for ever."""

@@ -13,7 +13,7 @@ from collections import deque
 
 import attrs
 
-from ._task import TaskRecord
+from ._record import TaskRecord
 
 
 @attrs.define(eq=False)

@@ -1,90 +1,86 @@
-"""The executor's private record of one task, and the handle given to callers."""
+"""The executor's record of one task while it lives, and what is kept once it ended.
+
+A ``TaskRecord`` is mutable and changed only by the lifecycle
+(``_lifecycle.TaskLifecycle``); a task's ``TaskContext`` adds its usage, exit
+code and process groups.  When the task ends, ``retire`` lets go of what only
+running needed and returns its ``FinishedRow``: the final values the registry
+keeps, from which a ``TaskInfo`` is built only when someone asks.
+"""
 
 from __future__ import annotations
 
 import contextvars
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import attrs
 import trio
 
-from events import Event, TaskCancelled, TaskCompleted, TaskFailed, truncate
+from events import Event, TaskCancelled, TaskCompleted, TaskFailed, TaskState, truncate
 from events.lowlevel import fast_constructor
 
-from ._cost import TokenCounts
-from ._exceptions import TaskCancelledError, TaskFailedError
-from ._states import TERMINAL_STATES, TRANSITIONS, TaskInfo, TaskState, check_transition
-
-if TYPE_CHECKING:
-    from ._executor import Executor
+from ._states import TRANSITIONS, TaskInfo, check_transition
+from .usage import NO_TOKENS, TokenCounts
 
 TaskFunction = Callable[..., Awaitable[Any]]
-#: Shared by every record and context that has counted nothing yet (it is frozen).
-NO_TOKENS = TokenCounts()
 EndState = Literal["completed", "failed", "cancelled"]
 # Checked as the class checks them, built without attrs' per-field setattr calls.
 _task_completed = fast_constructor(TaskCompleted)
 
 
-#: A finished task's order and final values (see ``TaskRecord.retire``).
-FinishedRow = tuple[
-    int,
-    str,
-    str,
-    TaskState,
-    int,
-    datetime | None,
-    datetime | None,
-    TokenCounts,
-    float,
-    str | None,
-    int | None,
-    int,
-    int,
-]
+class FinishedRow(NamedTuple):
+    """A finished task's final values (made by ``TaskRecord.retire``).
+
+    Made for every finished task, so cheap: a tuple, built by ``_make`` (the
+    constructor adds a Python call), where a ``TaskInfo`` costs several times
+    more and is built only when asked (bench/HISTORY.md, "Publisher and
+    registry trims").
+    """
+
+    order: int
+    task_id: str
+    name: str
+    state: TaskState
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    tokens: TokenCounts
+    cost_usd: float
+    error: str | None
+    exit_code: int | None
+    priority: int
+    unpriced_tokens: int
+
+    def info(self) -> TaskInfo:
+        """The finished task's snapshot."""
+        tokens = self.tokens
+        return TaskInfo(
+            task_id=self.task_id,
+            name=self.name,
+            state=self.state,
+            attempts=self.attempts,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
+            cache_write_tokens=tokens.cache_write,
+            estimated_cost_usd=self.cost_usd,
+            error=self.error,
+            exit_code=self.exit_code,
+            priority=self.priority,
+            unpriced_tokens=self.unpriced_tokens,
+        )
 
 
-def info_from_row(row: FinishedRow) -> TaskInfo:
-    """The ``TaskInfo`` of a finished task's row."""
-    (
-        _,
-        task_id,
-        name,
-        state,
-        attempts,
-        started,
-        ended,
-        tokens,
-        cost,
-        error,
-        code,
-        priority,
-        unpriced,
-    ) = row
-    return TaskInfo(
-        task_id=task_id,
-        name=name,
-        state=state,
-        attempts=attempts,
-        started_at=started,
-        ended_at=ended,
-        input_tokens=tokens.input,
-        output_tokens=tokens.output,
-        cache_read_tokens=tokens.cache_read,
-        cache_write_tokens=tokens.cache_write,
-        estimated_cost_usd=cost,
-        error=error,
-        exit_code=code,
-        priority=priority,
-        unpriced_tokens=unpriced,
-    )
+_finished_row = FinishedRow._make
 
 
 @attrs.define(eq=False)
 class TaskRecord:
-    """Mutable state of one task; only the executor changes it."""
+    """Mutable state of one task: the lifecycle moves it between states; its
+    ``TaskContext`` adds usage, the exit code and process groups."""
 
     task_id: str
     name: str
@@ -122,27 +118,27 @@ class TaskRecord:
 
     def retire(self) -> FinishedRow:
         """Let go of what only running needed (``result`` stays for the handle's
-        holder); returns its final values, kept for :func:`info_from_row` (made
-        for every finished task, so cheap: a ``TaskInfo`` costs ~8x more to
-        build and is built only when asked)."""
+        holder); returns its final values."""
         self.fn = None
         self.args = ()
         self.scope = None
         self.context = None
-        return (
-            self.order,
-            self.task_id,
-            self.name,
-            self.state,
-            self.attempts,
-            self.started_at,
-            self.ended_at,
-            self.tokens,
-            self.cost_usd,
-            self.error,
-            self.exit_code,
-            self.priority,
-            self.unpriced_tokens,
+        return _finished_row(
+            (
+                self.order,
+                self.task_id,
+                self.name,
+                self.state,
+                self.attempts,
+                self.started_at,
+                self.ended_at,
+                self.tokens,
+                self.cost_usd,
+                self.error,
+                self.exit_code,
+                self.priority,
+                self.unpriced_tokens,
+            )
         )
 
     def move_to(self, target: TaskState) -> None:
@@ -188,6 +184,7 @@ class TaskRecord:
         return TaskCancelled(task_id=self.task_id, reason=self.error, was_running=was_running)
 
     def info(self) -> TaskInfo:
+        """The live task's snapshot."""
         return TaskInfo(
             task_id=self.task_id,
             name=self.name,
@@ -205,46 +202,3 @@ class TaskRecord:
             priority=self.priority,
             unpriced_tokens=self.unpriced_tokens,
         )
-
-
-@attrs.frozen(eq=False)
-class TaskHandle:
-    """What ``submit`` returns: await the outcome or cancel the task."""
-
-    _executor: Executor
-    _record: TaskRecord
-
-    @property
-    def task_id(self) -> str:
-        return self._record.task_id
-
-    @property
-    def state(self) -> TaskState:
-        return self._record.state
-
-    def info(self) -> TaskInfo:
-        return self._record.info()
-
-    async def wait(self) -> Any:
-        """The task's result; raises ``TaskFailedError`` or ``TaskCancelledError``."""
-        record = self._record
-        if record.state in TERMINAL_STATES:
-            await trio.lowlevel.checkpoint()
-        else:
-            if record.done is None:
-                record.done = trio.Event()
-            await record.done.wait()
-        if record.state == "completed":
-            return record.result
-        if record.state == "cancelled":
-            raise TaskCancelledError(record.task_id, record.cancel_reason or "cancelled")
-        raise TaskFailedError(
-            record.task_id,
-            record.error or "failed",
-            exit_code=record.exit_code,
-            timed_out=isinstance(record.failure, trio.TooSlowError),
-        ) from record.failure
-
-    def cancel(self, reason: str = "cancelled by operator") -> bool:
-        """Cancel the task; False if it had already ended."""
-        return self._executor.cancel(self.task_id, reason=reason)

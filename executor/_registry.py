@@ -8,7 +8,7 @@ task's record, function, arguments and result. What is forgotten is counted
 (``finished_evicted``). Every id ever submitted stays reserved, so a forgotten
 task's id is still refused as a duplicate and still reads as "ended" rather
 than "unknown": live and kept tasks' ids are the keys of their dicts, forgotten
-ones are packed in :class:`RetiredIds` (~len(id) + 1 bytes each, not the ~100
+ones are packed in :class:`RetiredIds` (``len(id) + 1`` bytes each, a fraction
 of a set entry: the one thing that grows with every task).
 """
 
@@ -23,13 +23,13 @@ from typing import Final, TypeVar
 import attrs
 
 from ._exceptions import InvalidArgumentError, UnknownTaskError
+from ._record import FinishedRow, TaskRecord
 from ._retired import RetiredIds
 from ._states import TaskInfo
-from ._task import FinishedRow, TaskRecord, info_from_row
 
 _Item = TypeVar("_Item")
 
-#: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (each ~0.4 KiB).
+#: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (memory: bench/README.md, section 4).
 DEFAULT_KEEP_FINISHED: Final = 5_000
 
 
@@ -58,7 +58,7 @@ class TaskRegistry:
     live: dict[str, TaskRecord] = attrs.field(factory=dict)
     # Final rows (submission order first), in the order the tasks finished, and their ids
     # oldest first (a dict's first key is found by scanning the slots its
-    # deletions left: 5.3 vs 1.7 us per finished task at 5,000 kept).
+    # deletions left: bench/HISTORY.md, "Forgetting the oldest through a deque").
     _finished: dict[str, FinishedRow] = attrs.field(factory=dict)
     _finished_order: deque[str] = attrs.field(factory=deque)
     # Ids of the finished tasks no longer kept.
@@ -116,7 +116,7 @@ class TaskRegistry:
             return record.info()
         kept = self._finished.get(task_id)
         if kept is not None:
-            return info_from_row(kept)
+            return kept.info()
         if task_id in self._retired:
             raise UnknownTaskError(
                 f"task {task_id!r} has ended and is no longer kept "
@@ -128,7 +128,7 @@ class TaskRegistry:
         """Every live task and every kept finished one, in submission order."""
         rows = [(record.order, record.info()) for record in self.live.values()]
         if self._finished:
-            rows.extend((row[0], info_from_row(row)) for row in self._finished.values())
+            rows.extend((row.order, row.info()) for row in self._finished.values())
             rows.sort(key=_order)
         return [info for _, info in rows]
 
@@ -137,7 +137,7 @@ class TaskRegistry:
         and (if given) in ``states``.
 
         It costs a scan of the orders and ``limit`` infos, where :meth:`infos`
-        builds one per task (20,000 live tasks: ~1 ms against ~50 ms).
+        builds one per task (bench/README.md, section 6).
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidArgumentError(f"limit must be an int >= 1, got {limit!r}")
@@ -152,9 +152,9 @@ class TaskRegistry:
         )
         finished: list[tuple[int, TaskRecord | FinishedRow]] = sorted(
             (
-                (row[0], row)
+                (row.order, row)
                 for row in self._finished.values()
-                if row[0] > start and (states is None or row[3] in states)
+                if row.order > start and (states is None or row.state in states)
             ),
             key=_order,
         )
@@ -162,14 +162,24 @@ class TaskRegistry:
         picked = list(itertools.islice(merged, limit + 1))
         more = len(picked) > limit
         del picked[limit:]
-        infos = tuple(
-            item.info() if isinstance(item, TaskRecord) else info_from_row(item)
-            for _, item in picked
-        )
+        infos = tuple(item.info() for _, item in picked)
         return TaskPage(infos, picked[-1][0] if more else None)
 
-    def live_records(self) -> Iterator[TaskRecord]:
-        return iter(tuple(self.live.values()))
+    def live_or_ended(self, task_id: str) -> TaskRecord | None:
+        """The record of a task not ended; None if it has ended (kept or not)."""
+        record = self.live.get(task_id)
+        if record is None and task_id not in self:
+            raise UnknownTaskError(f"no task with id {task_id!r}")
+        return record
+
+    def running_process_groups(self) -> list[int]:
+        """The process groups of the running tasks (what suspend mode stops and continues)."""
+        return [
+            pgid
+            for record in self.live.values()
+            if record.state == "running" and record.process_groups
+            for pgid in tuple(record.process_groups)
+        ]
 
 
 def _order(row: tuple[int, _Item]) -> int:

@@ -1,18 +1,16 @@
 """The ids of tasks the executor no longer keeps, packed so a long run stays flat.
 
 Every id ever submitted stays reserved (an old id is refused as a duplicate),
-so this set only ever grows. As a ``set[str]`` each id costs ~100 bytes (the
-string object and its slot); here it costs its UTF-8 bytes plus a separator,
-about 15 bytes for an id like ``summarise-0412``: a demo finishing 2,000 tasks
-a minute grows by ~30 KiB a minute instead of ~200 KiB. Measured in
-bench/README.md section 4.
+so this set only ever grows. As a ``set[str]`` each id costs a string object
+and a slot; here it costs its UTF-8 bytes plus a separator, a fraction of that
+(bench/README.md, section 4, and bench/HISTORY.md, "Retired ids packed into
+byte arrays").
 
 Ids go into ``BUCKETS`` growable byte arrays chosen by the id's hash, framed by
 NUL bytes; membership is a substring search for ``NUL id NUL`` in one bucket,
 exact because no packed id contains a NUL (the rare id that does is kept in a
 plain set). The bucket count is fixed, so no step ever rehashes everything:
-a lookup scans ~1/1024 of the packed bytes (15 KiB at a million ids, a few
-microseconds).
+a lookup scans one bucket, about ``1 / BUCKETS`` of the packed bytes.
 """
 
 from __future__ import annotations
@@ -66,7 +64,8 @@ class RetiredIds:
             return False
         needle = _SEPARATOR + _encode(task_id) + _SEPARATOR
         # ``find``, not ``in``: bytearray's ``__contains__`` first tries the needle
-        # as an int and raises and clears a TypeError (1.46 -> 1.18 us a lookup).
+        # as an int and raises and clears a TypeError (bench/HISTORY.md, "Membership
+        # with .find() instead of in").
         return self._buckets[hash(task_id) & (BUCKETS - 1)].find(needle) >= 0
 
     def __len__(self) -> int:

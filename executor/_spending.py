@@ -6,12 +6,11 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from events import BudgetChanged, BudgetExhausted, BudgetWarning, Event, TaskUsage
+from events import Actor, BudgetChanged, BudgetExhausted, BudgetWarning, Event, TaskUsage
 
-from ._budget import Budget
-from ._cost import CostCalculator, TokenCounts
-from ._states import Actor
-from ._task import TaskRecord
+from ._record import TaskRecord
+from .pricing import Budget, CostCalculator
+from .usage import TokenCounts
 
 #: ``Executor.pause`` (``by``, ``reason``): what an exhausted budget calls.
 PauseFunction = Callable[..., None]

@@ -1,22 +1,22 @@
-"""Task states, the transitions between them, and the public view of a task."""
+"""The transitions between task states, who may pause, and the public view of a task.
+
+The states themselves (``TaskState``, ``END_STATES``) and who may pause,
+resume or budget (``Actor``) are the event model's: ``events`` is their one home.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, cast
+from typing import cast, get_args
 
 import attrs
 
-from events import total_tokens
+from events import Actor, TaskState, total_tokens
 
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 
-TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
-
-Actor = Literal["operator", "budget", "startup", "system"]
-ACTORS: frozenset[str] = frozenset(("operator", "budget", "startup", "system"))
-
-TERMINAL_STATES: frozenset[TaskState] = frozenset(("completed", "failed", "cancelled"))
+# Read from the event model's ``Actor``, so the two cannot disagree.
+_ACTORS: frozenset[str] = frozenset(get_args(Actor))
 
 # Every allowed move; anything else is a bug in the executor and raises.
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
@@ -62,6 +62,6 @@ class TaskInfo:
 
 def as_actor(by: str) -> Actor:
     """Check who is pausing/resuming/budgeting; a clear error otherwise."""
-    if by not in ACTORS:
-        raise InvalidArgumentError(f"by must be one of {sorted(ACTORS)}, got {by!r}")
+    if by not in _ACTORS:
+        raise InvalidArgumentError(f"by must be one of {sorted(_ACTORS)}, got {by!r}")
     return cast(Actor, by)

@@ -8,7 +8,7 @@ import attrs
 
 from events import BudgetExhausted, BudgetWarning
 
-from ._exceptions import InvalidArgumentError
+from .._exceptions import InvalidArgumentError
 
 BUDGET_WARNING_THRESHOLD = 0.8
 

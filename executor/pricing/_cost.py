@@ -8,162 +8,24 @@ else the usage is ``"unpriced"`` and its cost is ``None`` — never an invented 
 from __future__ import annotations
 
 import math
-import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import attrs
 from genai_prices import Usage, calc_price
 
 from events import CostSource
 
-from ._exceptions import PriceTableError
-
-_PER_MILLION = 1_000_000
-
-
-@attrs.frozen
-class TokenCounts:
-    """Token counts; ``input`` excludes cache tokens (Anthropic's convention)."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write
-
-    def __add__(self, other: TokenCounts) -> TokenCounts:
-        return TokenCounts(
-            self.input + other.input,
-            self.output + other.output,
-            self.cache_read + other.cache_read,
-            self.cache_write + other.cache_write,
-        )
-
-    def minus_clamped(self, other: TokenCounts) -> TokenCounts:
-        """``self - other`` per kind, never below zero (counts only ever grow)."""
-        return TokenCounts(
-            max(0, self.input - other.input),
-            max(0, self.output - other.output),
-            max(0, self.cache_read - other.cache_read),
-            max(0, self.cache_write - other.cache_write),
-        )
-
-
-def sum_tokens(parts: Iterable[TokenCounts]) -> TokenCounts:
-    """The per-kind sums of ``parts``."""
-    total = [0, 0, 0, 0]
-    for part in parts:
-        total[0] += part.input
-        total[1] += part.output
-        total[2] += part.cache_read
-        total[3] += part.cache_write
-    return TokenCounts(*total)
-
-
-@attrs.frozen
-class ModelPrice:
-    """USD per million tokens of each kind."""
-
-    input: float
-    output: float
-    cache_read: float
-    cache_write: float
-
-    def cost(self, tokens: TokenCounts) -> float:
-        return (
-            tokens.input * self.input
-            + tokens.output * self.output
-            + tokens.cache_read * self.cache_read
-            + tokens.cache_write * self.cache_write
-        ) / _PER_MILLION
-
-
-@attrs.frozen
-class PriceTable:
-    """User prices by model name (optionally ``"provider/model"``, which wins)."""
-
-    models: Mapping[str, ModelPrice] = attrs.field(factory=dict)
-    source: str = ""
-
-    def lookup(self, model: str, provider: str | None) -> ModelPrice | None:
-        if provider is not None:
-            specific = self.models.get(f"{provider}/{model}")
-            if specific is not None:
-                return specific
-        return self.models.get(model)
+from ..usage import TokenCounts
+from ._prices import PER_MILLION, ModelPrice, PriceTable
 
 
 @attrs.frozen
 class Cost:
+    """What usage cost in USD (None: unpriced), and where the figure came from."""
+
     usd: float | None
     source: CostSource
-
-
-_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
-
-
-def _price_value(path: str, model: str, key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PriceTableError(f"{path}: model {model!r}: {key}: expected a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise PriceTableError(f"{path}: model {model!r}: {key}: must be finite and >= 0")
-    return float(value)
-
-
-def parse_price_table(data: Mapping[str, Any], *, source: str = "<prices>") -> PriceTable:
-    """Build a table from ``{"models": {name: {input, output, cache_read?, cache_write?}}}``.
-
-    ``cache_read``/``cache_write`` default to the input price: conservative,
-    never under-reporting what a session cost.
-    """
-    extra = set(data) - {"models"}
-    if extra:
-        raise PriceTableError(
-            f"{source}: unknown top-level key(s) {sorted(extra)}; put prices under [models.NAME]"
-        )
-    models = data.get("models", {})
-    if not isinstance(models, dict):
-        raise PriceTableError(f"{source}: models: expected a table of models")
-    table: dict[str, ModelPrice] = {}
-    for model, entry in models.items():
-        if not isinstance(entry, dict):
-            raise PriceTableError(f"{source}: model {model!r}: expected a table of prices")
-        unknown = set(entry) - set(_PRICE_FIELDS)
-        if unknown:
-            raise PriceTableError(
-                f"{source}: model {model!r}: unknown key(s) {sorted(unknown)}; "
-                f"allowed: {list(_PRICE_FIELDS)}"
-            )
-        for required in ("input", "output"):
-            if required not in entry:
-                raise PriceTableError(f"{source}: model {model!r}: {required}: missing")
-        values = {key: _price_value(source, model, key, entry[key]) for key in entry}
-        table[model] = ModelPrice(
-            input=values["input"],
-            output=values["output"],
-            cache_read=values.get("cache_read", values["input"]),
-            cache_write=values.get("cache_write", values["input"]),
-        )
-    return PriceTable(table, source)
-
-
-def load_price_table(path: str | Path) -> PriceTable:
-    """Read a TOML price table; ``PriceTableError`` names the file, model and field."""
-    name = str(path)
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as exc:
-        raise PriceTableError(f"{name}: cannot read price table: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceTableError(f"{name}: not valid TOML: {exc}") from exc
-    return parse_price_table(data, source=name)
 
 
 @attrs.frozen
@@ -171,8 +33,9 @@ class _GenaiRates:
     """genai-prices' price for a model as per-million rates, valid below ``linear_below``.
 
     Within one price tier, price is linear in each token kind; ``calc_price``
-    takes ~0.2 ms a call (Decimal arithmetic, registry look-ups), so usage below
-    the model's first tier threshold is priced from these rates instead.
+    is slow (Decimal arithmetic, registry look-ups: bench/HISTORY.md, "Memoised
+    per-model rates"), so usage below the model's first tier threshold is priced
+    from these rates instead.
     """
 
     price: ModelPrice
@@ -206,7 +69,7 @@ def _probe_rates(model: str, provider: str | None) -> _GenaiRates:
         two = price(TokenCounts(**{kind: 2 * _PROBE_TOKENS}))
         # A fixed per-call component would break linearity: then never use the rates.
         linear = linear and two == 2 * one
-        rates.append(float(one * _PER_MILLION / _PROBE_TOKENS))
+        rates.append(float(one * PER_MILLION / _PROBE_TOKENS))
     result = calc_price(_genai_usage(TokenCounts(input=1)), model_ref=model, provider_id=provider)
     model_price = getattr(result, "model_price", None)
     first_tier = None if model_price is None else _first_tier_start(model_price)

@@ -31,9 +31,9 @@ LinesHandler = Callable[[list[Line]], None]
 DEFAULT_MAX_LINE = 4 * 1024 * 1024
 READ_CHUNK = 64 * 1024
 # Lines handled in one task step at most: a 64 KiB read of empty lines is
-# 65,536 lines, each maybe a published event (20-60 us with every listener):
-# slices of 128 keep a step to a few milliseconds (ingestion benchmark: at most
-# 7.5-9.4 ms of CPU in one step with 256).
+# 65,536 lines, each maybe a published event; slices of 128 keep a step within
+# the ingestion benchmark's 10 ms (bench/README.md, section 3; bench/HISTORY.md,
+# "A read at a time, in slices").
 LINES_PER_STEP = 128
 # What ``drain_lines`` reads of a pipe at most: Linux's largest pipe an
 # unprivileged process can ask for (fs.pipe-max-size), so all a process that

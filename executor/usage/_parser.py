@@ -53,8 +53,8 @@ import msgspec
 
 from events import MAX_RECORD_TOKENS
 
-from ._cost import TokenCounts
-from ._usage_values import (
+from ._tokens import TokenCounts
+from ._values import (
     NotUsage,
     OutOfRange,
     anthropic_tokens,
@@ -187,7 +187,7 @@ class UsageParser:
         ``line`` as bytes is read as UTF-8, invalid bytes replaced.
         """
         if self.typed_decode and (
-            line.find(b'"assistant"') >= 0  # not ``in``: see _StdoutReader.on_stdout
+            line.find(b'"assistant"') >= 0  # not ``in``: see process.StdoutReader.on_stdout
             if isinstance(line, bytes)
             else '"assistant"' in line
         ):

@@ -13,7 +13,7 @@ from typing import Any
 
 from events import MAX_RECORD_COST_USD, MAX_RECORD_TOKENS
 
-from ._cost import TokenCounts
+from ._tokens import TokenCounts
 
 
 class NotUsage(Exception):

@@ -20,7 +20,7 @@ from executor import (
     UnknownTaskError,
     open_executor,
 )
-from executor._executor import FILL_CHUNK
+from executor._lifecycle import FILL_CHUNK
 
 
 async def noop(ctx: TaskContext) -> str:

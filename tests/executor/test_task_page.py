@@ -12,7 +12,7 @@ import trio.testing
 
 from events import Publisher
 from executor import Executor, InvalidArgumentError, TaskContext, TaskInfo, open_executor
-from executor._task import TaskRecord
+from executor._record import TaskRecord
 
 
 async def noop(ctx: TaskContext) -> None:

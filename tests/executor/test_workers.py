@@ -36,7 +36,7 @@ async def test_at_most_concurrency_workers_run_every_attempt_and_all_end_with_th
     assert len(runners) == 12
     assert len(set(runners)) == 3
     assert trio.current_time() == pytest.approx(4.0)
-    assert executor._pool.workers == 0
+    assert executor._lifecycle.workers == 0
 
 
 async def test_the_task_after_a_cancelled_one_in_the_same_worker_runs_uncancelled(
@@ -112,7 +112,7 @@ async def test_outer_cancellation_ends_running_and_waiting_tasks(
                 executor.submit(sleeper, 100.0, task_id=f"t{index}")
     assert {info.state for info in executor.tasks()} == {"cancelled"}
     assert executor.running_count == 0
-    assert executor._pool.workers == 0
+    assert executor._lifecycle.workers == 0
 
 
 async def _read_label() -> str:

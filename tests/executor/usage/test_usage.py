@@ -19,9 +19,8 @@ from executor import (
     UsageRecord,
     open_executor,
 )
-from executor._command import _StdoutReader
-from executor._lines import LINES_PER_STEP, pump_lines
-from executor._usage import MAX_TRACKED_IDS
+from executor.process import LINES_PER_STEP, StdoutReader, pump_lines
+from executor.usage import MAX_TRACKED_IDS
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -470,7 +469,7 @@ async def test_a_reads_usage_records_go_out_as_one_event_after_its_output() -> N
     publisher.add_listener(seen.append)
 
     async def replay(ctx: TaskContext) -> None:
-        reader = _StdoutReader(ctx)
+        reader = StdoutReader(ctx)
         # One read: the init line, two turns (three usage lines, one a repeat), a tool result.
         reader.on_stdout([(text.encode(), False) for text in CLAUDE_CODE_TRANSCRIPT])
         # The next read: the result's totals replace the provisional sum.

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from executor._lines import LINES_PER_STEP, Line, LineSplitter, drain_lines, pump_lines
+from executor.process import LINES_PER_STEP, Line, LineSplitter, drain_lines, pump_lines
 
 
 class Handed:

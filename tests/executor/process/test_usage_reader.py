@@ -19,8 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor import TaskContext, TokenCounts, UsageParser, UsageRecord
-from executor._command import _StdoutReader
-from executor._lines import Line
+from executor.process import Line, StdoutReader
 
 
 @attrs.define
@@ -36,7 +35,7 @@ class JsonLinesSeen(UsageParser):
 
 def read(reads: list[list[Line]], parser: UsageParser) -> RecordingContext:
     ctx = RecordingContext()
-    reader = _StdoutReader(cast(TaskContext, ctx), parser=parser)
+    reader = StdoutReader(cast(TaskContext, ctx), parser=parser)
     for batch in reads:
         reader.on_stdout(batch)
     return ctx

@@ -35,8 +35,8 @@ from executor import (
     UsageRecord,
     open_executor,
 )
-from executor._command import _StdoutReader
 from executor._context import MAX_WARNINGS_PER_ATTEMPT
+from executor.process import StdoutReader
 
 HUGE = 2**63
 DIGITS_400 = int("9" * 400)
@@ -142,7 +142,7 @@ def test_a_refused_turn_leaves_the_parsers_state_as_it_was() -> None:
 
 def test_the_reader_keeps_a_refused_line_as_output_and_says_so_once() -> None:
     ctx = RecordingContext()
-    reader = _StdoutReader(cast(TaskContext, ctx))  # its own parser, as run_command makes it
+    reader = StdoutReader(cast(TaskContext, ctx))  # its own parser, as run_command makes it
     bad = line({"usage": {"input_tokens": HUGE}})
     good = line({"usage": {"input_tokens": 4}})
     reader.on_stdout([(bad.encode(), False), (good.encode(), False)])
@@ -155,7 +155,7 @@ def test_the_reader_keeps_a_refused_line_as_output_and_says_so_once() -> None:
 
 async def reads(ctx: TaskContext, batches: list[list[str]]) -> None:
     """A task that is a subprocess's stdout reader: what ``run_command`` does with its lines."""
-    reader = _StdoutReader(ctx)
+    reader = StdoutReader(ctx)
     for batch in batches:
         reader.on_stdout([(text.encode(), False) for text in batch])
         await trio.lowlevel.checkpoint()

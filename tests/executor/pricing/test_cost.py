@@ -108,7 +108,7 @@ def test_unknown_models_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append("called")
         raise LookupError("unknown")
 
-    monkeypatch.setattr("executor._cost.calc_price", counting)
+    monkeypatch.setattr("executor.pricing._cost.calc_price", counting)
     assert calc.cost("acme-llm-9000", None, TOKENS, None).source == "unpriced"
     assert calls == []
 

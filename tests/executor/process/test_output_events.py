@@ -18,8 +18,7 @@ from events import (
     TaskOutput,
 )
 from executor import TaskContext, open_executor
-from executor._command import _StdoutReader
-from executor._output import OutputLine, pack_output
+from executor.process import OutputLine, StdoutReader, pack_output
 
 MARK = "…[truncated]"
 
@@ -111,7 +110,7 @@ async def test_a_reads_output_lines_are_one_event_per_stream() -> None:
     long = b"z" * (MAX_OUTPUT_LINE + 10)
 
     async def replay(ctx: TaskContext) -> None:
-        reader = _StdoutReader(ctx)
+        reader = StdoutReader(ctx)
         reader.on_stdout([(b"one\r", False), (b'{"usage": {"input_tokens": 2}}', False)])
         reader.on_stdout([(b"two", False), (long, False), (b"cut", True), (b"three", False)])
         reader.on_stderr([(b"oops", False), (b"again", False)])
