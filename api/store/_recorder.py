@@ -4,7 +4,7 @@ The recorder is a publisher listener: it queues each published event on a
 bounded pending deque (one append, inline, lossless). ``serve_store_recorder``
 flushes it from a worker thread at least every ``flush_interval`` seconds, as
 soon as ``WRITE_CHUNK`` events are pending, and on shutdown. The worker turns
-the events into rows (``_store_rows``) and writes each run of up to
+the events into rows (``_rows``) and writes each run of up to
 ``WRITE_CHUNK`` events in one transaction, in order, so the store always holds a
 prefix of the stream; one worker call goes on with what is published meanwhile
 (up to ``DRAIN_SECONDS``), so the store keeps pace with a busy event loop. When

@@ -110,7 +110,7 @@ class TaskTableRow:
         self.inserts = inserts
 
     def bound(self) -> tuple[TaskKey, tuple[Any, ...]]:
-        """The statement key (see ``_store_writes``) and the non-NULL parameters."""
+        """The statement key (see ``_writes``) and the non-NULL parameters."""
         params: list[Any] = [self.task_id, self.name, self.state]
         start, finish, error = self.start, self.finish, self.error
         if start is not None:
@@ -146,7 +146,7 @@ class StoreRows:
     #: ``seq, wire, seq, wire, ...``: the publisher's own encoding, stored as is.
     history: list[Any] = attrs.field(factory=list)
     tasks: dict[str, TaskTableRow] = attrs.field(factory=dict)
-    #: (statement key, parameters) in event order; see ``_store_writes``.
+    #: (statement key, parameters) in event order; see ``_writes``.
     usage: list[tuple[UsageKey, tuple[Any, ...]]] = attrs.field(factory=list)
     #: (seq, at, kind, actor, reason, budget_usd) of each control event.
     controls: list[tuple[Any, ...]] = attrs.field(factory=list)

@@ -1,4 +1,4 @@
-"""The SQL that writes a run of events' rows (``_store_rows.StoreRows``).
+"""The SQL that writes a run of events' rows (``_rows.StoreRows``).
 
 Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements rather
 than ``executemany``: the sqlite3 module lets go of the GIL around every
