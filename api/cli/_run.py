@@ -93,17 +93,27 @@ def announce(server: RuncastServer, out: TextIO) -> None:
 async def _until_done_or_signal(
     executor: Executor, stop: StopSignals, *, keep_serving: bool
 ) -> str | None:
-    """Wait for every task to end (and then forever with ``keep_serving``), or a signal."""
+    """Wait for every task to end (and then forever with ``keep_serving``), or a signal.
+
+    The signal's name if it came while tasks were still running; None if they
+    all ended first (a signal then only stops the serving, as ``keep_serving``
+    expects).
+    """
     received: str | None = None
+    all_ended = False
     async with trio.open_nursery() as nursery:
 
         async def on_signal() -> None:
             nonlocal received
-            received = await stop.wait()
+            signal_name = await stop.wait()
+            if not all_ended:
+                received = signal_name
             nursery.cancel_scope.cancel()
 
         async def on_done() -> None:
+            nonlocal all_ended
             await executor.join()
+            all_ended = True
             if keep_serving:
                 log.info("all tasks ended; still serving until interrupted")
                 await trio.sleep_forever()
@@ -122,7 +132,7 @@ async def _run_stack(
     stop: StopSignals,
     out: TextIO,
     opened: list[Stack],
-) -> None:
+) -> bool:
     async with open_stack(settings, store=store, lease=plan.lease) as stack:
         opened.append(stack)  # for the summary, even if a second signal cuts this short
         announce(stack.server, out)
@@ -158,6 +168,7 @@ async def _run_stack(
             stack.server.stop_accepting()
             log.warning("interrupted: cancelling tasks", signal=interrupted)
             stack.executor.cancel_all(reason=f"interrupted by {interrupted}")
+        return interrupted is not None
 
 
 def summary_tasks(executor: Executor, store: SessionStore, session_id: str) -> list[TaskInfo]:
@@ -224,10 +235,12 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
             resumed=plan.resumed,
         )
         opened: list[Stack] = []
+        cut_short = True  # unless the run says otherwise (a second signal cuts it first)
         async with watch_stop_signals() as stop:
-            await _run_stack(settings, plan, store, options, stop, out, opened)
-        # A run stopped by a signal stays resumable; the next run continues it.
-        status = "finished" if stop.received is None else "interrupted"
+            cut_short = await _run_stack(settings, plan, store, options, stop, out, opened)
+        # A run whose tasks a signal cut short stays resumable; the next run continues
+        # it. With --keep-serving, a signal after every task ended is the normal stop.
+        status = "interrupted" if stop.received is not None and cut_short else "finished"
         store.end_session(plan.session_id, status=status)
         release_lease(store, plan.lease)
         if not opened:  # a second signal cut the start-up short

@@ -130,12 +130,22 @@ async def test_signal_cancels_tasks_and_prints_the_summary(
 
 async def test_keep_serving_stays_up_until_interrupted(tmp_path: Path) -> None:
     job = _job(tmp_path, ("only", "print('x')"))
+    store = tmp_path / "runs.db"
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-            runcast = await start_runcast(nursery, "run", str(job), "--keep-serving", cwd=tmp_path)
+            runcast = await start_runcast(
+                nursery, "run", str(job), "--keep-serving", "--store", str(store), cwd=tmp_path
+            )
             await _wait_for_state(runcast.port, "only", "completed")
             assert (await http_get(runcast.port, "/healthz")).status == 200
             runcast.signal(signal.SIGINT)
             code = await runcast.wait()
+        # Every task had ended: the signal only stopped the serving, so the session
+        # is finished, not interrupted (a next run starts a new session).
+        listed, sessions, _ = await run_to_end(
+            "sessions", "--store", str(store), "--json", cwd=tmp_path
+        )
     assert code == 0
     assert "1 tasks: 1 completed" in runcast.output
+    assert listed == 0
+    assert [session["status"] for session in json.loads(sessions)] == ["finished"]
