@@ -26,6 +26,7 @@ from events import (
     RuncastError,
     TaskCancelled,
 )
+from executor import Executor, open_executor
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -269,3 +270,38 @@ class RawWebSocket:
         await self.send(wsproto.events.Request(host=host, target=target))
         event = await self.next_event()
         assert isinstance(event, wsproto.events.AcceptConnection), event
+
+
+@attrs.define(eq=False)
+class Served:
+    publisher: Publisher
+    executor: Executor
+    server: RuncastServer
+
+
+@asynccontextmanager
+async def served_with_executor(**executor_options: Any) -> AsyncIterator[Served]:
+    """A real executor (``open_executor(**executor_options)``) served on a free port."""
+    publisher = Publisher()
+    metrics = RuncastMetrics(CollectorRegistry(), publisher)
+    try:
+        async with trio.open_nursery() as nursery:
+            broadcaster = await nursery.start(serve_broadcaster, publisher)
+            async with open_executor(publisher, **executor_options) as executor:
+                server = await nursery.start(
+                    lambda task_status: serve_runcast(
+                        publisher,
+                        session_source=broadcaster,
+                        executor=executor,
+                        metrics=metrics,
+                        config=ServerConfig(port=0),
+                        task_status=task_status,
+                    )
+                )
+                try:
+                    yield Served(publisher, executor, server)
+                finally:
+                    executor.cancel_all(reason="test over")
+            nursery.cancel_scope.cancel()
+    finally:
+        metrics.close()

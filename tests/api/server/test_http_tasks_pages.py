@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
-from _api_support import FakeExecutor, FakeTask, http_get, served
-from prometheus_client import CollectorRegistry
+from _api_support import FakeExecutor, FakeTask, http_get, served, served_with_executor
 
-from api import ServerConfig, serve_runcast
 from api.clients._connection import fetch_tasks
 from api.server._routes import DEFAULT_PAGE, MAX_PAGE, PAGE_CHUNK, page_body
-from broadcaster import RuncastMetrics, serve_broadcaster
 from events import TASK_STATES, Publisher
-from executor import Executor, TaskContext, TaskState, open_executor
+from executor import TaskContext, TaskState
 
 TIMEOUT = 10
 
@@ -103,39 +97,6 @@ def test_the_states_are_the_executors() -> None:
 
 
 # -- the real executor ---------------------------------------------------------------------
-@attrs.frozen
-class Served:
-    executor: Executor
-    port: int
-
-
-@asynccontextmanager
-async def served_with_executor(**options: Any) -> AsyncIterator[Served]:
-    publisher = Publisher()
-    metrics = RuncastMetrics(CollectorRegistry(), publisher)
-    try:
-        async with trio.open_nursery() as nursery:
-            broadcaster = await nursery.start(serve_broadcaster, publisher)
-            async with open_executor(publisher, **options) as executor:
-                server = await nursery.start(
-                    lambda task_status: serve_runcast(
-                        publisher,
-                        session_source=broadcaster,
-                        executor=executor,
-                        metrics=metrics,
-                        config=ServerConfig(port=0),
-                        task_status=task_status,
-                    )
-                )
-                try:
-                    yield Served(executor, server.port)
-                finally:
-                    executor.cancel_all(reason="test over")
-            nursery.cancel_scope.cancel()
-    finally:
-        metrics.close()
-
-
 async def noop(ctx: TaskContext) -> None:
     pass
 
@@ -145,10 +106,12 @@ async def test_every_task_of_a_big_run_once_page_after_page() -> None:
         async with served_with_executor(start_paused=True) as stack:
             for index in range(2_500):
                 stack.executor.submit(noop, task_id=f"t{index}", name=f"cmd --n {index}")
-            pages = [await _tasks(stack.port, "?limit=1000")]
+            pages = [await _tasks(stack.server.port, "?limit=1000")]
             while pages[-1]["next"] is not None:
-                pages.append(await _tasks(stack.port, f"?limit=1000&after={pages[-1]['next']}"))
-            rows = await fetch_tasks(f"ws://127.0.0.1:{stack.port}/ws", None)
+                pages.append(
+                    await _tasks(stack.server.port, f"?limit=1000&after={pages[-1]['next']}")
+                )
+            rows = await fetch_tasks(f"ws://127.0.0.1:{stack.server.port}/ws", None)
     assert [len(page["tasks"]) for page in pages] == [1000, 1000, 500]
     ids = [row["task_id"] for page in pages for row in page["tasks"]]
     assert ids == [f"t{i}" for i in range(2_500)]

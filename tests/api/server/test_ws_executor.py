@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import trio
-from _api_support import http_get, receive_json, request, send_json, ws_client
-from prometheus_client import CollectorRegistry
+from _api_support import http_get, receive_json, request, send_json, served_with_executor, ws_client
 
-from api import RuncastServer, ServerConfig, serve_runcast
-from broadcaster import RuncastMetrics, serve_broadcaster
-from events import Publisher
-from executor import Executor, TaskContext, open_executor
+from executor import TaskContext
 
 TIMEOUT = 10
-
-
-@attrs.define(eq=False)
-class Served:
-    publisher: Publisher
-    executor: Executor
-    server: RuncastServer
-
-
-@asynccontextmanager
-async def served_with_executor(**executor_options: Any) -> AsyncIterator[Served]:
-    publisher = Publisher()
-    metrics = RuncastMetrics(CollectorRegistry(), publisher)
-    try:
-        async with trio.open_nursery() as nursery:
-            broadcaster = await nursery.start(serve_broadcaster, publisher)
-            async with open_executor(publisher, **executor_options) as executor:
-                server = await nursery.start(
-                    lambda task_status: serve_runcast(
-                        publisher,
-                        session_source=broadcaster,
-                        executor=executor,
-                        metrics=metrics,
-                        config=ServerConfig(port=0),
-                        task_status=task_status,
-                    )
-                )
-                try:
-                    yield Served(publisher, executor, server)
-                finally:
-                    executor.cancel_all(reason="test over")
-            nursery.cancel_scope.cancel()
-    finally:
-        metrics.close()
 
 
 async def wait_forever(ctx: TaskContext) -> None:
