@@ -36,12 +36,12 @@ from ..clients import (
     printable,
     watch,
 )
+from ._exits import EXIT_INTERRUPTED, consists_of
 
 TOKEN_ENV = "RUNCAST_TOKEN"
 DEFAULT_TIMEOUT = 10.0
 # The help keeps the exit-code table as written, so descriptions are wrapped by hand.
 DESCRIPTION_WIDTH = 78
-EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
@@ -235,6 +235,11 @@ def _exit_with(args: argparse.Namespace, run: Callable[[], int]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BaseExceptionGroup as exc:
+        # Ctrl-C while a nursery ran (watch's reader and redraw tasks).
+        if consists_of(exc, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
+        raise
 
 
 async def _bounded(seconds: float, url: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from api.cli._main import _only_broken_pipes, main
+from api.cli._exits import consists_of
+from api.cli._main import main
 from api.store._store import SessionStore
 
 
@@ -43,10 +44,14 @@ def test_main_exits_141_and_silences_stdout(
     reader_gone.flush()
 
 
+def _broken_pipes_only(exc: BaseException) -> bool:
+    return consists_of(exc, BrokenPipeError)
+
+
 def test_only_broken_pipes_looks_inside_nursery_groups() -> None:
     pipe = BrokenPipeError(32, "Broken pipe")
-    assert _only_broken_pipes(pipe)
-    assert _only_broken_pipes(ExceptionGroup("n", [pipe, ExceptionGroup("m", [pipe])]))
-    assert not _only_broken_pipes(ExceptionGroup("n", [pipe, ValueError("other")]))
-    assert not _only_broken_pipes(ConnectionResetError())
-    assert not _only_broken_pipes(KeyboardInterrupt())
+    assert _broken_pipes_only(pipe)
+    assert _broken_pipes_only(ExceptionGroup("n", [pipe, ExceptionGroup("m", [pipe])]))
+    assert not _broken_pipes_only(ExceptionGroup("n", [pipe, ValueError("other")]))
+    assert not _broken_pipes_only(ConnectionResetError())
+    assert not _broken_pipes_only(KeyboardInterrupt())
