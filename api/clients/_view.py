@@ -65,6 +65,8 @@ class TaskLine:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    #: Tokens of models with no known price: their cost is not in ``cost_usd``.
+    unpriced_tokens: int = 0
     error: str | None = None
 
     @classmethod
@@ -79,6 +81,7 @@ class TaskLine:
             started_at=_time(row.get("started_at")),
             ended_at=_time(row.get("ended_at")),
             cost_usd=_float(row, "estimated_cost_usd"),
+            unpriced_tokens=_int(row, "unpriced_tokens"),
             error=error if isinstance(error, str) else None,
             **{key: _int(row, key) for key in _TOKEN_FIELDS},
         )
@@ -177,9 +180,13 @@ class SessionView:
         if row is None:
             row = self.tasks[task_id] = TaskLine(task_id)
         if name == "task_usage":
+            tokens = 0
             for key in _TOKEN_FIELDS:
+                tokens += _int(data, key)
                 setattr(row, key, getattr(row, key) + _int(data, key))
             row.cost_usd += _float(data, "cost_usd")
+            if data.get("cost_source") == "unpriced":
+                row.unpriced_tokens += tokens
             return None
         state = _STATE_OF_EVENT.get(name)
         if state is None:
@@ -255,10 +262,14 @@ def format_session_line(data: dict[str, Any], duration: float) -> str:
     )
     if _int(data, "tasks_cancelled"):
         counts += f" cancelled {_int(data, 'tasks_cancelled')}"
+    cost = format_usd(_float(data, "estimated_cost_usd"))
+    unpriced = _int(data, "unpriced_tokens")
+    if unpriced:
+        cost += f"* (* {unpriced:,} tokens of unpriced models not included)"
     parts = [
         f"session {format_duration(duration)}",
         tokens,
-        format_usd(_float(data, "estimated_cost_usd")),
+        cost,
         counts,
         "PAUSED" if data.get("is_paused") is True else "live",
         _format_budget(data),
@@ -291,12 +302,18 @@ def _tokens_text(row: TaskLine) -> str:
     )
 
 
+def _cost_text(row: TaskLine) -> str:
+    """The task's cost; ``*`` when tokens of unpriced models are not in it (as the summary)."""
+    text = format_usd(row.cost_usd)
+    return text + "*" if row.unpriced_tokens else text
+
+
 def format_task_line(row: TaskLine, now: datetime) -> str:
     """``watch``'s line for a running task: id, name, elapsed, tokens, cost."""
     elapsed = _elapsed_text(row, now)
     return (
         f"{row.task_id:<20} {_short_name(row.name):<24} {elapsed:>9}  "
-        f"{_tokens_text(row)}  {format_usd(row.cost_usd)}"
+        f"{_tokens_text(row)}  {_cost_text(row)}"
     )
 
 
@@ -308,7 +325,7 @@ def format_task_table(rows: list[TaskLine], now: datetime | None = None) -> list
     for row in rows:
         line = (
             f"{row.task_id:<20} {_short_name(row.name):<24} {row.state:<10} {row.attempts:>3} "
-            f"{_elapsed_text(row, moment):>9}  {_tokens_text(row)}  {format_usd(row.cost_usd)}"
+            f"{_elapsed_text(row, moment):>9}  {_tokens_text(row)}  {_cost_text(row)}"
         )
         if row.error:
             line += f"  error: {row.error}"

@@ -19,6 +19,7 @@ from api.clients._view import (
     format_duration,
     format_session_line,
     format_task_line,
+    format_task_table,
 )
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -269,3 +270,24 @@ def test_every_command_has_help_with_exit_codes(
     assert "exit codes:" in text
     assert "3  the server is unreachable" in text
     assert "4  the server refused the token" in text
+
+
+def test_an_unpriced_task_s_cost_is_marked_as_the_summary_marks_it() -> None:
+    view = SessionView()
+    view.load_tasks([])
+    view.apply(event("task_started", 1, {"name": "alpha", "attempt": 1}, "t1"), 0)
+    unpriced = {"input_tokens": 100, "output_tokens": 20, "cost_source": "unpriced"}
+    view.apply(event("task_usage", 2, {**unpriced, "cost_usd": None}, "t1"), 0)
+    row = view.tasks["t1"]
+    assert row.unpriced_tokens == 120
+    assert format_task_line(row, T0).split()[-1] == "$0.00*"
+    listed = TaskLine.from_api({"task_id": "t2", "estimated_cost_usd": 0.0, "unpriced_tokens": 5})
+    assert format_task_table([listed])[1].endswith("$0.00*")
+    priced = TaskLine.from_api({"task_id": "t3", "estimated_cost_usd": 0.0})
+    assert format_task_table([priced])[1].endswith("$0.00")
+
+
+def test_session_line_says_unpriced_tokens_are_not_in_the_cost() -> None:
+    line = format_session_line({"estimated_cost_usd": 0.0, "unpriced_tokens": 1234}, 0)
+    assert "$0.00* (* 1,234 tokens of unpriced models not included)" in line
+    assert "*" not in format_session_line({"estimated_cost_usd": 0.0}, 0)
