@@ -17,6 +17,7 @@ instead of dropping records.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +58,50 @@ DEFAULT_HARD_LIMIT = 100_000
 
 
 @attrs.define(eq=False)
+class BackpressureLog:
+    """Says when the store holds new work back, without a warning pair per flap.
+
+    Under sustained load the back-pressure goes on and off every fraction of a
+    second: the first change is logged at once, later ones are counted and
+    summed up (how often held, for how long) at most every ``interval`` seconds.
+    """
+
+    interval: float = 30.0
+    #: Wall time, not trio's: the recorder is also fed outside a trio run (tests, tools).
+    clock: Callable[[], float] = time.monotonic
+    times_held: int = 0
+    held_seconds: float = 0.0
+    _held_since: float | None = None
+    _last_said: float = -math.inf
+    _said_times: int = 0
+    _said_seconds: float = 0.0
+
+    def changed(self, on: bool, pending: int) -> None:
+        now = self.clock()
+        if on:
+            self.times_held += 1
+            self._held_since = now
+        elif self._held_since is not None:
+            self.held_seconds += now - self._held_since
+            self._held_since = None
+        if now - self._last_said < self.interval:
+            return
+        if self._last_said == -math.inf:
+            log.warning("store backpressure", on=on, pending=pending)
+        else:
+            log.warning(
+                "store backpressure",
+                on=on,
+                pending=pending,
+                times_held=self.times_held - self._said_times,
+                held_seconds=round(self.held_seconds - self._said_seconds, 3),
+                over_seconds=round(now - self._last_said, 3),
+            )
+        self._last_said = now
+        self._said_times, self._said_seconds = self.times_held, self.held_seconds
+
+
+@attrs.define(eq=False)
 class StoreRecorder:
     """Queues events for the store; see the module docstring."""
 
@@ -77,6 +122,7 @@ class StoreRecorder:
     flushes: int = 0
     failure: StoreError | None = None
     backpressure: bool = False
+    backpressure_log: BackpressureLog = attrs.field(factory=BackpressureLog)
     _rows: RowBuilder = attrs.field(init=False)
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _caught_up: trio.Event = attrs.field(factory=trio.Event)
@@ -119,7 +165,7 @@ class StoreRecorder:
 
     def _set_backpressure(self, on: bool) -> None:
         self.backpressure = on
-        log.warning("store backpressure", on=on, pending=len(self.pending))
+        self.backpressure_log.changed(on, len(self.pending))
         if on:
             self._caught_up = trio.Event()
         else:
