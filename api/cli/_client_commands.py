@@ -27,6 +27,7 @@ from ..clients import (
     Screen,
     ServerUnreachableError,
     TaskLine,
+    check_url,
     fetch_tasks,
     format_session_line,
     format_task_table,
@@ -109,10 +110,20 @@ def _budget_amount(text: str) -> float | None:
     return amount
 
 
+def _websocket_url(text: str) -> str:
+    """A URL argument, refused by argparse (exit 2, with the usage) when it is not one."""
+    try:
+        check_url(text)
+    except ClientError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "url",
         nargs="?",
+        type=_websocket_url,
         default=DEFAULT_URL,
         metavar="URL",
         help=f"the server's WebSocket URL (default: {DEFAULT_URL})",

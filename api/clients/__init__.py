@@ -1,6 +1,6 @@
 """Terminal clients of a server: the connection, the task view, ``watch``, terminal text."""
 
-from ._connection import DEFAULT_URL, Backoff, RuncastClient, fetch_tasks, open_client
+from ._connection import DEFAULT_URL, Backoff, RuncastClient, check_url, fetch_tasks, open_client
 from ._exceptions import (
     EXIT_ERROR_REPLY,
     EXIT_OK,
@@ -32,6 +32,7 @@ __all__ = [
     "Screen",
     "ServerUnreachableError",
     "TaskLine",
+    "check_url",
     "csv_cell",
     "fetch_tasks",
     "format_session_line",

@@ -49,7 +49,8 @@ TASKS_PAGE = 1000
 MAX_TASK_PAGES = 1000
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
+    """Raise :class:`ClientError` unless ``url`` is a ``ws://`` or ``wss://`` URL with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ClientError(f"URL must look like ws://HOST:PORT/ws, got {url!r}")
@@ -161,7 +162,7 @@ async def open_client(
     The TCP stream is opened and closed here rather than by ``open_websocket_url``,
     which leaves the socket to the garbage collector when the handshake is refused.
     """
-    _check_url(url)
+    check_url(url)
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
@@ -257,7 +258,7 @@ async def fetch_json(ws_url: str, path: str, *, token: str | None = None) -> Any
 
     Callers bound the time with ``trio.fail_after``.
     """
-    _check_url(ws_url)
+    check_url(ws_url)
     url = http_url(ws_url, path)
     parts = urlsplit(url)
     secure = parts.scheme == "https"

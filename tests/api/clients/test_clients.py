@@ -291,3 +291,14 @@ def test_session_line_says_unpriced_tokens_are_not_in_the_cost() -> None:
     line = format_session_line({"estimated_cost_usd": 0.0, "unpriced_tokens": 1234}, 0)
     assert "$0.00* (* 1,234 tokens of unpriced models not included)" in line
     assert "*" not in format_session_line({"estimated_cost_usd": 0.0}, 0)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://h:1/ws", "ws://", "ws://h:99999/ws"])
+@pytest.mark.parametrize("command", [["status"], ["watch"], ["pause"], ["budget", "set", "1"]])
+def test_a_bad_url_is_a_bad_argument_exit_2(
+    command: list[str], url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        parser().parse_args([*command, url])
+    assert exc_info.value.code == 2
+    assert "argument URL" in capsys.readouterr().err
