@@ -22,8 +22,9 @@ from executor import (
 )
 
 from .._stack import Stack, StackSettings, open_stack
-from ..server import RuncastServer, ServerConfig
-from ..store import SessionStore, StoredTask, release_lease
+from ..server import ListenError, RuncastServer, ServerConfig
+from ..store import SessionStore, StoredTask, discard_unserved, release_lease
+from ._exits import consists_of
 from ._resume import SessionPlan, plan_session
 from ._signals import StopSignals, watch_stop_signals
 from ._summary import format_summary
@@ -236,8 +237,14 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         )
         opened: list[Stack] = []
         cut_short = True  # unless the run says otherwise (a second signal cuts it first)
-        async with watch_stop_signals() as stop:
-            cut_short = await _run_stack(settings, plan, store, options, stop, out, opened)
+        try:
+            async with watch_stop_signals() as stop:
+                cut_short = await _run_stack(settings, plan, store, options, stop, out, opened)
+        except (ListenError, BaseExceptionGroup) as exc:
+            if not opened and consists_of(exc, ListenError):
+                # Nothing ran: the store is left as it was before this run.
+                discard_unserved(store, plan.lease, resumed=plan.resumed)
+            raise
         # A run whose tasks a signal cut short stays resumable; the next run continues
         # it. With --keep-serving, a signal after every task ended is the normal stop.
         status = "interrupted" if stop.received is not None and cut_short else "finished"

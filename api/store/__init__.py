@@ -1,5 +1,6 @@
 """The SQLite session store: schema, rows, writes, the recorder, leases, history."""
 
+from ._discard import discard_unserved
 from ._exceptions import (
     LeaseLostError,
     SessionLeasedError,
@@ -36,6 +37,7 @@ __all__ = [
     "UnknownSessionError",
     "UsageTotals",
     "claim_session",
+    "discard_unserved",
     "interrupted_line",
     "release_lease",
     "serve_session_lease",

@@ -149,3 +149,28 @@ async def test_keep_serving_stays_up_until_interrupted(tmp_path: Path) -> None:
     assert "1 tasks: 1 completed" in runcast.output
     assert listed == 0
     assert [session["status"] for session in json.loads(sessions)] == ["finished"]
+
+
+async def test_a_port_in_use_leaves_no_session_behind(tmp_path: Path) -> None:
+    job = _job(tmp_path, ("only", "print('x')"))
+    store = tmp_path / "runs.db"
+    taken = trio.socket.socket()
+    await taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    with taken, trio.fail_after(TIMEOUT):
+        code, _, err = await run_to_end(
+            "run", str(job), "--port", str(port), "--store", str(store), cwd=tmp_path
+        )
+        assert code == 2, err
+        assert "Traceback" not in err
+        listed, sessions, _ = await run_to_end(
+            "sessions", "--store", str(store), "--json", cwd=tmp_path
+        )
+        assert (listed, json.loads(sessions)) == (0, [])
+        # The next run starts afresh: nothing to resume.
+        code, _, err = await run_to_end(
+            "run", str(job), "--port", "0", "--store", str(store), cwd=tmp_path
+        )
+    assert code == 0, err
+    assert "resumed=False" in err
