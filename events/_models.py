@@ -57,6 +57,17 @@ MAX_NAME = 256
 
 CostSource = Literal["reported", "computed", "user_table", "unpriced"]
 COST_SOURCES: frozenset[str] = frozenset(("reported", "computed", "user_table", "unpriced"))
+#: The stdout formats usage is read from (``TaskUsage.source``).
+USAGE_FORMATS: tuple[str, ...] = (
+    "runcast",
+    "claude-code",
+    "anthropic",
+    "openai-chat",
+    "openai-responses",
+    "codex-exec",
+    "gemini-json",
+    "gemini-stream-json",
+)
 #: A task's state; ``END_STATES`` are the ones it never leaves.
 TaskState = Literal["queued", "running", "retrying", "completed", "failed", "cancelled"]
 TASK_STATES: tuple[TaskState, ...] = (
@@ -173,6 +184,10 @@ class TaskUsage(Event):
         default="unpriced", metadata=checked(one_of(COST_SOURCES, "COST_SOURCES"))
     )
     records: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    #: Which output format the usage was read from (``USAGE_FORMATS``, e.g.
+    #: ``"claude-code"``); "" when a task recorded it through the API.  Text, not
+    #: a choice, so a frame naming a format this version does not know decodes.
+    source: str = attrs.field(default="", metadata=checked(bounded_text(MAX_NAME)))
 
     @property
     def total_tokens(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -42,6 +42,12 @@ def _count(name: str, value: object) -> int:
     return value
 
 
+def _checked_totals(tokens: TokenCounts) -> TokenCounts:
+    for kind in ("input", "output", "cache_read", "cache_write"):
+        _count(f"totals.{kind}", getattr(tokens, kind))
+    return tokens
+
+
 def _reported_cost(value: object) -> float | None:
     if value is None:
         return None
@@ -67,10 +73,12 @@ class TaskContext:
     _record: TaskRecord
     attempt: int
     _ended: bool = False
-    # Usage recorded since the last provider total (Claude Code's ``result``):
-    # a total replaces these provisional counts instead of adding to them.
-    _provisional_tokens: TokenCounts = NO_TOKENS
-    _provisional_cost: float = 0.0
+    # Usage recorded since the last provider total (Claude Code's ``result``),
+    # by model (the task's model for ""): a total replaces these provisional
+    # counts instead of adding to them.
+    _provisional: dict[str, tuple[TokenCounts, float]] = attrs.field(factory=dict)
+    #: Readers of this attempt that saw JSON looking like usage in no known format.
+    usage_lines_unrecognised: int = 0
     # Warnings of this attempt: logged up to MAX_WARNINGS_PER_ATTEMPT, all counted.
     _warnings: int = 0
 
@@ -101,13 +109,15 @@ class TaskContext:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
         cost_usd: float | None = None,
+        source: str = "",
     ) -> TaskUsage:
         """Add one usage increment; publishes ``task_usage`` with its cost filled in.
 
         Counts are ints in ``0..MAX_RECORD_TOKENS``, ``cost_usd`` (a cost the
         provider reported) a number in ``0..MAX_RECORD_COST_USD``; else
         ``InvalidArgumentError``.  A ``model`` or ``provider`` longer than
-        ``MAX_NAME`` is cut to it, with a warning.
+        ``MAX_NAME`` is cut to it, with a warning.  ``source``: the output format
+        it was read from (``events.USAGE_FORMATS``), "" for none.
         """
         tokens = TokenCounts(
             _count("input_tokens", input_tokens),
@@ -115,13 +125,17 @@ class TaskContext:
             _count("cache_read_tokens", cache_read_tokens),
             _count("cache_write_tokens", cache_write_tokens),
         )
-        event = self._record_tokens(model, provider, tokens, _reported_cost(cost_usd))
-        self._provisional_tokens += tokens
-        self._provisional_cost += event.cost_usd or 0.0
+        event = self._record_tokens(model, provider, tokens, _reported_cost(cost_usd), source)
+        self._add_provisional(model, tokens, event.cost_usd)
         return event
 
     def record_usage_batch(
-        self, *, model: str, provider: str | None = None, records: Sequence[TokenCounts]
+        self,
+        *,
+        model: str,
+        provider: str | None = None,
+        records: Sequence[TokenCounts],
+        source: str = "",
     ) -> TaskUsage | None:
         """Several usage records of one model as ONE ``task_usage`` (None if none).
 
@@ -132,10 +146,14 @@ class TaskContext:
         if not records:
             return None
         tokens = sum_tokens(records)
-        event = self._record_tokens(model, provider, tokens, None, parts=records)
-        self._provisional_tokens += tokens
-        self._provisional_cost += event.cost_usd or 0.0
+        event = self._record_tokens(model, provider, tokens, None, source, parts=records)
+        self._add_provisional(model, tokens, event.cost_usd)
         return event
+
+    def _add_provisional(self, model: str, tokens: TokenCounts, cost_usd: float | None) -> None:
+        key = model or self._record.model
+        counted, cost = self._provisional.get(key, (NO_TOKENS, 0.0))
+        self._provisional[key] = (counted + tokens, cost + (cost_usd or 0.0))
 
     def replace_provisional_usage(
         self,
@@ -144,25 +162,52 @@ class TaskContext:
         provider: str | None = None,
         totals: TokenCounts,
         cost_usd: float | None = None,
+        source: str = "",
     ) -> TaskUsage | None:
         """Apply a provider's totals for everything since the last totals.
 
         Only the difference is recorded, so the total is never added on top of
-        the provisional per-turn usage.  Counts only grow: a kind whose total is
-        below its provisional sum is left as counted.
+        the provisional per-turn usage: the tokens' over what ``model`` counted
+        since, the cost's (which covers every model) over what all counted.
+        Counts only grow: a kind whose total is below its provisional sum is
+        left as counted.
         """
-        for kind in ("input", "output", "cache_read", "cache_write"):
-            _count(f"totals.{kind}", getattr(totals, kind))
+        _checked_totals(totals)
         cost_usd = _reported_cost(cost_usd)
-        delta = totals.minus_clamped(self._provisional_tokens)
+        provisional, self._provisional = self._provisional, {}
+        counted, _ = provisional.get(model or self._record.model, (NO_TOKENS, 0.0))
+        delta = totals.minus_clamped(counted)
         delta_cost = None
         if cost_usd is not None:
-            delta_cost = max(0.0, cost_usd - self._provisional_cost)
-        self._provisional_tokens = NO_TOKENS
-        self._provisional_cost = 0.0
+            delta_cost = max(0.0, cost_usd - sum(cost for _, cost in provisional.values()))
         if delta.total == 0 and not delta_cost:
             return None
-        return self._record_tokens(model, provider, delta, delta_cost)
+        return self._record_tokens(model, provider, delta, delta_cost, source)
+
+    def replace_provisional_by_model(
+        self, totals: Mapping[str, tuple[TokenCounts, float | None]], *, source: str = ""
+    ) -> list[TaskUsage]:
+        """Apply a provider's totals per model (Claude Code's ``modelUsage``).
+
+        For each model, what it counted since the last totals is replaced by
+        its total: only the difference is recorded, with the reported cost's
+        difference as its cost (source ``reported``), so the model's tokens and
+        cost add up to the totals.  Usage of a model the totals do not name
+        stays as counted.  Counts only grow, as in ``replace_provisional_usage``.
+        """
+        checked = [
+            (model, _checked_totals(tokens), _reported_cost(cost))
+            for model, (tokens, cost) in totals.items()
+        ]
+        provisional, self._provisional = self._provisional, {}
+        events = []
+        for model, tokens, cost_usd in checked:
+            counted, counted_cost = provisional.get(model or self._record.model, (NO_TOKENS, 0.0))
+            delta = tokens.minus_clamped(counted)
+            delta_cost = None if cost_usd is None else max(0.0, cost_usd - counted_cost)
+            if delta.total or delta_cost:
+                events.append(self._record_tokens(model, None, delta, delta_cost, source))
+        return events
 
     def _record_tokens(
         self,
@@ -170,6 +215,7 @@ class TaskContext:
         provider: str | None,
         tokens: TokenCounts,
         cost_usd: float | None,
+        source: str,
         parts: Sequence[TokenCounts] = (),
     ) -> TaskUsage:
         if self._ended:
@@ -182,7 +228,13 @@ class TaskContext:
             model = self._cut_name("model", model)
         if provider is not None and len(provider) > MAX_NAME:
             provider = self._cut_name("provider", provider)
-        return self._spending.record_usage(self._record, model, provider, tokens, cost_usd, parts)
+        if not isinstance(source, str) or len(source) > MAX_NAME:
+            raise InvalidArgumentError(
+                f"source must be a string of at most {MAX_NAME} characters, got {source!r:.80}"
+            )
+        return self._spending.record_usage(
+            self._record, model, provider, tokens, cost_usd, parts, source=source
+        )
 
     def _cut_name(self, field: str, name: str) -> str:
         """``name`` cut to ``MAX_NAME`` (marked): a name the task reported, too long to keep."""
@@ -198,6 +250,16 @@ class TaskContext:
         """
         self._host.usage_records_refused += 1
         self._warn("usage_record_refused", reason=truncate(reason, 200))
+
+    def unrecognised_usage(self, what: str) -> None:
+        """Say that stdout carried JSON that looked like usage in no known format.
+
+        A stdout reader calls it once, for its first such line (its parser
+        counts them all, ``UsageParser.lines_unrecognised``): the lines stay
+        output, and ``usage_lines_unrecognised`` counts the calls.
+        """
+        self.usage_lines_unrecognised += 1
+        self._warn("usage_format_unrecognised", what=truncate(what, 200))
 
     def _warn(self, event: str, **fields: Any) -> None:
         self._warnings += 1

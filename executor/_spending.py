@@ -33,6 +33,8 @@ class Spending:
         tokens: TokenCounts,
         reported_usd: float | None,
         parts: Sequence[TokenCounts] = (),
+        *,
+        source: str = "",
     ) -> TaskUsage:
         """``parts``: the records ``tokens`` sums, priced one by one, counted in ``records``."""
         model = model or record.model
@@ -49,6 +51,7 @@ class Spending:
             cost_usd=cost.usd,
             cost_source=cost.source,
             records=max(1, len(parts)),
+            source=source,
         )
         record.tokens += tokens
         if cost.usd is None:

@@ -132,15 +132,22 @@ class RecordingContext:
         self.calls.append(("usage", usage))
 
     def record_usage_batch(
-        self, *, model: str, provider: str | None, records: list[TokenCounts]
+        self, *, model: str, provider: str | None, records: list[TokenCounts], source: str = ""
     ) -> None:
         self.calls.append(("batch", (model, provider, list(records))))
 
     def replace_provisional_usage(self, **usage: Any) -> None:
+        usage.pop("source", None)
         self.calls.append(("totals", usage))
+
+    def replace_provisional_by_model(self, totals: Any, *, source: str = "") -> None:
+        self.calls.append(("totals by model", dict(totals)))
 
     def refuse_usage(self, reason: str) -> None:
         self.calls.append(("refused", reason))
+
+    def unrecognised_usage(self, what: str) -> None:
+        self.calls.append(("unrecognised", what))
 
 
 def claude_code_turn(turn: int) -> list[bytes]:

@@ -132,6 +132,8 @@ class _Shown:
     per_task: dict[str, UsageTotals]
     cut: dict[str, UsageTotals]
     models: dict[str, UsageTotals]
+    #: The output formats each task's usage was read from (``TaskUsage.source``).
+    sources: dict[str, list[str]]
 
     @classmethod
     def read(cls, store: SessionStore, session_id: str) -> _Shown:
@@ -147,6 +149,7 @@ class _Shown:
                 for task in tasks
             },
             store.usage_by_model(sid),
+            store.usage_sources(sid),
         )
 
 
@@ -158,6 +161,7 @@ def _show_json(shown: _Shown, controls: list[dict[str, Any]]) -> None:
                 **attrs.asdict(task),
                 "usage": _usage_dict(shown.per_task[task.task_id]),
                 "interrupted": _usage_dict(shown.cut[task.task_id]),
+                "usage_formats": shown.sources.get(task.task_id, []),
             }
             for task in shown.tasks
         ],
@@ -192,11 +196,21 @@ def _show_text(shown: _Shown, out: TextIO) -> None:
             f"{shown.per_task[t.task_id].total_tokens:,}",
             _usd(shown.per_task[t.task_id].cost_usd),
             f"{shown.cut[t.task_id].total_tokens:,}",
+            ",".join(shown.sources.get(t.task_id, [])) or "-",
             printable(t.error or "")[:60],
         ]
         for t in shown.tasks
     ]
-    headers = ["TASK", "STATE", "ATTEMPTS", "TOKENS", "COST", "INTERRUPTED TOKENS", "ERROR"]
+    headers = [
+        "TASK",
+        "STATE",
+        "ATTEMPTS",
+        "TOKENS",
+        "COST",
+        "INTERRUPTED TOKENS",
+        "USAGE FORMAT",
+        "ERROR",
+    ]
     _table(headers, task_rows, out)
     print(file=out)
     model_rows = [
@@ -240,6 +254,7 @@ def _export(args: argparse.Namespace) -> int:
             "attempt",
             "records",
             "interrupted",
+            "source",
         ]
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()

@@ -66,7 +66,7 @@ _NO_FINISH = (None, None, None, None)
 # None (or a bool) costs the sqlite3 module an adaptation lookup, ten times an int
 # or a str, so NULLs are written into the statement and never bound.
 TaskKey = tuple[bool, ...]
-UsageKey = tuple[bool, bool, bool]
+UsageKey = tuple[bool, ...]
 
 
 #: ``format_time``'s text is always this long (years have four digits).
@@ -293,7 +293,11 @@ def _usage(builder: RowBuilder, rows: StoreRows, item: Published, e: Any) -> Non
         params.append(cost)
     if attempt is not None:
         params.append(attempt)
-    rows.usage.append(((provider is None, cost is None, attempt is None), tuple(params)))
+    source = event.source
+    if source:
+        params.append(source)
+    key = (provider is None, cost is None, attempt is None, not source)
+    rows.usage.append((key, tuple(params)))
 
 
 def _control(builder: RowBuilder, rows: StoreRows, item: Published, event: Any) -> None:

@@ -144,7 +144,13 @@ CREATE TABLE session_leases (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: which output format each usage row was read from (``TaskUsage.source``:
+# "claude-code", "codex-exec", ...); "" for rows recorded before, or through the API.
+_V5 = """
+ALTER TABLE usage ADD COLUMN source TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

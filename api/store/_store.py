@@ -322,6 +322,19 @@ class SessionStore:
         by_model = sum_usage(self.conn, " WHERE session_id = ?", (session_id,), by="model")
         return {str(model): totals for model, totals in by_model}
 
+    def usage_sources(self, session_id: str) -> dict[str, list[str]]:
+        """The output formats each task's usage was read from (``TaskUsage.source``),
+        by task id, in the order first seen; tasks with none recorded are left out."""
+        rows = self.conn.execute(
+            "SELECT task_id, source FROM usage WHERE session_id = ? AND source != '' "
+            "GROUP BY task_id, source ORDER BY MIN(seq)",
+            (session_id,),
+        ).fetchall()
+        sources: dict[str, list[str]] = {}
+        for task_id, source in rows:
+            sources.setdefault(str(task_id), []).append(str(source))
+        return sources
+
     def tasks(self, session_id: str) -> list[StoredTask]:
         rows = self.conn.execute(
             "SELECT task_id, name, state, attempts, started_at, ended_at, duration_seconds, "
@@ -334,7 +347,7 @@ class SessionStore:
         cursor = self.conn.execute(
             "SELECT session_id, task_id, seq, recorded_at, model, provider, input_tokens, "
             "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_source, "
-            f"attempt, records, {_INTERRUPTED} AS interrupted "
+            f"attempt, records, {_INTERRUPTED} AS interrupted, source "
             "FROM usage WHERE session_id = ? ORDER BY seq",
             (session_id,),
         )

@@ -48,7 +48,7 @@ _TASK_FINISH = ("ended_at", "duration_seconds", "exit_code", "cancelled_attempt"
 _USAGE_HEAD = (
     "INSERT INTO usage (session_id, task_id, seq, recorded_at, model, input_tokens, "
     "output_tokens, cache_read_tokens, cache_write_tokens, cost_source, records, "
-    "provider, cost_usd, attempt) VALUES"
+    "provider, cost_usd, attempt, source) VALUES"
 )
 
 # A statement kind: (head, one row's VALUES tuple, tail).
@@ -81,9 +81,12 @@ def task_shape(key: TaskKey) -> Shape:
 
 @functools.cache
 def usage_shape(key: UsageKey) -> Shape:
-    """The insert for usage rows whose provider / cost / attempt are NULL as ``key`` says."""
-    nullable = ", ".join("NULL" if null else "?" for null in key)
-    return (_USAGE_HEAD, f"(?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {nullable})", "")
+    """The insert for usage rows whose provider / cost / attempt are NULL, and whose
+    source is "", as ``key`` says (a key without the fourth: source "")."""
+    provider, cost, attempt, *rest = key
+    nullable = ", ".join("NULL" if null else "?" for null in (provider, cost, attempt))
+    source = "''" if not rest or rest[0] else "?"
+    return (_USAGE_HEAD, f"(?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {nullable}, {source})", "")
 
 
 @functools.cache

@@ -8,7 +8,7 @@ else the usage is ``"unpriced"`` and its cost is ``None`` — never an invented 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import attrs
@@ -43,6 +43,16 @@ class _GenaiRates:
 
 
 _PROBE_TOKENS = 1000
+#: Usage of one kind of token, for probing its rate: a 1-hour cache write is
+#: a cache write too (``TokenCounts.cache_write_1h``), at its own rate.
+#: In ``ModelPrice``'s field order.
+_PROBES: tuple[Callable[[int], TokenCounts], ...] = (
+    lambda n: TokenCounts(input=n),
+    lambda n: TokenCounts(output=n),
+    lambda n: TokenCounts(cache_read=n),
+    lambda n: TokenCounts(cache_write=n),
+    lambda n: TokenCounts(cache_write=n, cache_write_1h=n),
+)
 
 
 def _first_tier_start(model_price: object) -> int | None:
@@ -64,9 +74,9 @@ def _probe_rates(model: str, provider: str | None) -> _GenaiRates:
 
     rates: list[float] = []
     linear = True
-    for kind in ("input", "output", "cache_read", "cache_write"):
-        one = price(TokenCounts(**{kind: _PROBE_TOKENS}))
-        two = price(TokenCounts(**{kind: 2 * _PROBE_TOKENS}))
+    for probe in _PROBES:
+        one = price(probe(_PROBE_TOKENS))
+        two = price(probe(2 * _PROBE_TOKENS))
         # A fixed per-call component would break linearity: then never use the rates.
         linear = linear and two == 2 * one
         rates.append(float(one * PER_MILLION / _PROBE_TOKENS))
@@ -84,11 +94,13 @@ def _probe_rates(model: str, provider: str | None) -> _GenaiRates:
 
 def _genai_usage(tokens: TokenCounts) -> Usage:
     return Usage(
-        # genai-prices counts cache tokens inside input_tokens.
+        # genai-prices counts cache tokens inside input_tokens, and the 1-hour
+        # cache writes inside cache_write_tokens (priced at their own rate).
         input_tokens=tokens.input + tokens.cache_read + tokens.cache_write,
         output_tokens=tokens.output,
         cache_read_tokens=tokens.cache_read,
         cache_write_tokens=tokens.cache_write,
+        cache_write_1h_tokens=tokens.cache_write_1h or None,
     )
 
 

@@ -1,7 +1,8 @@
 """Price tables: the user's USD per million tokens of each kind, by model.
 
 A table is TOML, ``[models.NAME]`` with ``input``, ``output`` and optionally
-``cache_read`` and ``cache_write`` (which default to the input price); a name
+``cache_read`` and ``cache_write`` (which default to the input price) and
+``cache_write_1h`` (Anthropic's 1-hour cache writes; default ``cache_write``); a name
 ``"provider/model"`` wins over the bare model name.
 """
 
@@ -23,19 +24,29 @@ PER_MILLION = 1_000_000
 
 @attrs.frozen
 class ModelPrice:
-    """USD per million tokens of each kind."""
+    """USD per million tokens of each kind.
+
+    ``cache_write_1h``: the price of a write to Anthropic's 1-hour cache
+    (``TokenCounts.cache_write_1h``); None: the same as any cache write.
+    """
 
     input: float
     output: float
     cache_read: float
     cache_write: float
+    cache_write_1h: float | None = None
 
     def cost(self, tokens: TokenCounts) -> float:
+        one_hour = tokens.cache_write_1h
+        extra = 0.0
+        if one_hour and self.cache_write_1h is not None:
+            extra = one_hour * (self.cache_write_1h - self.cache_write)
         return (
             tokens.input * self.input
             + tokens.output * self.output
             + tokens.cache_read * self.cache_read
             + tokens.cache_write * self.cache_write
+            + extra
         ) / PER_MILLION
 
 
@@ -54,7 +65,7 @@ class PriceTable:
         return self.models.get(model)
 
 
-_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 
 def _price_value(path: str, model: str, key: str, value: object) -> float:
@@ -98,6 +109,7 @@ def parse_price_table(data: Mapping[str, Any], *, source: str = "<prices>") -> P
             output=values["output"],
             cache_read=values.get("cache_read", values["input"]),
             cache_write=values.get("cache_write", values["input"]),
+            cache_write_1h=values.get("cache_write_1h"),
         )
     return PriceTable(table, source)
 

@@ -12,10 +12,12 @@ from ._exceptions import CommandFailedError, CommandStartError
 from ._lines import (
     DEFAULT_MAX_LINE,
     LINES_PER_STEP,
+    MAX_OBJECT_BYTES,
     READ_CHUNK,
     Line,
     LinesHandler,
     LineSplitter,
+    ObjectAssembler,
     drain_lines,
     pump_lines,
 )
@@ -28,6 +30,7 @@ from ._task import CommandTask
 __all__ = [
     "DEFAULT_MAX_LINE",
     "LINES_PER_STEP",
+    "MAX_OBJECT_BYTES",
     "READ_CHUNK",
     "CommandFailedError",
     "CommandSpec",
@@ -36,6 +39,7 @@ __all__ = [
     "Line",
     "LineSplitter",
     "LinesHandler",
+    "ObjectAssembler",
     "OutputLine",
     "StdoutReader",
     "drain_lines",

@@ -192,3 +192,44 @@ async def drain_lines(
     if last:
         handle(last)
     return ended
+
+
+#: Bytes of a multi-line JSON object kept at most (``ObjectAssembler``).
+MAX_OBJECT_BYTES = 1024 * 1024
+
+
+@attrs.define
+class ObjectAssembler:
+    """Joins a pretty-printed JSON object that spans lines (Gemini CLI's ``--output-format
+    json``): from a line that is just ``{`` to the next line that is just ``}``.
+
+    Bounded: an object longer than ``max_bytes`` (or holding a line that was cut)
+    is let go, counted in ``too_large``, and nothing of it is returned.  The lines
+    themselves are the reader's to publish; this only keeps a copy.
+    """
+
+    max_bytes: int = MAX_OBJECT_BYTES
+    too_large: int = 0
+    #: An object has begun and not yet ended (an attribute: read for every output line).
+    active: bool = False
+    _parts: list[bytes] = attrs.field(factory=list)
+    _size: int = 0
+
+    def feed(self, raw: bytes, truncated: bool) -> bytes | None:
+        """The whole object when ``raw`` ends one; else None."""
+        line = raw.rstrip(b"\r")
+        if not self.active:
+            if line == b"{" and not truncated:
+                self._parts, self._size, self.active = [line], 1, True
+            return None
+        self._size += len(line) + 1
+        if truncated or self._size > self.max_bytes:
+            self.too_large += 1
+            self._parts, self.active = [], False
+            return None
+        self._parts.append(line)
+        if line != b"}":
+            return None
+        whole = b"\n".join(self._parts)
+        self._parts, self.active = [], False
+        return whole

@@ -13,7 +13,7 @@ import attrs
 from events import MAX_OUTPUT_LINE
 
 from ..usage import TokenCounts, UsageParser, UsageRecord, typed_turn
-from ._lines import Line
+from ._lines import Line, ObjectAssembler
 from ._output import OutputLine
 from ._task import CommandTask
 
@@ -49,12 +49,16 @@ class StdoutReader:
     ctx: CommandTask
     parser: UsageParser = attrs.field(factory=UsageParser)
     # Cleared, never replaced: ``on_stdout`` holds them in locals.
-    _pending: dict[tuple[str, str | None], list[TokenCounts]] = attrs.field(factory=dict)
+    _pending: dict[tuple[str, str | None, str], list[TokenCounts]] = attrs.field(factory=dict)
     _output: list[OutputLine] = attrs.field(factory=list)
+    #: Joins a pretty-printed object over lines (Gemini CLI's ``--output-format json``).
+    assembler: ObjectAssembler = attrs.field(factory=ObjectAssembler)
 
     def __attrs_post_init__(self) -> None:
         # A record with a number out of range stays output, and the task says so once.
         self.parser.on_refused = lambda reason: self.ctx.refuse_usage(reason)
+        # JSON that looked like usage in no known format: the task says so once.
+        self.parser.on_unrecognised = lambda what: self.ctx.unrecognised_usage(what)
 
     def on_stdout(self, lines: list[Line]) -> None:
         # This loop is the reader's whole cost (a Claude Code turn is three
@@ -63,6 +67,7 @@ class StdoutReader:
         pending = self._pending
         parser = self.parser
         typed = parser.typed_decode
+        assembler = self.assembler
         # ``raw.find(x) >= 0``, not ``x in raw``: CPython's ``bytes.__contains__``
         # first tries ``x`` as an int and formats, raises and clears a TypeError
         # (five tests a turn; bench/HISTORY.md, "Membership with .find() instead of in").
@@ -75,31 +80,59 @@ class StdoutReader:
                     counted = parser.count_turn(turn)
                     if counted is not None:
                         model, tokens = counted
-                        pending.setdefault((model or "", None), []).append(tokens)
+                        pending.setdefault((model or "", None, "claude-code"), []).append(tokens)
                     continue
-                if find(b'"usage"') >= 0 or (
-                    find(b"\\u00") >= 0 and (find(b"\\u006") >= 0 or find(b"\\u007") >= 0)
+                if (
+                    find(b'"usage"') >= 0
+                    or find(b'"stats"') >= 0
+                    or (find(b"\\u00") >= 0 and (find(b"\\u006") >= 0 or find(b"\\u007") >= 0))
                 ):
                     # What parse does once the typed decode has said no.
                     records = parser.parse_json(raw)
                     if records is not None:
                         self._add(records)
                         continue
+            if assembler.active or raw == b"{" or raw == b"{\r":
+                self._assemble(raw, truncated)
             if len(raw) > _OUTPUT_BYTES:
                 raw, truncated = raw[:_OUTPUT_BYTES], True
             output.append((raw.decode("utf-8", "replace").rstrip("\r"), truncated))
         self._flush()
+
+    def _assemble(self, raw: bytes, truncated: bool) -> None:
+        """Feed a line to the multi-line object being joined; read the object when whole."""
+        assembler = self.assembler
+        too_large = assembler.too_large
+        whole = assembler.feed(raw, truncated)
+        if assembler.too_large != too_large:
+            self.ctx.refuse_usage(
+                f"a multi-line JSON object longer than {assembler.max_bytes:,} bytes "
+                "was not read for usage"
+            )
+        elif whole is not None:
+            records = self.parser.parse_json(whole)
+            if records:
+                self._add(records)
 
     def on_stderr(self, lines: list[Line]) -> None:
         output = [_output_line(raw, truncated) for raw, truncated in lines]
         self.ctx.output_lines(output, stream="stderr")
 
     def _add(self, records: list[UsageRecord]) -> None:
+        by_model = [record for record in records if record.per_model]
+        if by_model:
+            self._flush()  # the totals replace what came before them: count that first
+            self.ctx.replace_provisional_by_model(
+                {record.model or "": (record.tokens, record.cost_usd) for record in by_model},
+                source=by_model[0].source,
+            )
         for record in records:
+            if record.per_model:
+                continue
             if record.replaces_provisional or record.cost_usd is not None:
                 self._add_reported(record)
             else:
-                key = (record.model or "", record.provider)
+                key = (record.model or "", record.provider, record.source)
                 self._pending.setdefault(key, []).append(record.tokens)
 
     def _add_reported(self, record: UsageRecord) -> None:
@@ -110,6 +143,7 @@ class StdoutReader:
                 provider=record.provider,
                 totals=record.tokens,
                 cost_usd=record.cost_usd,
+                source=record.source,
             )
         else:
             self.ctx.record_usage(
@@ -120,6 +154,7 @@ class StdoutReader:
                 cache_read_tokens=record.tokens.cache_read,
                 cache_write_tokens=record.tokens.cache_write,
                 cost_usd=record.cost_usd,
+                source=record.source,
             )
 
     def _flush(self) -> None:
@@ -130,5 +165,7 @@ class StdoutReader:
         if self._pending:
             pending = list(self._pending.items())
             self._pending.clear()
-            for (model, provider), parts in pending:
-                self.ctx.record_usage_batch(model=model, provider=provider, records=parts)
+            for (model, provider, source), parts in pending:
+                self.ctx.record_usage_batch(
+                    model=model, provider=provider, records=parts, source=source
+                )

@@ -7,7 +7,7 @@ or a benchmark's null context as well as by a real task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from events import OutputStream
@@ -44,11 +44,17 @@ class CommandTask(Protocol):
         cache_read_tokens: int = ...,
         cache_write_tokens: int = ...,
         cost_usd: float | None = ...,
+        source: str = ...,
     ) -> object:
         """Count one usage record with a cost the provider reported."""
 
     def record_usage_batch(
-        self, *, model: str, provider: str | None = ..., records: Sequence[TokenCounts]
+        self,
+        *,
+        model: str,
+        provider: str | None = ...,
+        records: Sequence[TokenCounts],
+        source: str = ...,
     ) -> object:
         """Count the records of one read, of one model, as one increment."""
 
@@ -59,8 +65,18 @@ class CommandTask(Protocol):
         provider: str | None = ...,
         totals: TokenCounts,
         cost_usd: float | None = ...,
+        source: str = ...,
     ) -> object:
         """A provider's totals, replacing what was counted since its last totals."""
 
+    def replace_provisional_by_model(
+        self, totals: Mapping[str, tuple[TokenCounts, float | None]], *, source: str = ...
+    ) -> object:
+        """A provider's totals per model (tokens, reported cost), replacing, model by
+        model, what was counted since its last totals."""
+
     def refuse_usage(self, reason: str) -> None:
         """A usage record was refused (a number out of range); its line stays output."""
+
+    def unrecognised_usage(self, what: str) -> None:
+        """JSON that looked like usage matched no known format (said once a reader)."""

@@ -6,7 +6,8 @@ the stdout reader) counts in; ``UsageParser`` reads the recognised JSON shapes
 Nothing here knows about tasks or the executor.
 """
 
-from ._parser import MAX_TRACKED_IDS, UsageParser, UsageRecord, typed_turn
+from ._parser import MAX_TRACKED_IDS, UsageParser, typed_turn
+from ._record import UsageRecord
 from ._tokens import NO_TOKENS, TokenCounts, sum_tokens
 
 __all__ = [

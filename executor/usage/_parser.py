@@ -7,12 +7,22 @@ Recognised JSON shapes, one object per line:
   increment and ``input_tokens`` excludes cache tokens.
 * Claude Code ``--output-format stream-json``: ``assistant`` lines carry the
   turn's ``message.usage``, repeated once per content block, so they count once
-  per ``message.id``; the final ``result`` line carries the run's totals and
-  ``total_cost_usd``, which replace the provisional per-turn sum.
-* Anthropic Messages API responses (``"type": "message"``), counted per id.
+  per ``message.id``; a ``result`` line's running totals (``modelUsage`` per
+  model, else the turn's ``usage`` and ``total_cost_usd``) replace the
+  provisional per-turn sum (``_claude_code``).
+* Anthropic Messages API responses (``"type": "message"``), counted per id;
+  ``cache_creation.ephemeral_1h_input_tokens`` is kept apart (priced higher).
 * OpenAI chat completions (``prompt_tokens`` include the ``cached_tokens``) and
   responses (``input_tokens`` include ``input_tokens_details.cached_tokens``),
   counted per response id, so streamed snapshots of one response count once.
+* Codex ``exec --json`` ``turn.completed`` and Gemini CLI's ``stats`` (the
+  ``--output-format json`` object, joined by the stdout reader, and the
+  ``stream-json`` ``result``): running totals, of which each counts what it
+  grew by (``_agents``).
+
+Each record names the format it was read in (``UsageRecord.source``).  A JSON
+object with a ``usage``, ``stats`` or ``modelUsage`` key that no format reads
+is counted (``lines_unrecognised``) and said once (``on_unrecognised``).
 
 Anything else — including malformed JSON — is not usage and stays output.
 
@@ -53,6 +63,9 @@ import msgspec
 
 from events import MAX_RECORD_TOKENS
 
+from ._agents import RunningTotals, codex_tokens, gemini_json_tokens, gemini_stream_tokens
+from ._claude_code import ClaudeCodeTotals
+from ._record import UsageRecord
 from ._tokens import TokenCounts
 from ._values import (
     NotUsage,
@@ -69,21 +82,9 @@ RUNCAST_USAGE_KEYS = frozenset(
     ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 )
 MAX_TRACKED_IDS = 4096
-
-
-@attrs.frozen
-class UsageRecord:
-    """Usage read from one line; ``model=None`` means the task's model.
-
-    ``replaces_provisional`` marks a provider's totals (Claude Code's
-    ``result``): they replace the usage counted since the previous totals.
-    """
-
-    tokens: TokenCounts
-    model: str | None = None
-    provider: str | None = None
-    cost_usd: float | None = None
-    replaces_provisional: bool = False
+#: A JSON object with one of these keys at the top looks like usage: if no
+#: known format reads it, the task says so (once).
+USAGE_LIKE_KEYS = frozenset(("usage", "stats", "modelUsage"))
 
 
 # Out of range: msgspec refuses the line and json.loads's reading refuses the record.
@@ -94,6 +95,12 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_RECORD_TOKENS)]
 # an odd id or model a list or dict), which cannot refer back to them, so they
 # can never be part of a cycle; untracked, two decodes per record add nothing
 # for the collector to count or traverse.
+class _CacheCreation(msgspec.Struct, gc=False):
+    """``usage.cache_creation``: of the cache writes, those to the 1-hour cache."""
+
+    ephemeral_1h_input_tokens: Count = 0
+
+
 class _TurnUsage(msgspec.Struct, gc=False):
     """An assistant turn's counts, checked by msgspec: ints in 0..MAX_RECORD_TOKENS, absent 0."""
 
@@ -101,6 +108,7 @@ class _TurnUsage(msgspec.Struct, gc=False):
     output_tokens: Count = 0
     cache_read_input_tokens: Count = 0
     cache_creation_input_tokens: Count = 0
+    cache_creation: _CacheCreation | None = None
 
 
 class _Turn(msgspec.Struct, gc=False):
@@ -147,8 +155,8 @@ def typed_turn(line: str | bytes) -> _Turn | None:
     return turn
 
 
-def _records(counted: Counted | None) -> list[UsageRecord]:
-    return [] if counted is None else [UsageRecord(counted[1], model=counted[0])]
+def _records(counted: Counted | None, source: str = "claude-code") -> list[UsageRecord]:
+    return [] if counted is None else [UsageRecord(counted[1], model=counted[0], source=source)]
 
 
 def _loads(line: str | bytes) -> object:
@@ -171,6 +179,10 @@ class UsageParser:
     # out of a dict whose front was deleted over and over scans the dead slots.
     _counted: OrderedDict[str, TokenCounts] = attrs.field(factory=OrderedDict)
     _last_model: str | None = None
+    # The process's running totals as of its previous ``result`` line.
+    _claude_code: ClaudeCodeTotals = attrs.field(factory=ClaudeCodeTotals)
+    # Codex's and Gemini CLI's running totals, by model ("": the task's).
+    _running_totals: RunningTotals = attrs.field(factory=RunningTotals)
     # The previous turn counted: a content block equal to it is a repeat.
     _last_turn: _Turn | None = None
     lines_parsed: int = 0
@@ -180,6 +192,10 @@ class UsageParser:
     #: Told why, once for each record refused for a number out of range.
     on_refused: Callable[[str], object] | None = None
     records_refused: int = 0
+    #: Told once, for the first JSON object that looked like usage (a key of
+    #: ``USAGE_LIKE_KEYS``) in no known format; all are counted.
+    on_unrecognised: Callable[[str], object] | None = None
+    lines_unrecognised: int = 0
 
     def parse(self, line: str | bytes) -> list[UsageRecord] | None:
         """The usage on ``line`` (maybe none new: ``[]``); None if it is not usage.
@@ -212,10 +228,18 @@ class UsageParser:
             self._refuse(str(refused))
             return None
         except NotUsage:
-            return None
+            records = None
         if records is not None:
             self.lines_parsed += 1
+        elif not USAGE_LIKE_KEYS.isdisjoint(message):
+            self._unrecognised(message)
         return records
+
+    def _unrecognised(self, message: Mapping[str, Any]) -> None:
+        self.lines_unrecognised += 1
+        if self.lines_unrecognised == 1 and self.on_unrecognised is not None:
+            keys = ", ".join(sorted(key for key in message if key in USAGE_LIKE_KEYS))
+            self.on_unrecognised(f"a JSON object with {keys} in no known usage format")
 
     def _refuse(self, reason: str) -> None:
         self.records_refused += 1
@@ -231,6 +255,11 @@ class UsageParser:
             )
         if kind == "result" and isinstance(message.get("usage"), dict):
             return self._claude_code_result(message)
+        stats = message.get("stats")
+        if isinstance(stats, dict):
+            found = self._gemini(kind, stats)
+            if found is not None:
+                return found
         response = message.get("response")
         if (
             isinstance(kind, str)
@@ -238,16 +267,19 @@ class UsageParser:
             and isinstance(response, dict)
             and isinstance(response.get("usage"), dict)
         ):
-            return self._per_id_of(response, openai_responses_tokens(response["usage"]))
+            tokens = openai_responses_tokens(response["usage"])
+            return self._per_id_of(response, tokens, "openai-responses")
         usage = message.get("usage")
         if not isinstance(usage, dict):
             return None
+        if kind == "turn.completed" and "cached_input_tokens" in usage:
+            return self._running({"": codex_tokens(usage)}, "codex-exec")
         if kind == "message" or "cache_creation_input_tokens" in usage:
-            return self._per_id_of(message, anthropic_tokens(usage))
+            return self._per_id_of(message, anthropic_tokens(usage), "anthropic")
         if "prompt_tokens" in usage or "completion_tokens" in usage:
-            return self._per_id_of(message, openai_chat_tokens(usage))
+            return self._per_id_of(message, openai_chat_tokens(usage), "openai-chat")
         if message.get("object") == "response" or "input_tokens_details" in usage:
-            return self._per_id_of(message, openai_responses_tokens(usage))
+            return self._per_id_of(message, openai_responses_tokens(usage), "openai-responses")
         if usage and set(usage) <= RUNCAST_USAGE_KEYS:
             return self._runcast(message, usage)
         return None
@@ -257,7 +289,10 @@ class UsageParser:
     ) -> Counted | None:
         """A turn read by ``json.loads``: the same value the typed decoder makes of it."""
         tokens = anthropic_tokens(usage)
-        counts = _TurnUsage(tokens.input, tokens.output, tokens.cache_read, tokens.cache_write)
+        one_hour = _CacheCreation(tokens.cache_write_1h) if tokens.cache_write_1h else None
+        counts = _TurnUsage(
+            tokens.input, tokens.output, tokens.cache_read, tokens.cache_write, one_hour
+        )
         return self._turn(_Turn(message_id, model, counts))
 
     def _turn(self, turn: _Turn) -> Counted | None:
@@ -268,11 +303,15 @@ class UsageParser:
         self._last_turn = turn
         usage = turn.usage
         assert usage is not None  # typed_turn and _claude_code_turn give one
+        written = usage.cache_creation
         tokens = TokenCounts(
             usage.input_tokens,
             usage.output_tokens,
             usage.cache_read_input_tokens,
             usage.cache_creation_input_tokens,
+            0
+            if written is None
+            else min(written.ephemeral_1h_input_tokens, usage.cache_creation_input_tokens),
         )
         return self._per_id(turn.id, turn.model, tokens)
 
@@ -288,11 +327,14 @@ class UsageParser:
             model=read_text(message.get("model")),
             provider=read_text(message.get("provider")),
             cost_usd=read_cost(message.get("cost_usd"), "cost_usd"),
+            source="runcast",
         )
         return [record]
 
-    def _per_id_of(self, message: Mapping[str, Any], tokens: TokenCounts) -> list[UsageRecord]:
-        return _records(self._per_id(message.get("id"), message.get("model"), tokens))
+    def _per_id_of(
+        self, message: Mapping[str, Any], tokens: TokenCounts, source: str
+    ) -> list[UsageRecord]:
+        return _records(self._per_id(message.get("id"), message.get("model"), tokens), source)
 
     def _per_id(
         self, message_id: object, model_value: object, tokens: TokenCounts
@@ -329,17 +371,21 @@ class UsageParser:
             return None
         return model, delta
 
+    def _gemini(self, kind: object, stats: Mapping[str, Any]) -> list[UsageRecord] | None:
+        if kind == "result":
+            return self._running(gemini_stream_tokens(stats), "gemini-stream-json")
+        if kind is None and isinstance(stats.get("models"), dict):
+            return self._running(gemini_json_tokens(stats), "gemini-json")
+        return None
+
+    def _running(self, totals: Mapping[str, TokenCounts], source: str) -> list[UsageRecord]:
+        """Records for running totals by model: what each grew by since the last."""
+        records = []
+        for model, tokens in totals.items():
+            grown = self._running_totals.since(model, tokens)
+            if grown.total:
+                records.append(UsageRecord(grown, model=model or None, source=source))
+        return records
+
     def _claude_code_result(self, message: Mapping[str, Any]) -> list[UsageRecord]:
-        totals = anthropic_tokens(message["usage"])
-        model = self._last_model
-        model_usage = message.get("modelUsage")
-        if model is None and isinstance(model_usage, dict) and len(model_usage) == 1:
-            model = read_text(next(iter(model_usage)))
-        return [
-            UsageRecord(
-                totals,
-                model=model,
-                cost_usd=read_cost(message.get("total_cost_usd"), "total_cost_usd"),
-                replaces_provisional=True,
-            )
-        ]
+        return self._claude_code.result(message, self._last_model)

@@ -65,11 +65,17 @@ def read_text(value: object) -> str | None:
 
 
 def anthropic_tokens(usage: Mapping[str, Any]) -> TokenCounts:
+    """Anthropic's usage; of the cache writes, ``cache_creation.ephemeral_1h_input_tokens``
+    went to the 1-hour cache (the rest, ``ephemeral_5m_input_tokens``, to the 5-minute)."""
+    cache_write = read_count(usage, "cache_creation_input_tokens")
+    written = usage.get("cache_creation")
+    one_hour = read_count(written, "ephemeral_1h_input_tokens") if isinstance(written, dict) else 0
     return TokenCounts(
         input=read_count(usage, "input_tokens"),
         output=read_count(usage, "output_tokens"),
         cache_read=read_count(usage, "cache_read_input_tokens"),
-        cache_write=read_count(usage, "cache_creation_input_tokens"),
+        cache_write=cache_write,
+        cache_write_1h=min(one_hour, cache_write),
     )
 
 
