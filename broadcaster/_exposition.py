@@ -1,4 +1,9 @@
-"""The metric families built from :class:`RuncastMetrics`' values at scrape time."""
+"""The metric families built from :class:`RuncastMetrics`' values at scrape time.
+
+A family whose value has a unit declares it (``unit=``), so OpenMetrics has its
+``# UNIT`` line; every such name already ends with ``_<unit>``, so the names
+are what they were in both formats.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from events import Publisher
 
 from ._aggregate import SessionAggregate, Trigger
-from ._tallies import OTHER_MODEL, Histogram, ModelTotals
+from ._tallies import OTHER_MODEL, Histogram, ModelTotals, QueueWaits
 from ._totals import MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS, capped_cost, capped_tokens
 
 TOKEN_KINDS: Final = ("input", "output", "cache_read", "cache_write")
@@ -37,7 +42,13 @@ class MetricValues(Protocol):
     @property
     def task_durations(self) -> Histogram: ...
     @property
-    def models(self) -> Mapping[str, ModelTotals]: ...
+    def queue_waits(self) -> QueueWaits: ...
+    @property
+    def task_retries(self) -> int: ...
+    @property
+    def task_timeouts(self) -> int: ...
+    @property
+    def models(self) -> Mapping[tuple[str, str], ModelTotals]: ...
     @property
     def model_overflow_total(self) -> int: ...
     @property
@@ -75,14 +86,14 @@ class RuncastCollector:
             if with_samples:
                 tasks_total.add_metric((status,), count)
         yield tasks_total
-        yield self._duration_histogram(with_samples)
-        yield from self._model_families(with_samples)
-        yield _gauge(
-            "runcast_session_duration_seconds",
-            "Whole seconds since the session's first task started.",
-            _session_duration(agg) if with_samples else 0,
-            with_samples,
+        yield _histogram(
+            "runcast_task_duration_seconds",
+            "Run time of tasks that completed or failed.",
+            m.task_durations if with_samples else None,
         )
+        yield from self._attempt_families(with_samples)
+        yield from self._model_families(with_samples)
+        yield from _session_times(agg, with_samples)
         yield _gauge(
             "runcast_executor_paused",
             "1 while the executor is paused.",
@@ -91,49 +102,73 @@ class RuncastCollector:
         )
         if agg.budget_usd is not None or not with_samples:
             yield _gauge(
-                "runcast_budget_usd", "The session's budget in USD.", agg.budget_usd, with_samples
+                "runcast_budget_usd",
+                "The session's budget in USD.",
+                agg.budget_usd,
+                with_samples,
+                unit="usd",
             )
             yield _gauge(
                 "runcast_budget_remaining_usd",
                 "USD left of the budget (never below 0).",
                 agg.budget_remaining_usd,
                 with_samples,
+                unit="usd",
             )
         yield from self._event_families(with_samples)
 
-    def _duration_histogram(self, with_samples: bool) -> Metric:
-        histogram = self._metrics.task_durations
-        if not with_samples:
-            return HistogramMetricFamily(
-                "runcast_task_duration_seconds",
-                "Run time of tasks that completed or failed.",
-            )
-        return HistogramMetricFamily(
-            "runcast_task_duration_seconds",
-            "Run time of tasks that completed or failed.",
-            buckets=histogram.buckets(),
-            # Durations are finite, but two of them may sum to inf.
-            sum_value=min(histogram.sum, _MAX_FLOAT),
+    def _attempt_families(self, with_samples: bool) -> Iterator[Metric]:
+        m = self._metrics
+        waits = m.queue_waits
+        retries = CounterMetricFamily(
+            "runcast_task_retries",
+            "Attempts that failed and are retried (task_retrying events).",
         )
+        timeouts = CounterMetricFamily(
+            "runcast_task_timeouts",
+            "Tasks that failed because their last attempt timed out (task_failed with "
+            "timed_out); a timed-out attempt that is retried counts in runcast_task_retries.",
+        )
+        untracked = CounterMetricFamily(
+            "runcast_task_queue_wait_untracked",
+            "Attempts whose queue wait was not measured: the queue times of "
+            f"{waits.max_waiting} waiting tasks were kept already.",
+        )
+        if with_samples:
+            retries.add_metric((), m.task_retries)
+            timeouts.add_metric((), m.task_timeouts)
+            untracked.add_metric((), waits.untracked)
+        yield retries
+        yield timeouts
+        yield _histogram(
+            "runcast_task_queue_wait_seconds",
+            "Time from task_queued to task_started, per attempt (a retry is queued again).",
+            waits.histogram if with_samples else None,
+        )
+        yield untracked
 
     def _model_families(self, with_samples: bool) -> Iterator[Metric]:
         m = self._metrics
         tokens = CounterMetricFamily(
             "runcast_tokens",
-            "Tokens recorded by tasks, by kind and model; input excludes cache tokens.",
-            labels=("kind", "model"),
+            "Tokens recorded by tasks, by kind, model and provider; input excludes cache tokens.",
+            labels=("kind", "model", "provider"),
         )
         cost = CounterMetricFamily(
-            "runcast_cost_usd", "Estimated cost in USD, by model.", labels=("model",)
+            "runcast_cost_usd",
+            "Estimated cost in USD, by model and provider.",
+            labels=("model", "provider"),
+            unit="usd",
         )
         unpriced = CounterMetricFamily(
             "runcast_unpriced_tokens",
-            "Tokens of models with no known price, by model.",
-            labels=("model",),
+            "Tokens of models with no known price, by model and provider.",
+            labels=("model", "provider"),
         )
         overflow = CounterMetricFamily(
             "runcast_model_label_overflow",
-            f"Usage records counted as model '{OTHER_MODEL}' because the model label is full.",
+            f"Usage records counted as model and provider '{OTHER_MODEL}' because the "
+            "model and provider labels are full.",
         )
         saturated = GaugeMetricFamily(
             "runcast_usage_saturated",
@@ -141,11 +176,11 @@ class RuncastCollector:
             f"of a kind, {MAX_TOTAL_COST_USD:.0e} USD) and reads as the cap.",
         )
         if with_samples:
-            for model, totals in m.models.items():
+            for (model, provider), totals in m.models.items():
                 for kind, count in zip(TOKEN_KINDS, totals.tokens, strict=True):
-                    tokens.add_metric((kind, model), capped_tokens(count))
-                cost.add_metric((model,), capped_cost(totals.cost_usd))
-                unpriced.add_metric((model,), capped_tokens(totals.unpriced_tokens))
+                    tokens.add_metric((kind, model, provider), capped_tokens(count))
+                cost.add_metric((model, provider), capped_cost(totals.cost_usd))
+                unpriced.add_metric((model, provider), capped_tokens(totals.unpriced_tokens))
             overflow.add_metric((), m.model_overflow_total)
             saturated.add_metric((), float(m.aggregate.saturated))
         yield from (tokens, cost, unpriced, overflow, saturated)
@@ -173,6 +208,27 @@ class RuncastCollector:
         yield from (updates, published, dropped)
 
 
+def _session_times(aggregate: SessionAggregate, with_samples: bool) -> Iterator[Metric]:
+    """The start time (the conventional gauge) and the duration (kept for existing users)."""
+    started_at = aggregate.started_at
+    if started_at is not None or not with_samples:
+        yield _gauge(
+            "runcast_session_start_time_seconds",
+            "Unix time the session's first task started (absent before any started).",
+            None if started_at is None else started_at.timestamp(),
+            with_samples,
+            unit="seconds",
+        )
+    yield _gauge(
+        "runcast_session_duration_seconds",
+        "Whole seconds since the session's first task started "
+        "(grows while idle: prefer time() - runcast_session_start_time_seconds).",
+        _session_duration(aggregate) if with_samples else 0,
+        with_samples,
+        unit="seconds",
+    )
+
+
 def _session_duration(aggregate: SessionAggregate) -> int:
     try:
         return aggregate.duration_seconds()
@@ -182,10 +238,26 @@ def _session_duration(aggregate: SessionAggregate) -> int:
         return aggregate.last_duration_seconds
 
 
-def _gauge(name: str, documentation: str, value: float | None, with_samples: bool) -> Metric:
+def _gauge(
+    name: str, documentation: str, value: float | None, with_samples: bool, *, unit: str = ""
+) -> Metric:
     if not with_samples or value is None:
-        return GaugeMetricFamily(name, documentation)
-    return GaugeMetricFamily(name, documentation, value=float(value))
+        return GaugeMetricFamily(name, documentation, unit=unit)
+    return GaugeMetricFamily(name, documentation, value=float(value), unit=unit)
+
+
+def _histogram(name: str, documentation: str, histogram: Histogram | None) -> Metric:
+    """Seconds observed; ``histogram`` None describes the family without samples."""
+    if histogram is None:
+        return HistogramMetricFamily(name, documentation, unit="seconds")
+    return HistogramMetricFamily(
+        name,
+        documentation,
+        buckets=histogram.buckets(),
+        # Each value is finite, but two of them may sum to inf.
+        sum_value=min(histogram.sum, _MAX_FLOAT),
+        unit="seconds",
+    )
 
 
 def render_metrics(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:

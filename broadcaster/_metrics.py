@@ -3,12 +3,17 @@
 Everything but ``runcast_websocket_connections`` is kept in plain dicts by a
 publisher listener and turned into metric families only when scraped, so an
 event costs a few dict updates, not a prometheus_client lock per metric.
-No label carries a task or session id; the ``model`` label, whose values come
-from task output, keeps the first ``max_models`` distinct names and counts the
-rest as ``other``. Every value is finite: the per-model usage totals are read
-through the caps the session's totals are (``_totals``), the duration
-histogram's sum through the largest float; capped when scraped, so an event
-costs what it did.
+No label carries a task or session id; the ``model`` and ``provider`` labels,
+whose values come from task output, keep the first ``max_models`` distinct
+(model, provider) pairs and count the rest as ``other``/``other``. The queue
+wait histogram keeps the queue time of at most ``max_queue_waits`` waiting tasks
+and counts the attempts it could not measure. Every value is finite: the
+per-model usage totals are read through the caps the session's totals are
+(``_totals``), the histograms' sums through the largest float; capped when
+scraped, so an event costs what it did.
+
+The process collector (``process_*``: CPU, memory, file descriptors, start
+time) is registered on the same registry and unregistered with the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from typing import Final, cast
 
 import attrs
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
 from events import (
     END_STATES,
@@ -28,18 +33,26 @@ from events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskQueued,
+    TaskRetrying,
     TaskUsage,
 )
 
 from ._aggregate import TRIGGERS, SessionAggregate, Trigger
 from ._exceptions import BroadcasterConfigError
 from ._exposition import RuncastCollector
-from ._tallies import OTHER_MODEL, Histogram, ModelTotals
+from ._tallies import OTHER_MODEL, Histogram, ModelTotals, QueueWaits
 
 DEFAULT_MAX_MODELS: Final = 50
+#: Waiting tasks whose queue time is kept: ~100 bytes each, so a queue of that
+#: many tasks costs ~10 MB here, beside its records in the executor.
+DEFAULT_MAX_QUEUE_WAITS: Final = 100_000
+#: The ``model`` or ``provider`` label of usage that names none.
 UNKNOWN_MODEL: Final = "unknown"
 #: Agent runs take from seconds to hours.
 DURATION_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+#: A free slot takes a task at once (milliseconds); a full executor, up to hours.
+QUEUE_WAIT_BUCKETS: Final = (0.01, 0.1, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
 _END_EVENTS: Final[dict[type, str]] = {
@@ -51,7 +64,7 @@ _END_EVENTS: Final[dict[type, str]] = {
 
 @attrs.define(eq=False)
 class RuncastMetrics:
-    """Every ``runcast_*`` metric, registered on ``registry`` and fed by ``publisher``.
+    """Every ``runcast_*`` metric (and ``process_*``) on ``registry``, fed by ``publisher``.
 
     The api moves ``websocket_connections`` itself. Call :meth:`close` to
     detach the listener and unregister (idempotent).
@@ -60,15 +73,24 @@ class RuncastMetrics:
     registry: CollectorRegistry
     publisher: Publisher
     max_models: int = DEFAULT_MAX_MODELS
+    max_queue_waits: int = DEFAULT_MAX_QUEUE_WAITS
     websocket_connections: Gauge = attrs.field(init=False)
     aggregate: SessionAggregate = attrs.field(init=False)
     tasks_ended: dict[str, int] = attrs.field(init=False)
-    models: dict[str, ModelTotals] = attrs.field(init=False, factory=dict)
+    #: Usage by (model, provider) label pair.
+    models: dict[tuple[str, str], ModelTotals] = attrs.field(init=False, factory=dict)
     model_overflow_total: int = 0
     task_durations: Histogram = attrs.field(init=False)
+    queue_waits: QueueWaits = attrs.field(init=False)
+    #: ``task_retrying`` events counted by the aggregate (not duplicates).
+    task_retries: int = 0
+    #: Tasks that failed with ``timed_out``: the events say no more (a timed-out
+    #: attempt that is retried shows only as a ``task_retrying``).
+    task_timeouts: int = 0
     session_updates: dict[Trigger, int] = attrs.field(init=False)
     events_published: dict[str, int] = attrs.field(init=False)
     _collector: RuncastCollector | None = None
+    _process_collector: ProcessCollector | None = None
     _remove_listener: Callable[[], None] | None = None
     #: True while a broadcaster applies events to its aggregate (shared with us)
     #: and hands them on through :meth:`count_event` instead of our listener.
@@ -76,13 +98,12 @@ class RuncastMetrics:
     _closed: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.max_models, bool) or not isinstance(self.max_models, int):
-            raise BroadcasterConfigError(f"max_models must be an int, got {self.max_models!r}")
-        if self.max_models < 1:
-            raise BroadcasterConfigError(f"max_models must be >= 1, got {self.max_models}")
+        _check_bound("max_models", self.max_models)
+        _check_bound("max_queue_waits", self.max_queue_waits)
         self.aggregate = SessionAggregate(session_id="metrics")
         self.tasks_ended = {state: 0 for state in sorted(END_STATES)}
         self.task_durations = Histogram(DURATION_BUCKETS)
+        self.queue_waits = QueueWaits(self.max_queue_waits, Histogram(QUEUE_WAIT_BUCKETS))
         self.session_updates = dict.fromkeys(TRIGGERS, 0)
         self.events_published = dict.fromkeys(EVENT_TYPES, 0)
         try:
@@ -104,6 +125,7 @@ class RuncastMetrics:
                 f"the registry already holds a runcast_* metric: {exc}"
             ) from exc
         self._collector = collector
+        self._process_collector = _process_collector(self.registry)
         self._remove_listener = self.publisher.add_listener(self.on_event)
 
     def close(self) -> None:
@@ -116,6 +138,9 @@ class RuncastMetrics:
             self.registry.unregister(self._collector)
             self.registry.unregister(self.websocket_connections)
             self._collector = None
+        if self._process_collector is not None:
+            self.registry.unregister(self._process_collector)
+            self._process_collector = None
 
     # -- feeding ---------------------------------------------------------------
     def on_event(self, item: Published) -> None:
@@ -163,17 +188,31 @@ class RuncastMetrics:
         if kind is TaskUsage:
             self._add_usage(cast(TaskUsage, event))
         elif trigger == "task_end":
-            # Counted by the aggregate: not a duplicate, and not a retry.
-            end_state = _END_EVENTS.get(kind)
-            if end_state is not None:
-                self.tasks_ended[end_state] += 1
-                if end_state != "cancelled":
-                    self.task_durations.observe(
-                        cast(TaskCompleted | TaskFailed, event).duration_seconds
-                    )
+            self._count_end(item, kind)
+        elif trigger == "task_start":
+            self.queue_waits.started(event.task_id, item.time)
+        elif kind is TaskQueued and self.aggregate.task_state(event.task_id) == "queued":
+            # Not a late event about a task that started or ended already.
+            self.queue_waits.queued(event.task_id, item.time)
+
+    def _count_end(self, item: Published, kind: type) -> None:
+        """An end, or a running task back to retrying, as counted by the aggregate."""
+        event = item.event
+        self.queue_waits.forget(event.task_id)
+        end_state = _END_EVENTS.get(kind)
+        if end_state is None:
+            if kind is TaskRetrying:
+                self.task_retries += 1
+            return
+        self.tasks_ended[end_state] += 1
+        if end_state == "cancelled":
+            return
+        self.task_durations.observe(cast(TaskCompleted | TaskFailed, event).duration_seconds)
+        if kind is TaskFailed and cast(TaskFailed, event).timed_out:
+            self.task_timeouts += 1
 
     def _add_usage(self, event: TaskUsage) -> None:
-        totals = self._model_totals(event.model)
+        totals = self._model_totals(event.model, event.provider)
         totals.tokens[0] += event.input_tokens
         totals.tokens[1] += event.output_tokens
         totals.tokens[2] += event.cache_read_tokens
@@ -183,15 +222,15 @@ class RuncastMetrics:
         else:
             totals.cost_usd += event.cost_usd
 
-    def _model_totals(self, model: str) -> ModelTotals:
-        label = model or UNKNOWN_MODEL
-        totals = self.models.get(label)
+    def _model_totals(self, model: str, provider: str | None) -> ModelTotals:
+        labels = (model or UNKNOWN_MODEL, provider or UNKNOWN_MODEL)
+        totals = self.models.get(labels)
         if totals is not None:
             return totals
-        if len(self.models) >= self.max_models + (OTHER_MODEL in self.models):
+        if len(self.models) >= self.max_models + (_OTHER_LABELS in self.models):
             self.model_overflow_total += 1
-            label = OTHER_MODEL
-        return self.models.setdefault(label, ModelTotals())
+            labels = _OTHER_LABELS
+        return self.models.setdefault(labels, ModelTotals())
 
     def count_session_update(self, trigger: Trigger) -> None:
         """Called by the broadcaster for each ``session_update`` it sends."""
@@ -204,3 +243,25 @@ class RuncastMetrics:
         """
         if not self.following:
             self.aggregate.restore(previous)
+
+
+_OTHER_LABELS: Final = (OTHER_MODEL, OTHER_MODEL)
+
+
+def _check_bound(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BroadcasterConfigError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise BroadcasterConfigError(f"{name} must be >= 1, got {value}")
+
+
+def _process_collector(registry: CollectorRegistry) -> ProcessCollector | None:
+    """prometheus_client's ``process_*``, on ``registry``; None if it has them already.
+
+    The collector has no ``describe``, so a registry clashes on it only when it
+    describes collectors by collecting them (``auto_describe``).
+    """
+    try:
+        return ProcessCollector(registry=registry)
+    except ValueError:
+        return None

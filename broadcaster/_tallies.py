@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
 import attrs
 
-#: The ``model`` label of usage past the first ``max_models`` distinct names.
+#: The ``model`` and ``provider`` labels of usage past the first ``max_models``
+#: distinct (model, provider) pairs.
 OTHER_MODEL: Final = "other"
 
 
@@ -47,6 +49,46 @@ class Histogram:
             result.append((_float_label(bound), running))
         result.append(("+Inf", self.total))
         return result
+
+
+@attrs.define(eq=False)
+class QueueWaits:
+    """Time from ``task_queued`` to ``task_started``, one observation per attempt.
+
+    The time each waiting task was queued at is kept until it starts, ends or is
+    cancelled, for at most ``max_waiting`` tasks at once; a task queued while
+    that many wait is not measured, and counted in ``untracked``.
+    """
+
+    max_waiting: int
+    histogram: Histogram
+    untracked: int = 0
+    _queued_at: dict[str, datetime] = attrs.field(factory=dict)
+
+    @property
+    def waiting(self) -> int:
+        """Tasks whose queue time is kept now."""
+        return len(self._queued_at)
+
+    def queued(self, task_id: str, at: datetime) -> None:
+        queued_at = self._queued_at
+        if task_id in queued_at:
+            return  # a duplicate: the wait began at the first
+        if len(queued_at) >= self.max_waiting:
+            self.untracked += 1
+            return
+        queued_at[task_id] = at
+
+    def started(self, task_id: str, at: datetime) -> None:
+        queued_at = self._queued_at.pop(task_id, None)
+        if queued_at is not None:
+            # Event times are wall-clock: a clock stepped back reads as no wait.
+            self.histogram.observe(max(0.0, (at - queued_at).total_seconds()))
+
+    def forget(self, task_id: str) -> None:
+        """The task ended (or went back to retrying) without starting from the queue."""
+        if self._queued_at:
+            self._queued_at.pop(task_id, None)
 
 
 def _float_label(value: float) -> str:

@@ -140,7 +140,7 @@ async def test_served_metrics_share_the_broadcasters_aggregate_and_count_the_sam
         assert metrics.aggregate.input_tokens == 5  # applied once, not by both
         assert metrics.aggregate.ended("completed") == 1
         assert metrics.tasks_ended["completed"] == 1
-        assert metrics.models["m"].tokens[0] == 5
+        assert metrics.models["m", "unknown"].tokens[0] == 5
     assert shared.events_published == alone.events_published
     assert shared.events_published["session_update"] >= 1
     assert shared.task_durations.sum == alone.task_durations.sum == 2.0

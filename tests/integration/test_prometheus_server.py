@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ TOKEN = "scrape-secret"
 CONCURRENCY = 3
 TIMEOUT = 90
 KINDS = {"input", "output", "cache_read", "cache_write"}
+#: The demo's providers; its local model names none.
+PROVIDERS = {"anthropic", "openai", "google", "unknown"}
 #: What Prometheus 2.x sends when it scrapes (OpenMetrics preferred).
 SCRAPE_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -204,6 +207,7 @@ async def test_prometheus_scrapes_sane_values_that_agree_with_runcast(tmp_path: 
             await _counters_grow(prometheus)
             await _agrees_with_the_session(prometheus, demo)
             await _gauges_stay_in_range(prometheus, since=started)
+            await _conventional_metrics(prometheus, demo)
         assert demo.process.returncode == 0, demo.describe()
 
 
@@ -271,6 +275,30 @@ async def _gauges_stay_in_range(prometheus: PrometheusServer, *, since: float) -
         assert all(0 <= v <= CONCURRENCY for v in values), values
 
 
+async def _conventional_metrics(prometheus: PrometheusServer, demo: DemoProcess) -> None:
+    """Start time, provider label, queue wait and process metrics, as Prometheus stored them."""
+    started_at = (await demo.session())["started_at"]
+    assert started_at is not None
+    [start] = await _series(prometheus, "runcast_session_start_time_seconds", 1)
+    expected = datetime.fromisoformat(started_at).timestamp()
+    assert abs(_value(start["value"]) - expected) < 1e-3, (start, started_at)
+    assert _value(start["value"]) <= time.time()
+
+    by_provider = await _series(prometheus, "sum by (provider) (runcast_tokens_total)", 1)
+    providers = {s["metric"]["provider"] for s in by_provider}
+    assert providers <= PROVIDERS, providers
+
+    [waited] = await _series(prometheus, "runcast_task_queue_wait_seconds_count", 1)
+    assert _value(waited["value"]) >= 1
+    [untracked] = await _series(prometheus, "runcast_task_queue_wait_untracked_total", 1)
+    assert _value(untracked["value"]) == 0
+    for name in ("runcast_task_retries_total", "runcast_task_timeouts_total"):
+        [counter] = await _series(prometheus, name, 1)
+        assert _value(counter["value"]) >= 0, name
+    [memory] = await _series(prometheus, "process_resident_memory_bytes", 1)
+    assert _value(memory["value"]) > 0
+
+
 async def _promtool_check(body: bytes) -> tuple[int, list[str]]:
     assert PROMTOOL is not None
     result = await trio.run_process(
@@ -303,6 +331,12 @@ async def test_promtool_checks_the_live_exposition(tmp_path: Path) -> None:
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     body = openmetrics.body.decode()
     assert body.endswith("# EOF\n")
+    for unit_line in (
+        "# UNIT runcast_cost_usd usd\n",
+        "# UNIT runcast_task_queue_wait_seconds seconds\n",
+        "# UNIT runcast_session_start_time_seconds seconds\n",
+    ):
+        assert unit_line in body, unit_line
     # promtool lints the text format only: an OpenMetrics counter family is named
     # without ``_total`` (``# HELP runcast_tokens ...``), so it reports each
     # ``..._total`` sample as a family without HELP.  Anything else is a real finding.
