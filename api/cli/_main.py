@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,16 +20,12 @@ from events import RuncastError
 
 from ..clients import printable
 from ..server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from . import _client_commands, _store_commands
+from . import _client_commands, _logs_command, _store_commands, _usage_command
 from ._demo import DemoOptions, run_demo
+from ._exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, consists_of
 from ._heap import settle_heap
 from ._logging import LEVELS, configure_logging
 from ._run import DEFAULT_STORE, RunOptions, run_job
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-#: What a shell reports for a writer killed by SIGPIPE (``yes | head``): the reader left.
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def _positive_int(text: str) -> int:
@@ -231,6 +226,8 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _register_others(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _client_commands.register(commands)
     _store_commands.register(commands)
+    _usage_command.register(commands)
+    _logs_command.register(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,14 +258,6 @@ def _runcast_errors(exc: BaseException) -> list[RuncastError] | None:
     return None
 
 
-def _only_broken_pipes(exc: BaseException) -> bool:
-    """Whether ``exc`` is a closed-pipe error, or a group of nothing else (trio's nurseries)."""
-    if isinstance(exc, BaseExceptionGroup):
-        _, rest = exc.split(BrokenPipeError)
-        return rest is None
-    return isinstance(exc, BrokenPipeError)
-
-
 def _silence_stdout() -> None:
     """Point stdout at /dev/null: what is still buffered for it goes nowhere, quietly.
 
@@ -291,6 +280,9 @@ def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
     try:
         return handler(args)
     except (RuncastError, BaseExceptionGroup) as exc:
+        if consists_of(exc, KeyboardInterrupt):
+            print(f"runcast {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         errors = _runcast_errors(exc)
         if errors is None:
             raise
@@ -315,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Flushed here, not at exit, so that a reader that left is noticed below.
         sys.stdout.flush()
     except (BrokenPipeError, BaseExceptionGroup) as exc:
-        if not _only_broken_pipes(exc):
+        if not consists_of(exc, BrokenPipeError):
             raise
         # The reader left (``| head``): stop quietly, with the status a shell gives
         # any writer killed by SIGPIPE, so ``set -o pipefail`` sees the same.

@@ -12,6 +12,7 @@ from ._exceptions import (
     ProtocolError,
     ServerUnreachableError,
 )
+from ._logs import LogLine, LogsRequest, read_logs
 from ._money import format_usd
 from ._terminal import csv_cell, json_text, printable, printable_lines
 from ._view import TaskLine, format_session_line, format_task_table
@@ -27,6 +28,8 @@ __all__ = [
     "Backoff",
     "ClientError",
     "ErrorReplyError",
+    "LogLine",
+    "LogsRequest",
     "ProtocolError",
     "RuncastClient",
     "Screen",
@@ -42,5 +45,6 @@ __all__ = [
     "open_client",
     "printable",
     "printable_lines",
+    "read_logs",
     "watch",
 ]

@@ -148,6 +148,10 @@ class ServerConfig:
     ping_timeout: float = attrs.field(default=20.0, validator=_positive)
     close_timeout: float = attrs.field(default=2.0, validator=_positive)
     subscription_buffer: int | None = None
+    #: Output lines kept per task for ``/api/tasks/ID/output``, and characters kept
+    #: over all tasks (the oldest lines go first); what is cut is counted and shown.
+    output_lines_per_task: int = attrs.field(default=1000, validator=_positive_int)
+    output_max_chars: int = attrs.field(default=16_000_000, validator=_positive_int)
     static_dir: Path = attrs.field(default=STATIC_DIR, converter=Path)
 
     def __attrs_post_init__(self) -> None:

@@ -6,17 +6,20 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
+from urllib.parse import unquote
 
 import attrs
 import trio
 
 from broadcaster import RuncastMetrics, render_metrics
-from events import TASK_STATES, Publisher, format_time
+from events import MAX_TASK_ID, TASK_STATES, OutputStream, Publisher, format_time
 
+from ._access import AccessPolicy, Role
 from ._exceptions import HttpError
 from ._http import RequestHead
 from ._interfaces import ExecutorControls, ListedTask, SessionSource
+from ._output_buffer import OutputBuffer, OutputLine
 
 STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CONTENT_TYPES = {
@@ -42,6 +45,12 @@ PAGE_CHUNK: Final = 100
 #: holds at most this many page chunks, whatever the number of readers.
 PAGE_BUILDERS: Final = 1
 _CURSOR_DIGITS: Final = 19
+#: ``/api/tasks/ID/output`` lines per page: without ``limit=``, and at most.
+DEFAULT_OUTPUT_PAGE: Final = 200
+MAX_OUTPUT_PAGE: Final = 1000
+OUTPUT_STREAMS: Final[tuple[str, ...]] = get_args(OutputStream)
+TASKS_PREFIX: Final = "/api/tasks/"
+OUTPUT_SUFFIX: Final = "/output"
 
 FALLBACK_PAGE = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>runcast</title></head>
@@ -106,6 +115,55 @@ def page_limit(text: str | None) -> int:
     return int(text)
 
 
+def output_limit(text: str | None) -> int:
+    """``limit=`` of an output page: ``DEFAULT_OUTPUT_PAGE`` when absent."""
+    if text is None:
+        return DEFAULT_OUTPUT_PAGE
+    if not text.isdigit() or len(text) > 6 or not 1 <= int(text) <= MAX_OUTPUT_PAGE:
+        raise HttpError(
+            400, f"limit: expected an integer from 1 to {MAX_OUTPUT_PAGE}, got {_show(text)}"
+        )
+    return int(text)
+
+
+def line_number(name: str, text: str | None) -> int | None:
+    """``since=``/``before=``: a line number ``n`` of the task's output (None: absent)."""
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > _CURSOR_DIGITS:
+        raise HttpError(
+            400, f"{name}: expected a line number (an 'n' of an earlier answer), got {_show(text)}"
+        )
+    return int(text)
+
+
+def stream_filter(text: str | None) -> str | None:
+    if text is None or text in OUTPUT_STREAMS:
+        return text
+    raise HttpError(400, f"stream: expected one of {', '.join(OUTPUT_STREAMS)}, got {_show(text)}")
+
+
+def output_task_id(path: str) -> str:
+    """The task id of ``/api/tasks/ID/output``, percent-decoded."""
+    segment = path[len(TASKS_PREFIX) : -len(OUTPUT_SUFFIX)]
+    # One path segment: a task id holding "/" arrives as %2F.
+    task_id = unquote(segment, errors="strict") if "/" not in segment else ""
+    if not task_id or len(task_id) > MAX_TASK_ID:
+        raise HttpError(404, f"no such path {_show(path)}")
+    return task_id
+
+
+def output_line(line: OutputLine) -> dict[str, object]:
+    return {
+        "n": line.number,
+        "seq": line.seq,
+        "time": format_time(line.time),
+        "stream": line.stream,
+        "text": line.text,
+        "truncated": line.truncated,
+    }
+
+
 def page_after(text: str | None) -> int | None:
     """``after=``: the ``next`` of a previous page (None: from the first task)."""
     if text is None:
@@ -167,6 +225,8 @@ class Endpoints:
     executor: ExecutorControls | None
     metrics: RuncastMetrics | None
     static_dir: Path
+    output: OutputBuffer = attrs.field(factory=OutputBuffer)
+    policy: AccessPolicy | None = None
     _page_builders: trio.Semaphore = attrs.field(
         factory=lambda: trio.Semaphore(PAGE_BUILDERS), init=False
     )
@@ -178,11 +238,14 @@ class Endpoints:
             "/metrics": self.prometheus,
             "/api/session": self.session,
             "/api/tasks": self.tasks,
+            "/api/access": self.access,
         }
 
     def find(self, path: str) -> Handler | None:
         if path.startswith("/static/"):
             return self.static
+        if path.startswith(TASKS_PREFIX) and path.endswith(OUTPUT_SUFFIX):
+            return self.task_output
         return self.table().get(path)
 
     async def index(self, head: RequestHead) -> Reply:
@@ -231,3 +294,46 @@ class Endpoints:
         async with self._page_builders:
             body = await page_body(self.executor, after=after, limit=limit, states=states)
         return Reply(body, JSON_TYPE)
+
+    async def access(self, head: RequestHead) -> Reply:
+        """What the caller's token lets it do: the dashboard disables what it may not."""
+        role = Role.OPERATOR
+        if self.policy is not None:
+            role = self.policy.authenticate(head.headers, head.query.get("token"))
+        commands = role is Role.OPERATOR and self.executor is not None
+        return _json({"role": role.value, "commands": commands})
+
+    async def task_output(self, head: RequestHead) -> Reply:
+        """A page of a task's kept output: ``?since=N`` (after line N, oldest first),
+        ``?before=N`` or neither (the newest lines), ``&limit=&stream=``."""
+        try:
+            task_id = output_task_id(head.path)
+        except UnicodeDecodeError:
+            raise HttpError(404, f"no such path {_show(head.path)}") from None
+        since = line_number("since", head.query.get("since"))
+        before = line_number("before", head.query.get("before"))
+        if since is not None and before is not None:
+            raise HttpError(400, "since and before: give one of them, not both")
+        limit = output_limit(head.query.get("limit"))
+        stream = stream_filter(head.query.get("stream"))
+        entry = self.output.get(task_id)
+        known = self.executor.has_task(task_id) if self.executor is not None else False
+        if entry is None and not known:
+            raise HttpError(404, f"unknown task {task_id!r}")
+        lines = (
+            []
+            if entry is None
+            else entry.page(since=since, before=before, limit=limit, stream=stream)
+        )
+        return _json(
+            {
+                "task_id": task_id,
+                "state": None if entry is None else entry.state,
+                "lines": [output_line(line) for line in lines],
+                "first_kept": 1 if entry is None else entry.first_kept,
+                "last": 0 if entry is None else entry.seen,
+                "not_kept": 0 if entry is None else entry.not_kept,
+                # Subscribe to the task with this ``since`` for what comes after.
+                "seq": self.publisher.last_seq,
+            }
+        )

@@ -22,6 +22,7 @@ from ._exceptions import ConfigError, HttpError, ListenError
 from ._http import HttpConnection, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
 from ._limits import HttpRefusals, RequestLimit, register_refusals
+from ._output_buffer import OutputBuffer
 from ._routes import Endpoints
 from ._websocket import WebSocketSession
 
@@ -89,6 +90,8 @@ class RuncastServer:
     delivery: DeliveryCounts = attrs.field(factory=DeliveryCounts)
     #: Requests refused, by status (also ``runcast_http_requests_refused_total``).
     refusals: HttpRefusals = attrs.field(factory=HttpRefusals)
+    #: Each task's newest output lines, for ``/api/tasks/ID/output``.
+    output: OutputBuffer = attrs.field(factory=OutputBuffer)
     _limit: RequestLimit = attrs.field(init=False)
     _live: dict[WebSocketSession, _LiveSession] = attrs.field(factory=dict)
     _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -99,7 +102,13 @@ class RuncastServer:
         self._policy = AccessPolicy(self.config, self.port or None)
         self._limit = RequestLimit(self.config.max_http_requests, self.refusals)
         self._endpoints = Endpoints(
-            self.publisher, self.session_source, self.executor, self.metrics, self.config.static_dir
+            self.publisher,
+            self.session_source,
+            self.executor,
+            self.metrics,
+            self.config.static_dir,
+            output=self.output,
+            policy=self._policy,
         )
 
     @property
@@ -331,7 +340,10 @@ async def serve_runcast(
     """
     config = ServerConfig() if config is None else config
     refusals = HttpRefusals()
-    with _refusals_served(metrics, refusals):
+    output = OutputBuffer(
+        lines_per_task=config.output_lines_per_task, max_chars=config.output_max_chars
+    )
+    with _refusals_served(metrics, refusals), _listening(publisher, output):
         listeners = await _listen(config)
         host, port = listeners[0].socket.getsockname()[:2]
         server = RuncastServer(
@@ -343,10 +355,21 @@ async def serve_runcast(
             host=host,
             port=port,
             refusals=refusals,
+            output=output,
         )
         log.info("listening", url=server.url)
         task_status.started(server)
         await server._serve(listeners)
+
+
+@contextlib.contextmanager
+def _listening(publisher: Publisher, output: OutputBuffer) -> Iterator[None]:
+    """Keep task output from now on, in ``output``, until the server ends."""
+    remove = publisher.add_listener(output.record)
+    try:
+        yield
+    finally:
+        remove()
 
 
 @contextlib.contextmanager

@@ -55,7 +55,10 @@
     refused: null, // the HTTP status of the last refusal, until a connection is accepted
     lastFrameAt: 0,
     pinged: false,
+    access: null, // /api/access: {role, commands}; controls stay disabled until known
   };
+  const ACTIVE = new Set(["queued", "running", "retrying"]);
+  let detail = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -91,6 +94,7 @@
       state.pinged = false;
       subscribe(ws, state.lastSeq);
       if (state.needsResync) loadTasks();
+      loadAccess();
     };
     ws.onmessage = (message) => {
       state.lastFrameAt = performance.now();
@@ -208,6 +212,7 @@
       case "gap":
         state.needsResync = true;
         loadTasks();
+        if (detail) detail.resync();
         break;
       case "command_result":
         showResult(`${frame.action}: ${frame.status}`, "ok");
@@ -234,6 +239,7 @@
       noteSeq(frame.seq);
       if (frame.task_id && frame.task_id !== "*") {
         applyTask(frame, true);
+        if (detail) detail.onFrame(frame);
       } else if (state.session) {
         applySessionEvent(frame.event, data);
       }
@@ -290,10 +296,13 @@
     row.state = next;
     if (typeof data.name === "string" && data.name) row.name = data.name;
     if (typeof data.attempt === "number") row.attempts = Math.max(row.attempts, data.attempt);
+    if ("exit_code" in data) row.exitCode = data.exit_code;
     if (frame.event === "task_started") {
       row.startedAt = Date.parse(frame.time);
       row.endedAt = null;
       row.error = "";
+      row.exitCode = null;
+      row.stderrTail = null;
     } else if (FINISHED.has(next)) {
       row.endedAt = Date.parse(frame.time);
       row.error = data.error || data.reason || "";
@@ -305,7 +314,8 @@
     return {
       taskId, name: "", state: "queued", attempts: 0, startedAt: null, endedAt: null,
       input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0,
-      cost: 0, unpriced: 0, error: "",
+      cost: 0, unpriced: 0, error: "", exitCode: null,
+      stderrTail: null, // a failed task's last stderr lines, once fetched
     };
   }
 
@@ -320,6 +330,7 @@
     row.cost = num(api.estimated_cost_usd);
     row.unpriced = num(api.unpriced_tokens);
     row.error = api.error || "";
+    row.exitCode = typeof api.exit_code === "number" ? api.exit_code : null;
     return row;
   }
 
@@ -342,8 +353,14 @@
     try {
       const rows = await fetchAllTasks();
       if (rows === null) return;
+      const old = state.tasks;
       state.tasks = new Map();
-      for (const api of rows) state.tasks.set(String(api.task_id), rowFromApi(api));
+      for (const api of rows) {
+        const row = rowFromApi(api);
+        const known = old.get(row.taskId);
+        if (known && known.state === row.state) row.stderrTail = known.stderrTail;
+        state.tasks.set(row.taskId, row);
+      }
       // Transitions seen while loading may be newer than the answer; replaying them in
       // order leaves each task in its latest state. Usage is already in the answer.
       for (const frame of state.pending) applyTask(frame, false);
@@ -360,7 +377,7 @@
 
   // Every row of /api/tasks, following each page's `next`; null if the token was refused.
   async function fetchAllTasks() {
-    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const headers = authHeaders();
     const rows = [];
     let after = null;
     let busy = 0;
@@ -387,6 +404,34 @@
       page += 1;
     }
     throw new Error(`more than ${MAX_TASK_PAGES} pages of tasks`);
+  }
+
+  function authHeaders() {
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  // GET a JSON endpoint; an error answer throws with the server's reason.
+  async function fetchJson(path) {
+    const response = await fetch(withToken(path), { headers: authHeaders(), cache: "no-store" });
+    if (!response.ok) {
+      const text = (await response.text()).trim();
+      throw new Error(text || `HTTP ${response.status}`);
+    }
+    return response.json();
+  }
+
+  // Whether this page's token may send commands: a viewer's page says read-only.
+  async function loadAccess() {
+    try {
+      state.access = await fetchJson("api/access");
+    } catch (err) {
+      return; // refused or unreachable: the connection status says so
+    }
+    scheduleRender();
+  }
+
+  function canCommand() {
+    return Boolean(state.connected && state.access && state.access.commands);
   }
 
   // -- stale marking -----------------------------------------------------------
@@ -442,6 +487,7 @@
     state.renderTimer = null;
     renderSession();
     renderTasks();
+    if (detail) detail.render();
   }
 
   function setText(id, text) {
@@ -459,8 +505,11 @@
   function renderSession() {
     const s = state.session;
     const paused = Boolean(s && s.is_paused);
-    $("btn-pause").disabled = !state.connected || !s || paused;
-    $("btn-resume").disabled = !state.connected || !s || !paused;
+    const commands = canCommand();
+    $("btn-pause").disabled = !commands || !s || paused;
+    $("btn-resume").disabled = !commands || !s || !paused;
+    for (const id of ["budget-input", "btn-budget-set", "btn-budget-remove"]) $(id).disabled = !commands;
+    $("read-only").hidden = !(state.access && !state.access.commands);
     $("paused-badge").hidden = !paused;
     if (!s) return;
     setText("session-duration", fmtDuration(sessionDuration()));
@@ -507,7 +556,12 @@
     rows.sort((a, b) => (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9));
     const now = Date.now();
     const body = document.createDocumentFragment();
-    for (const row of rows) body.appendChild(taskRow(row, now));
+    for (const row of rows) {
+      body.appendChild(taskRow(row, now));
+      if (row.state !== "failed") continue;
+      if (row.stderrTail === null) wantStderrTail(row.taskId);
+      else if (row.stderrTail.length) body.appendChild(stderrRow(row));
+    }
     $("task-rows").replaceChildren(body);
     $("tasks-empty").hidden = rows.length > 0;
   }
@@ -537,6 +591,66 @@
       }
       tr.appendChild(td);
     }
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    if (ACTIVE.has(row.state)) {
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "cancel";
+      cancel.textContent = "Cancel";
+      cancel.disabled = !canCommand();
+      actions.appendChild(cancel);
+    }
+    tr.appendChild(actions);
+    if (row.taskId === selectedTask && !$("task-detail").hidden) tr.classList.add("selected");
+    return tr;
+  }
+
+  // A failed row shows its last stderr lines under it: asked for one task at a time,
+  // at most STDERR_QUEUE waiting (the rest are asked for on a later render).
+  const STDERR_INLINE = 3;
+  const STDERR_QUEUE = 20;
+  const stderrWanted = new Set();
+  let stderrBusy = false;
+
+  function wantStderrTail(taskId) {
+    if (stderrWanted.size >= STDERR_QUEUE || stderrWanted.has(taskId)) return;
+    stderrWanted.add(taskId);
+    if (!stderrBusy) fetchStderrTails();
+  }
+
+  async function fetchStderrTails() {
+    stderrBusy = true;
+    try {
+      for (const taskId of stderrWanted) {
+        let lines = [];
+        try {
+          const query = `stream=stderr&limit=${STDERR_INLINE}`;
+          const page = await fetchJson(`api/tasks/${encodeURIComponent(taskId)}/output?${query}`);
+          lines = page.lines.map((line) => line.text);
+        } catch (err) {
+          lines = []; // unknown to this server (restarted): nothing to show
+        }
+        stderrWanted.delete(taskId);
+        const row = state.tasks.get(taskId);
+        if (row && row.state === "failed") row.stderrTail = lines;
+        scheduleRender();
+      }
+    } finally {
+      stderrBusy = false;
+    }
+  }
+
+  function stderrRow(row) {
+    const tr = document.createElement("tr");
+    tr.className = "stderr-tail";
+    tr.dataset.tailOf = row.taskId;
+    const td = document.createElement("td");
+    td.colSpan = 11;
+    const pre = document.createElement("pre");
+    pre.textContent = row.stderrTail.join("\n");
+    td.appendChild(pre);
+    tr.appendChild(td);
     return tr;
   }
 
@@ -546,8 +660,50 @@
     el.dataset.status = status;
   }
 
+  // -- operator controls ---------------------------------------------------------
+  let selectedTask = null;
+
+  function onRowClick(event) {
+    const tr = event.target.closest("tr[data-task-id], tr[data-tail-of]");
+    if (!tr) return;
+    const taskId = tr.dataset.taskId || tr.dataset.tailOf;
+    if (event.target.closest("button.cancel")) {
+      send({ type: "command", action: "cancel", task_id: taskId });
+      return;
+    }
+    selectedTask = taskId;
+    if (detail) detail.open(taskId);
+    scheduleRender();
+  }
+
+  function setBudget(remove) {
+    if (remove) {
+      send({ type: "command", action: "set_budget", task_id: "*", data: { budget_usd: null } });
+      return;
+    }
+    const text = $("budget-input").value.trim().replace(/^\$/, "");
+    const amount = Number(text);
+    if (!text || !Number.isFinite(amount) || amount < 0) {
+      showResult(`budget: enter an amount in USD (a number >= 0), not ${JSON.stringify(text)}`, "error");
+      return;
+    }
+    send({ type: "command", action: "set_budget", task_id: "*", data: { budget_usd: amount } });
+  }
+
   // -- start -------------------------------------------------------------------
   function start() {
+    if (window.RuncastTaskDetail) {
+      detail = window.RuncastTaskDetail({
+        $, fetchJson, send, fmtInt, fmtUsd, canCommand,
+        rowOf: (taskId) => state.tasks.get(taskId),
+      });
+    }
+    $("task-rows").addEventListener("click", onRowClick);
+    $("btn-budget-set").addEventListener("click", () => setBudget(false));
+    $("btn-budget-remove").addEventListener("click", () => setBudget(true));
+    $("budget-input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter") setBudget(false);
+    });
     $("btn-pause").addEventListener("click", () => {
       send({ type: "command", action: "pause", task_id: "*" });
     });
