@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from broadcaster import RuncastMetrics, SessionBroadcaster, serve_broadcaster
 from events import Publisher, SessionUpdate
-from executor import DEFAULT_KEEP_FINISHED, Executor, PriceTable, open_executor
+from executor import DEFAULT_KEEP_FINISHED, Executor, OnBudget, PriceTable, open_executor
 
 from .server import ConfigError, RuncastServer, ServerConfig, serve_runcast
 from .store import (
@@ -59,6 +59,8 @@ class StackSettings:
     budget_usd: float | None = None
     prices: PriceTable | None = None
     start_paused: bool = False
+    #: What an exhausted budget does to running tasks (``executor.ON_BUDGET``).
+    on_budget: OnBudget = "pause"
     interval: float = 10.0
     retry_backoff: float = 1.0
     #: The session this run records into; a resumed one carries on from ``previous``.
@@ -257,6 +259,7 @@ def _open_executor(publisher: Publisher, settings: StackSettings) -> AsyncContex
         budget_usd=settings.budget_usd,
         prices=settings.prices,
         start_paused=settings.start_paused,
+        on_budget=settings.on_budget,
         retry_backoff=settings.retry_backoff,
         spent_usd=settings.spent_usd,
         keep_finished=settings.keep_finished,

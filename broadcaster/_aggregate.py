@@ -39,6 +39,7 @@ import trio
 from events import (
     END_STATES,
     TASK_STATES,
+    Actor,
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
@@ -106,6 +107,9 @@ class SessionAggregate:
     _cost_usd: float = 0.0
     _unpriced_tokens: int = 0
     is_paused: bool = False
+    #: Who paused and why (the last ``executor_paused``); None while not paused.
+    paused_by: Actor | None = None
+    pause_reason: str | None = None
     budget_usd: float | None = None
     restored: bool = False
     remember_ended: int = DEFAULT_REMEMBER_ENDED
@@ -246,6 +250,8 @@ class SessionAggregate:
             unpriced_tokens=self.unpriced_tokens,
             budget_usd=self.budget_usd,
             budget_remaining_usd=self.budget_remaining_usd,
+            paused_by=self.paused_by,
+            pause_reason=self.pause_reason,
         )
 
     # -- seeding -------------------------------------------------------------
@@ -274,6 +280,8 @@ class SessionAggregate:
         self._cost_usd = previous.estimated_cost_usd
         self._unpriced_tokens = previous.unpriced_tokens
         self.is_paused = previous.is_paused
+        self.paused_by = previous.paused_by if previous.is_paused else None
+        self.pause_reason = previous.pause_reason if previous.is_paused else None
         self.budget_usd = previous.budget_usd
         self._base_ended["completed"] = previous.tasks_completed
         self._base_ended["failed"] = previous.tasks_failed
@@ -296,8 +304,14 @@ class SessionAggregate:
         if isinstance(event, TaskUsage):
             self._add_usage(event)
             return "usage"
-        if isinstance(event, ExecutorPaused | ExecutorResumed):
-            self.is_paused = isinstance(event, ExecutorPaused)
+        if isinstance(event, ExecutorPaused):
+            self.is_paused = True
+            self.paused_by = event.by
+            self.pause_reason = event.reason
+            return "pause"
+        if isinstance(event, ExecutorResumed):
+            self.is_paused = False
+            self.paused_by = self.pause_reason = None
             return "pause"
         if isinstance(event, BudgetChanged | BudgetWarning | BudgetExhausted):
             changed = event.budget_usd != self.budget_usd

@@ -330,6 +330,14 @@ class SessionUpdate(Event):
     budget_remaining_usd: float | None = attrs.field(
         default=None, metadata=checked(optional(MONEY))
     )
+    #: Who paused the executor and why (``executor_paused``'s ``by`` and ``reason``);
+    #: None while it is not paused, and in frames from before these fields.
+    paused_by: Actor | None = attrs.field(
+        default=None, metadata=checked(optional(one_of(ACTORS, "ACTORS")))
+    )
+    pause_reason: str | None = attrs.field(
+        default=None, metadata=checked(optional(bounded_text(MAX_TEXT)))
+    )
 
     def __attrs_post_init__(self) -> None:
         expected = total_tokens(self)

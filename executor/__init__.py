@@ -4,7 +4,8 @@ Where things are: ``_executor`` (the ``Executor`` and ``open_executor``: the
 public face), ``_lifecycle`` (every task's life: queue, start, workers,
 retries, end, with its invariants), ``_context``/``_handle`` (what a task and
 a caller see, through the ``_host`` protocol), ``_record``/``_registry``/
-``_queue`` (task records, finished rows, the start queue); subpackages
+``_queue`` (task records, finished rows, the start queue), ``_suspension``
+(commands stopped by a pause, and ``on_budget``); subpackages
 ``process`` (commands, pipes, process groups), ``usage`` (token counts and the
 usage lines parser) and ``pricing`` (costs, price tables, the budget).
 """
@@ -30,6 +31,7 @@ from ._handle import TaskHandle
 from ._jobfile import JobFile, load_job_file
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage
 from ._states import TRANSITIONS, TaskInfo, check_transition
+from ._suspension import ON_BUDGET, OnBudget
 from .pricing import (
     BUDGET_WARNING_THRESHOLD,
     Budget,
@@ -53,6 +55,7 @@ from .usage import TokenCounts, UsageParser, UsageRecord
 __all__ = [
     "BUDGET_WARNING_THRESHOLD",
     "DEFAULT_KEEP_FINISHED",
+    "ON_BUDGET",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Budget",
@@ -72,6 +75,7 @@ __all__ = [
     "JobFileError",
     "LineSplitter",
     "ModelPrice",
+    "OnBudget",
     "PriceTable",
     "PriceTableError",
     "TaskCancelledError",

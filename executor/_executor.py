@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import structlog
 import trio
 
 from events import BudgetChanged, ExecutorPaused, ExecutorResumed, Publisher, truncate
@@ -28,8 +29,11 @@ from ._record import TaskFunction, TaskRecord
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage, TaskRegistry, check_keep_finished
 from ._spending import Spending
 from ._states import TaskInfo, as_actor
+from ._suspension import ON_BUDGET, OnBudget
 from .pricing import Budget, CostCalculator, PriceTable, check_budget, check_spent
 from .process import CommandSpec, run_command
+
+log = structlog.get_logger("runcast.executor")
 
 
 @attrs.define(eq=False)
@@ -42,6 +46,7 @@ class Executor:
     retry_backoff: float
     kill_grace: float
     suspend_on_pause: bool
+    on_budget: OnBudget
     _costs: CostCalculator = attrs.field(repr=False)
     _budget: Budget
     _registry: TaskRegistry = attrs.field(factory=TaskRegistry, repr=False)
@@ -50,7 +55,9 @@ class Executor:
     _spending: Spending = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._spending = Spending(self._publisher.publish, self.pause, self._costs, self._budget)
+        self._spending = Spending(
+            self._publisher.publish, self._budget_exhausted, self._costs, self._budget
+        )
         self._lifecycle = TaskLifecycle(
             self._publisher,
             self._nursery,
@@ -58,13 +65,17 @@ class Executor:
             self._spending,
             self.concurrency,
             self.retry_backoff,
-            self.suspend_on_pause,
         )
 
     # -- properties and queries ----------------------------------------------
     @property
     def is_paused(self) -> bool:
         return self._lifecycle.is_paused
+
+    @property
+    def is_suspended(self) -> bool:
+        """Whether the pause stopped running commands (they continue on resume)."""
+        return self._lifecycle.suspension.active
 
     @property
     def budget_usd(self) -> float | None:
@@ -216,9 +227,38 @@ class Executor:
         """Cancel every task that has not ended; returns how many were cancelled."""
         return sum(self.cancel(task_id, reason=reason) for task_id in list(self._registry.live))
 
-    def pause(self, *, by: str = "operator", reason: str = "") -> None:
-        """Stop starting queued tasks; idempotent (a second pause publishes nothing)."""
-        self._lifecycle.pause(ExecutorPaused(by=as_actor(by), reason=truncate(reason)))
+    def pause(self, *, by: str = "operator", reason: str = "", suspend: bool | None = None) -> None:
+        """Stop starting queued tasks; idempotent (a second pause publishes nothing).
+
+        ``suspend`` (None: ``suspend_on_pause``) also SIGSTOPs running commands'
+        process groups until resume, their timeouts held meanwhile; a second
+        pause that suspends stops them too.  Coroutine tasks run on to their
+        next ``ctx.wait_if_paused()``.
+        """
+        if suspend is None:
+            suspend = self.suspend_on_pause
+        elif not isinstance(suspend, bool):
+            raise InvalidArgumentError(f"suspend must be a bool or None, got {suspend!r}")
+        event = ExecutorPaused(by=as_actor(by), reason=truncate(reason))
+        self._lifecycle.pause(event, suspend=suspend)
+
+    def _budget_exhausted(self, *, by: str, reason: str) -> None:
+        """The budget is spent: pause, and suspend or cancel what runs (``on_budget``)."""
+        was_paused = self.is_paused
+        self.pause(by=by, reason=reason, suspend=self.on_budget == "suspend")
+        cancelled = 0
+        if self.on_budget == "cancel":
+            for record in list(self._registry.live.values()):
+                if record.state == "running":
+                    cancelled += self.cancel(record.task_id, reason=f"cancelled by {reason}")
+        if not was_paused or cancelled:
+            log.warning(
+                "executor paused itself",
+                by=by,
+                reason=reason,
+                on_budget=self.on_budget,
+                tasks_cancelled=cancelled,
+            )
 
     def resume(self, *, by: str = "operator", reason: str = "") -> None:
         """Start queued tasks again; refused while the spend has reached the budget."""
@@ -276,6 +316,7 @@ async def open_executor(
     retry_backoff: float = 1.0,
     kill_grace: float = 5.0,
     suspend_on_pause: bool = False,
+    on_budget: OnBudget = "pause",
     spent_usd: float = 0.0,
     keep_finished: int = DEFAULT_KEEP_FINISHED,
 ) -> AsyncIterator[Executor]:
@@ -286,8 +327,12 @@ async def open_executor(
     a resumed session had already spent: it counts against the budget at once.
     ``keep_finished`` bounds how many finished tasks ``tasks()`` still lists
     (the newest; older ones are counted in ``Executor.finished_evicted``).
+    ``on_budget`` (``ON_BUDGET``) is what an exhausted budget does to running
+    tasks; ``suspend_on_pause`` makes an operator's pause suspend by default.
     """
     check_options(concurrency, retry_backoff, kill_grace)
+    if on_budget not in ON_BUDGET:
+        raise InvalidArgumentError(f"on_budget must be one of {list(ON_BUDGET)}, got {on_budget!r}")
     registry = TaskRegistry(check_keep_finished(keep_finished))
     budget = Budget(budget_usd, spent=check_spent(spent_usd))
     # The body's own error is re-raised outside the nursery so callers see it
@@ -301,6 +346,7 @@ async def open_executor(
             retry_backoff,
             kill_grace,
             suspend_on_pause,
+            on_budget,
             CostCalculator(prices),
             budget,
             registry=registry,

@@ -3,6 +3,7 @@
 ```toml
 concurrency = 2          # optional
 budget_usd = 1.50        # optional
+on_budget = "suspend"    # optional: pause (default), suspend or cancel
 prices = "prices.toml"   # optional, relative to the job file
 [[task]]
 id = "summarise-a"       # optional; generated as task-N when absent
@@ -26,10 +27,11 @@ import attrs
 
 from ._checks import name_problem
 from ._exceptions import InvalidArgumentError, JobFileError
+from ._suspension import ON_BUDGET, OnBudget
 from .pricing import PriceTable, PriceTableError, load_price_table
 from .process import CommandSpec
 
-TOP_LEVEL_KEYS = frozenset(("concurrency", "budget_usd", "prices", "task"))
+TOP_LEVEL_KEYS = frozenset(("concurrency", "budget_usd", "on_budget", "prices", "task"))
 TASK_KEYS = frozenset(attrs.fields_dict(CommandSpec))
 # Beyond what CommandSpec checks, what the rest of a run can hold: every usage
 # event carries the model and provider (task_usage admits MAX_NAME characters),
@@ -49,6 +51,8 @@ class JobFile:
     budget_usd: float | None
     tasks: tuple[CommandSpec, ...]
     prices: PriceTable | None = None
+    #: What an exhausted budget does to running tasks; None: not given (``pause``).
+    on_budget: OnBudget | None = None
 
 
 @attrs.frozen
@@ -139,6 +143,11 @@ class _Loader:
         budget = data.get("budget_usd")
         if budget is not None and (not _number(budget) or budget < 0):
             raise self.fail(f"expected a number of USD >= 0, got {budget!r}", field="budget_usd")
+        on_budget = data.get("on_budget")
+        if on_budget is not None and on_budget not in ON_BUDGET:
+            raise self.fail(
+                f"expected one of {', '.join(ON_BUDGET)}, got {on_budget!r}", field="on_budget"
+            )
         prices = self._prices(data.get("prices"))
         tasks = self._tasks(data.get("task"))
         return JobFile(
@@ -147,6 +156,7 @@ class _Loader:
             None if budget is None else float(budget),
             tasks,
             prices,
+            on_budget,
         )
 
     def _prices(self, value: object) -> PriceTable | None:

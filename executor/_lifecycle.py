@@ -19,7 +19,8 @@ Invariants (tests/executor/test_states.py drives random operations against them)
    one fill starts at most ``FILL_CHUNK``, the rest a turn of the loop later.
 4. A queued task is in the queue (a cancelled one lingers there until popped).
 5. A running task waits in ``_ready`` for a worker (``scope`` None) or is run
-   by one worker (``scope`` the worker's, deadline its start plus its timeout);
+   by one worker (``scope`` the worker's, deadline its start plus its timeout,
+   later by what a suspension held: ``_suspension``);
    a retrying task's ``scope`` is its back-off's.
 6. Every task ends once, in ``_end``: it leaves ``registry.live`` for the
    bounded finished rows, lets go of its function, arguments, scope and
@@ -37,7 +38,6 @@ Invariants (tests/executor/test_states.py drives random operations against them)
 
 from __future__ import annotations
 
-import signal
 from collections import deque
 from math import inf
 from typing import Final
@@ -65,7 +65,7 @@ from ._queue import TaskQueue
 from ._record import EndState, TaskRecord
 from ._registry import TaskRegistry
 from ._spending import Spending
-from .process import signal_group_logged
+from ._suspension import Suspension
 
 #: Most tasks started in one go; more wait for the next turn of the event loop,
 #: so a burst (a resume with 1,000 queued) never holds the loop for long and the
@@ -86,7 +86,6 @@ class TaskLifecycle:
     _spending: Spending = attrs.field(repr=False)
     concurrency: int
     retry_backoff: float
-    suspend_on_pause: bool
     running: int = 0
     active: int = 0
     #: Set once the executor's block is left: nothing more starts.
@@ -108,10 +107,13 @@ class TaskLifecycle:
     output_lines_truncated: int = 0
     usage_records_refused: int = 0
     names_cut: int = 0
+    #: The running commands' groups a suspending pause stopped (see ``_suspension``).
+    suspension: Suspension = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._clock = trio.lowlevel.current_clock()
         self._unpaused.set()
+        self.suspension = Suspension(self._registry, self._clock)
 
     # -- entering and leaving ------------------------------------------------
     def submit(self, record: TaskRecord) -> None:
@@ -238,6 +240,8 @@ class TaskLifecycle:
         published = self._publisher.publish(event)
         record.ended_at = self._publisher.clock() if published is None else published.time
         self._registry.finish(record)
+        if self.suspension.held:
+            self.suspension.forget(record.task_id)
         if record.done is not None:
             record.done.set()
         if self.active == 0:
@@ -265,27 +269,30 @@ class TaskLifecycle:
         # A running task without a scope waits for a worker, which ends it unrun.
         return True
 
-    def pause(self, event: ExecutorPaused) -> None:
-        """Stop starting queued tasks, announced by ``event``; nothing if already paused."""
+    def pause(self, event: ExecutorPaused, *, suspend: bool = False) -> None:
+        """Stop starting queued tasks, announced by ``event``; ``suspend`` also stops
+        running commands (``_suspension``).  Already paused: nothing is published,
+        but a pause that did not suspend is made to."""
         if self._paused:
+            if suspend and not self.suspension.active:
+                self.suspension.stop_all()
             return
         self._paused = True
         self._unpaused = trio.Event()
         self._publisher.publish(event)
-        if self.suspend_on_pause:
-            for pgid in self._registry.running_process_groups():
-                signal_group_logged(pgid, signal.SIGSTOP)
+        if suspend:
+            self.suspension.stop_all()
 
     def resume(self, event: ExecutorResumed) -> None:
-        """Start queued tasks again, announced by ``event``; nothing if not paused."""
+        """Start queued tasks again, announced by ``event``; nothing if not paused.
+        Commands a pause stopped are continued."""
         if not self._paused:
             return
         self._paused = False
         self._unpaused.set()
         self._publisher.publish(event)
-        if self.suspend_on_pause:
-            for pgid in self._registry.running_process_groups():
-                signal_group_logged(pgid, signal.SIGCONT)
+        if self.suspension.active:
+            self.suspension.continue_all()
         self._fill()
 
     # -- TaskHost: what a task's context and handle ask (documented in _host) --
@@ -303,8 +310,8 @@ class TaskLifecycle:
         if record.process_groups is None:
             record.process_groups = set()
         record.process_groups.add(pgid)
-        if self.suspend_on_pause and self._paused:
-            signal_group_logged(pgid, signal.SIGSTOP)
+        if self.suspension.active:
+            self.suspension.stop_group(record, pgid)
 
     # -- workers -------------------------------------------------------------
     def _hand_over(self, record: TaskRecord) -> None:

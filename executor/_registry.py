@@ -172,15 +172,6 @@ class TaskRegistry:
             raise UnknownTaskError(f"no task with id {task_id!r}")
         return record
 
-    def running_process_groups(self) -> list[int]:
-        """The process groups of the running tasks (what suspend mode stops and continues)."""
-        return [
-            pgid
-            for record in self.live.values()
-            if record.state == "running" and record.process_groups
-            for pgid in tuple(record.process_groups)
-        ]
-
 
 def _order(row: tuple[int, _Item]) -> int:
     return row[0]

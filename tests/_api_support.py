@@ -71,9 +71,12 @@ class FakeExecutor:
     calls: list[tuple[str, object]] = attrs.field(factory=list)
     #: ``(after, limit)`` of every ``task_page`` call.
     page_calls: list[tuple[int | None, int]] = attrs.field(factory=list)
+    #: The ``suspend`` of every ``pause`` call.
+    suspends: list[bool | None] = attrs.field(factory=list)
 
-    def pause(self, *, by: str = "operator", reason: str = "") -> None:
+    def pause(self, *, by: str = "operator", reason: str = "", suspend: bool | None = None) -> None:
         self.calls.append(("pause", by))
+        self.suspends.append(suspend)
         if not self.is_paused:
             self.is_paused = True
             self.publisher.publish(ExecutorPaused(by="operator", reason=reason))

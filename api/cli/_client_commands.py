@@ -200,6 +200,14 @@ def _register_controls(subcommands: Any) -> None:
         _add_common(parser)
         _add_timeout(parser)
         parser.set_defaults(handler=_run_command, action=action, task_id="*", data=None)
+        if action == "pause":
+            parser.add_argument(
+                "--suspend",
+                action="store_const",
+                const={"suspend": True},
+                dest="data",
+                help="also stop (SIGSTOP) running commands until resume (SIGCONT)",
+            )
 
     cancel_parser = _add_parser(
         subcommands, "cancel", "cancel a task", "Cancel one task (needs an operator token)."
@@ -281,6 +289,8 @@ def _run_command(args: argparse.Namespace) -> int:
     def run() -> int:
         reply = trio.run(_bounded, args.timeout, args.url, command)
         detail = f" (budget {format_usd(args.usd)})" if args.action == "set_budget" else ""
+        if args.action == "pause" and args.data is not None:
+            detail = " (running commands suspended until resume)"
         print(describe_result(reply) + detail)
         return EXIT_OK
 

@@ -52,7 +52,9 @@ class TaskPageRows(Protocol):
 class ExecutorControls(Protocol):
     """The operator controls of ``executor.Executor`` the server drives."""
 
-    def pause(self, *, by: str = ..., reason: str = ...) -> None: ...
+    def pause(self, *, by: str = ..., reason: str = ..., suspend: bool | None = ...) -> None:
+        """``suspend``: stop running commands too (None: the executor's default)."""
+
     def resume(self, *, by: str = ..., reason: str = ...) -> None: ...
     def cancel(self, task_id: str, *, reason: str = ...) -> bool:
         """False when the task had already ended."""

@@ -41,6 +41,8 @@ class Command:
     action: Action
     task_id: str = SESSION_TOPIC
     budget_usd: float | None = None
+    #: A pause's ``data.suspend``: stop running commands too (None: not given).
+    suspend: bool | None = None
 
 
 ClientMessage = Subscribe | Unsubscribe | Ping | Command
@@ -112,13 +114,29 @@ def _command(frame: dict[str, Any]) -> Command:
         task_id = _task_id(frame, required=False)
         if task_id != SESSION_TOPIC:
             raise MessageError(f"task_id: {action} applies to the whole executor; use '*'")
-        return Command(action)
+        return Command(action, suspend=_suspend(frame) if action == "pause" else None)
     if action == "cancel":
         task_id = _task_id(frame, required=True)
         if task_id == SESSION_TOPIC:
             raise MessageError("task_id: cancel needs one task's id, not '*'")
         return Command("cancel", task_id)
     return Command("set_budget", budget_usd=_budget(frame))
+
+
+def _suspend(frame: dict[str, Any]) -> bool | None:
+    """A pause's optional ``data`` (``{"suspend": true}``): whether to stop running commands."""
+    if "data" not in frame:
+        return None
+    data = frame["data"]
+    if not isinstance(data, dict):
+        raise MessageError('data: expected an object like {"suspend": true}')
+    unknown = sorted(set(data) - {"suspend"})
+    if unknown:
+        raise MessageError(f"data: unknown key {_show(unknown[0])} for pause (expected suspend)")
+    suspend = data.get("suspend")
+    if suspend is not None and not isinstance(suspend, bool):
+        raise MessageError(f"data.suspend: expected true or false, got {_show(suspend)}")
+    return suspend
 
 
 def _budget(frame: dict[str, Any]) -> float | None:
@@ -166,6 +184,8 @@ def command_result_frame(command: Command, status: str) -> str:
     }
     if command.action == "set_budget":
         frame["data"] = {"budget_usd": command.budget_usd}
+    elif command.suspend is not None:
+        frame["data"] = {"suspend": command.suspend}
     return _encode(frame)
 
 

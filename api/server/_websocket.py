@@ -233,7 +233,8 @@ class WebSocketSession:
         log.info("command", peer=self.peer, action=command.action, task_id=command.task_id)
         try:
             if command.action == "pause":
-                executor.pause(by="operator", reason=f"websocket command from {self.peer}")
+                reason = f"websocket command from {self.peer}"
+                executor.pause(by="operator", reason=reason, suspend=command.suspend)
             elif command.action == "resume":
                 executor.resume(by="operator", reason=f"websocket command from {self.peer}")
             elif command.action == "cancel":

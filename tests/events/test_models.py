@@ -56,7 +56,9 @@ def _field_strategy(cls: type[Event], field: attrs.Attribute[Any]) -> st.SearchS
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint)
     strategy: st.SearchStrategy[Any]
-    if base is bool:
+    if typing.get_origin(base) is typing.Literal:  # an optional Literal (paused_by)
+        strategy = st.sampled_from(typing.get_args(base))
+    elif base is bool:
         strategy = st.booleans()
     elif base is int:
         strategy = COUNT if field.name != "priority" else st.integers(-100, 100)
