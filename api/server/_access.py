@@ -12,7 +12,8 @@ import attrs
 from ._config import ServerConfig, is_loopback, split_authority
 from ._exceptions import HttpError
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+#: Open without a token: a probe, and the icon browsers ask for without the page's ?token=.
+PUBLIC_PATHS = frozenset({"/healthz", "/favicon.ico"})
 
 
 class Role(enum.Enum):

@@ -20,6 +20,7 @@ from ._exceptions import HttpError
 from ._http import RequestHead
 from ._interfaces import ExecutorControls, ListedTask, SessionSource
 from ._output_buffer import OutputBuffer, OutputLine
+from ._pages import FAVICON, FAVICON_TYPE
 
 STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CONTENT_TYPES = {
@@ -239,6 +240,7 @@ class Endpoints:
             "/api/session": self.session,
             "/api/tasks": self.tasks,
             "/api/access": self.access,
+            "/favicon.ico": self.favicon,
         }
 
     def find(self, path: str) -> Handler | None:
@@ -263,6 +265,9 @@ class Endpoints:
         if not await path.is_file():
             raise HttpError(404, f"no static file {head.path!r}")
         return Reply(await path.read_bytes(), CONTENT_TYPES[suffix])
+
+    async def favicon(self, head: RequestHead) -> Reply:
+        return Reply(FAVICON, FAVICON_TYPE)
 
     async def healthz(self, head: RequestHead) -> Reply:
         return _json({"status": "ok"})

@@ -23,6 +23,7 @@ from ._http import HttpConnection, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
 from ._limits import HttpRefusals, RequestLimit, register_refusals
 from ._output_buffer import OutputBuffer
+from ._pages import answer_error
 from ._routes import Endpoints
 from ._websocket import WebSocketSession
 
@@ -36,15 +37,6 @@ UNLIMITED_PATHS = frozenset({"/healthz"})
 MESSAGE_QUEUE_SIZE = 4
 #: Closing after an outside cancellation cannot wait for the client's reply.
 CANCELLED_CLOSE_SECONDS = 0.25
-
-
-async def _answer_error(http: HttpConnection, error: HttpError, peer: str) -> None:
-    """Send ``error``'s answer; failing to (peer gone, an answer h11 will not frame)
-    ends this connection only: an exception here would end the whole server."""
-    try:
-        await http.respond_error(error)
-    except Exception:
-        log.warning("error answer not sent", peer=peer, status=error.status, exc_info=True)
 
 
 def _peer_of(stream: trio.abc.Stream) -> str:
@@ -169,6 +161,7 @@ class RuncastServer:
         peer = _peer_of(stream)
         http = HttpConnection(stream, self.config.max_head_bytes)
         handed_over = False
+        head: RequestHead | None = None
         try:
             head = await self._read_head(http)
             if head is None:
@@ -182,11 +175,11 @@ class RuncastServer:
                 await self._serve_http(http, head, peer)
         except HttpError as error:
             log.info("http error", peer=peer, status=error.status, error=error.message)
-            await _answer_error(http, error, peer)
+            await answer_error(http, error, peer, head)
         except Exception:
             log.exception("connection failed", peer=peer)
             if not handed_over:
-                await _answer_error(http, HttpError(500, "internal error"), peer)
+                await answer_error(http, HttpError(500, "internal error"), peer)
         finally:
             if not handed_over:
                 await http.close()

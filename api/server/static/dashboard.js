@@ -10,7 +10,8 @@
 (function () {
   const BACKOFF_INITIAL_MS = 500;
   const BACKOFF_MAX_MS = 30000;
-  const MAX_FINISHED_ROWS = 500;
+  // Finished tasks kept in the page (the oldest go first); the table pages through them.
+  const MAX_FINISHED_ROWS = 10000;
   // Frames kept while /api/tasks is loading, to replay on top of its answer.
   const MAX_PENDING_FRAMES = 5000;
   // Rows per /api/tasks page (the server's most), pages read at most, and how often
@@ -18,7 +19,6 @@
   const TASKS_PAGE = 1000;
   const MAX_TASK_PAGES = 1000;
   const MAX_BUSY_RETRIES = 5;
-  const STATE_ORDER = { running: 0, retrying: 1, queued: 2, failed: 3, cancelled: 4, completed: 5 };
   const STATE_OF_EVENT = {
     task_queued: "queued",
     task_started: "running",
@@ -59,6 +59,8 @@
   };
   const ACTIVE = new Set(["queued", "running", "retrying"]);
   let detail = null;
+  let table = null;
+  let trends = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -235,7 +237,9 @@
     const data = frame.data || {};
     if (frame.event === "session_update") {
       applySession(frame.seq, data);
+      if (trends) trends.onSession(data);
     } else {
+      if (frame.event === "task_usage" && trends) trends.onUsage(data);
       noteSeq(frame.seq);
       if (frame.task_id && frame.task_id !== "*") {
         applyTask(frame, true);
@@ -270,8 +274,15 @@
   }
 
   function applySessionEvent(name, data) {
-    if (name === "executor_paused") state.session.is_paused = true;
-    else if (name === "executor_resumed") state.session.is_paused = false;
+    if (name === "executor_paused") {
+      state.session.is_paused = true;
+      if (typeof data.by === "string") state.session.paused_by = data.by;
+      if (typeof data.reason === "string") state.session.pause_reason = data.reason;
+    } else if (name === "executor_resumed") {
+      state.session.is_paused = false;
+      state.session.paused_by = null;
+      state.session.pause_reason = null;
+    }
     else if (name === "budget_changed") state.session.budget_usd = data.budget_usd;
   }
 
@@ -306,7 +317,6 @@
     } else if (FINISHED.has(next)) {
       row.endedAt = Date.parse(frame.time);
       row.error = data.error || data.reason || "";
-      forgetFinished();
     }
   }
 
@@ -486,7 +496,9 @@
     clearTimeout(state.renderTimer);
     state.renderTimer = null;
     renderSession();
-    renderTasks();
+    forgetFinished();
+    if (table) table.render(state.tasks);
+    if (trends) trends.render(state.session);
     if (detail) detail.render();
   }
 
@@ -498,7 +510,10 @@
   function sessionDuration() {
     const s = state.session;
     if (!s) return 0;
-    const ticking = state.stale ? 0 : (performance.now() - state.sessionAt) / 1000;
+    // The server counts from the first task start: before one (a --start-paused run,
+    // say) there is nothing to tick, whatever the time since the update.
+    const started = typeof s.started_at === "string" && s.started_at !== "";
+    const ticking = state.stale || !started ? 0 : (performance.now() - state.sessionAt) / 1000;
     return num(s.duration_seconds) + ticking;
   }
 
@@ -511,6 +526,9 @@
     for (const id of ["budget-input", "btn-budget-set", "btn-budget-remove"]) $(id).disabled = !commands;
     $("read-only").hidden = !(state.access && !state.access.commands);
     $("paused-badge").hidden = !paused;
+    setText("paused-badge", pausedText(s));
+    const by = s && typeof s.paused_by === "string" ? s.paused_by : "";
+    $("paused-badge").title = paused && by ? `paused by ${by}` : "";
     if (!s) return;
     setText("session-duration", fmtDuration(sessionDuration()));
     setText("tokens-total", fmtInt(s.total_tokens));
@@ -531,6 +549,15 @@
     renderBudget(s);
   }
 
+  // "PAUSED", or with who paused and why when the update says so.
+  function pausedText(s) {
+    if (!s || !s.is_paused) return "PAUSED";
+    const reason = typeof s.pause_reason === "string" && s.pause_reason ? s.pause_reason : "";
+    const by = typeof s.paused_by === "string" && s.paused_by ? s.paused_by : "";
+    if (reason) return `PAUSED — ${reason}`;
+    return by ? `PAUSED — by ${by}` : "PAUSED";
+  }
+
   function renderBudget(s) {
     const fill = $("budget-fill");
     const budget = s.budget_usd;
@@ -549,61 +576,6 @@
     $("budget-bar").setAttribute("aria-valuenow", String(percent));
     const left = typeof s.budget_remaining_usd === "number" ? ` · ${fmtUsd(s.budget_remaining_usd)} left` : "";
     setText("budget-text", `${fmtUsd(spent)} of ${fmtUsd(budget)} (${percent}%)${left}`);
-  }
-
-  function renderTasks() {
-    const rows = Array.from(state.tasks.values());
-    rows.sort((a, b) => (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9));
-    const now = Date.now();
-    const body = document.createDocumentFragment();
-    for (const row of rows) {
-      body.appendChild(taskRow(row, now));
-      if (row.state !== "failed") continue;
-      if (row.stderrTail === null) wantStderrTail(row.taskId);
-      else if (row.stderrTail.length) body.appendChild(stderrRow(row));
-    }
-    $("task-rows").replaceChildren(body);
-    $("tasks-empty").hidden = rows.length > 0;
-  }
-
-  function taskRow(row, now) {
-    const tr = document.createElement("tr");
-    tr.dataset.taskId = row.taskId;
-    tr.dataset.state = row.state;
-    const elapsed = row.startedAt === null || Number.isNaN(row.startedAt)
-      ? "–"
-      : fmtDuration(((row.endedAt || now) - row.startedAt) / 1000);
-    const cells = [
-      ["task-id", row.taskId], ["name", row.name], ["state", row.state],
-      ["attempts", String(row.attempts)], ["elapsed", elapsed],
-      ["in", fmtInt(row.input_tokens)], ["out", fmtInt(row.output_tokens)],
-      ["cache", `${fmtInt(row.cache_read_tokens)} / ${fmtInt(row.cache_write_tokens)}`],
-      ["cost", row.unpriced ? `${fmtUsd(row.cost)} + unpriced` : fmtUsd(row.cost)],
-      ["error", row.error],
-    ];
-    for (const [cls, text] of cells) {
-      const td = document.createElement("td");
-      td.className = cls;
-      td.textContent = text;
-      if (cls === "error" && text) td.title = text;
-      if (cls === "cost" && row.unpriced) {
-        td.title = `${fmtInt(row.unpriced)} tokens of a model with no known price`;
-      }
-      tr.appendChild(td);
-    }
-    const actions = document.createElement("td");
-    actions.className = "actions";
-    if (ACTIVE.has(row.state)) {
-      const cancel = document.createElement("button");
-      cancel.type = "button";
-      cancel.className = "cancel";
-      cancel.textContent = "Cancel";
-      cancel.disabled = !canCommand();
-      actions.appendChild(cancel);
-    }
-    tr.appendChild(actions);
-    if (row.taskId === selectedTask && !$("task-detail").hidden) tr.classList.add("selected");
-    return tr;
   }
 
   // A failed row shows its last stderr lines under it: asked for one task at a time,
@@ -641,19 +613,6 @@
     }
   }
 
-  function stderrRow(row) {
-    const tr = document.createElement("tr");
-    tr.className = "stderr-tail";
-    tr.dataset.tailOf = row.taskId;
-    const td = document.createElement("td");
-    td.colSpan = 11;
-    const pre = document.createElement("pre");
-    pre.textContent = row.stderrTail.join("\n");
-    td.appendChild(pre);
-    tr.appendChild(td);
-    return tr;
-  }
-
   function showResult(text, status) {
     const el = $("command-result");
     el.textContent = text;
@@ -671,6 +630,8 @@
       send({ type: "command", action: "cancel", task_id: taskId });
       return;
     }
+    // A drag that selected text (an error to copy) is not a click on the row.
+    if (!window.getSelection().isCollapsed) return;
     selectedTask = taskId;
     if (detail) detail.open(taskId);
     scheduleRender();
@@ -698,6 +659,12 @@
         rowOf: (taskId) => state.tasks.get(taskId),
       });
     }
+    if (window.RuncastTrends) trends = window.RuncastTrends({ $, fmtInt, fmtUsd });
+    table = window.RuncastTaskTable({
+      $, fmtInt, fmtUsd, fmtDuration, canCommand, wantStderrTail,
+      isSelected: (taskId) => taskId === selectedTask && !$("task-detail").hidden,
+      onChange: render,
+    });
     $("task-rows").addEventListener("click", onRowClick);
     $("btn-budget-set").addEventListener("click", () => setBudget(false));
     $("btn-budget-remove").addEventListener("click", () => setBudget(true));
