@@ -14,7 +14,7 @@ import attrs
 import structlog
 import trio
 
-from . import _burst, _fanout, _ingest, _memory, _readers, _throughput
+from . import _burst, _fanout, _ingest, _memory, _readers, _startup, _throughput
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
@@ -116,6 +116,15 @@ async def _readers_run(options: Options) -> dict[str, Any]:
     return await _readers.main(config, options.results_dir)
 
 
+async def _startup_run(options: Options) -> dict[str, Any]:
+    config = {
+        "full": _startup.StartupConfig(),
+        "quick": _startup.StartupConfig(runs=7),
+        "smoke": _startup.StartupConfig(runs=1, warmup=0, commands=("status", "watch")),
+    }[options.mode]
+    return await _startup.main(config, options.results_dir)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "fanout": _fanout_run,
     "memory": _memory_run,
@@ -123,6 +132,7 @@ BENCHMARKS: dict[str, Runner] = {
     "ingest": _ingest_run,
     "burst": _burst_run,
     "readers": _readers_run,
+    "startup": _startup_run,
 }
 
 

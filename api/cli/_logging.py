@@ -1,16 +1,21 @@
-"""structlog set-up, done once by the command-line entry point (never at import)."""
+"""structlog set-up, done once by the command-line entry point (never at import).
+
+structlog itself is imported by the set-up, not by this module: the client
+commands, which log nothing, parse ``--log-level`` without loading it.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
 import sys
-from typing import TextIO
-
-import structlog
-from structlog.typing import EventDict, ExcInfo, WrappedLogger
+from typing import TYPE_CHECKING, TextIO
 
 from ..clients import printable, printable_lines
+
+if TYPE_CHECKING:
+    import structlog
+    from structlog.typing import EventDict, ExcInfo, WrappedLogger
 
 LEVELS = ("debug", "info", "warning", "error")
 # Keys whose text the console renderer writes on lines of their own, below the entry.
@@ -22,6 +27,8 @@ def configure_logging(*, json: bool, level: str = "info", stream: TextIO | None 
 
     Logs go to stderr so stdout carries only what a command prints (the summary).
     """
+    import structlog
+
     out = sys.stderr if stream is None else stream
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
@@ -61,6 +68,8 @@ def escape_for_console(_logger: WrappedLogger, _method: str, event_dict: EventDi
 
 def escaped_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
     """structlog's plain traceback, each line escaped (exception messages quote input)."""
+    import structlog
+
     buffer = io.StringIO()
     structlog.dev.plain_traceback(buffer, exc_info)
     sio.write(printable_lines(buffer.getvalue()))

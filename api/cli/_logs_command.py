@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import deque
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, TextIO
 
 import trio
 
 from ..clients import EXIT_OK, LogLine, LogsRequest, printable, read_logs
-from ..store import SessionStore, StoreError
-from ..store._output import check_task, output_pruned, session_of_task, task_output
 from ._client_commands import (
     DEFAULT_TIMEOUT,
     _add_common,
@@ -31,7 +26,6 @@ from ._client_commands import (
     _token,
 )
 
-EXIT_ERROR = 1
 MAX_TAIL = 1_000_000
 
 
@@ -109,7 +103,10 @@ def _run_logs(args: argparse.Namespace) -> int:
         return _usage_error("--follow reads a running server; it cannot be used with --store")
     emit = _Printer(sys.stdout, timestamps=args.timestamps, flush=args.follow)
     if args.store is not None:
-        return _from_store(args, emit)
+        # Imported here: the store is not loaded for a server's logs (start-up time).
+        from ._logs_store import print_from_store
+
+        return print_from_store(args, emit, _note)
     request = LogsRequest(
         args.task_id, token=_token(args), tail=args.tail, stream=args.stream, follow=args.follow
     )
@@ -127,40 +124,3 @@ def _run_logs(args: argparse.Namespace) -> int:
 def _usage_error(text: str) -> int:
     print(f"runcast logs: error: {text}", file=sys.stderr)
     return 2
-
-
-def _from_store(args: argparse.Namespace, emit: _Printer) -> int:
-    try:
-        store = SessionStore.open(args.store) if Path(args.store).exists() else None
-        if store is None:
-            raise StoreError(f"no store at {args.store}")
-        try:
-            _print_stored(store, args, emit)
-        finally:
-            store.close()
-    except StoreError as exc:
-        print(f"runcast logs: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-def _print_stored(store: SessionStore, args: argparse.Namespace, emit: _Printer) -> None:
-    if args.session is None:
-        session_id = session_of_task(store, args.task_id)
-    else:
-        session_id = store.resolve(args.session)
-        check_task(store, session_id, args.task_id)
-    lines: Iterable[Any] = (
-        line
-        for line in task_output(store, session_id, args.task_id)
-        if args.stream is None or line.stream == args.stream
-    )
-    if args.tail is not None:
-        lines = deque(lines, maxlen=args.tail)
-    if output_pruned(store, session_id, args.task_id):
-        _note(
-            "the store's history no longer holds this task's first events "
-            "(it keeps a session's newest ones): earlier lines may be missing"
-        )
-    for line in lines:
-        emit(LogLine(line.time, line.stream, line.text, line.truncated))

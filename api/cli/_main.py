@@ -1,8 +1,11 @@
 """The ``runcast`` command line: ``run`` and ``demo`` here, the other commands registered.
 
-The client commands (``_client_commands``) and the store commands
-(``_store_commands``) add their subcommands through ``register(subparsers)`` and
-set ``args.handler``, a callable taking the parsed args and returning an exit code.
+The client commands (``_client_commands``, ``_logs_command``), the store commands
+(``_store_commands``) and ``usage`` (``_usage_args``) add their subcommands through
+``register(subparsers)`` and set ``args.handler``, a callable taking the parsed args
+and returning an exit code. This module and those are light: a command that needs
+the server, the store or the executor names its handler as a ``LazyHandler``, and its
+implementation is imported when it runs (bench/README.md §7).
 """
 
 from __future__ import annotations
@@ -13,19 +16,28 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from events import RuncastError
 
 from ..clients import printable
-from ..server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from . import _client_commands, _logs_command, _store_commands, _usage_command
-from ._demo import DemoOptions, run_demo
+from . import _client_commands, _logs_command, _store_commands, _usage_args
 from ._exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, consists_of
-from ._heap import settle_heap
+from ._lazy import Handler, LazyHandler
 from ._logging import LEVELS, configure_logging
-from ._run import DEFAULT_STORE, RunOptions, run_job
+from ._store_commands import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from ..server import ServerConfig
+
+#: ``api.server``'s defaults and ``executor.ON_BUDGET``, written here so that building
+#: the parser loads neither (tests/api/cli/test_cli_startup.py checks that they agree).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+ON_BUDGET = ("pause", "suspend", "cancel")
+#: ``executor.ON_BUDGET``, for ``run --on-budget`` (tests/api/cli/test_on_budget_cli.py checks).
+ON_BUDGET = ("pause", "suspend", "cancel")
+_SERVE = "api.cli._serve_commands"
 
 
 def _positive_int(text: str) -> int:
@@ -120,6 +132,8 @@ def _tokens(given: list[str] | None, variable: str) -> tuple[str, ...]:
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
+    from ..server import ServerConfig  # only the commands that serve load the server
+
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -128,34 +142,6 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         allow_origins=tuple(args.allow_origin),
         allow_hosts=tuple(args.allow_host),
     )
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    options = RunOptions(
-        job_file=args.job_file,
-        server=server_config(args),
-        concurrency=args.concurrency,
-        budget_usd=args.budget_usd,
-        prices=args.prices,
-        interval=args.interval,
-        store=args.store,
-        fresh=args.fresh,
-        start_paused=args.start_paused,
-        keep_serving=args.keep_serving,
-    )
-    return trio.run(run_job, options)
-
-
-def _demo_command(args: argparse.Namespace) -> int:
-    options = DemoOptions(
-        server=server_config(args),
-        interval=args.interval,
-        concurrency=args.concurrency,
-        budget_usd=args.budget_usd,
-        seed=args.seed,
-        speed=args.speed,
-    )
-    return trio.run(run_demo, options)
 
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -172,6 +158,12 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     run.add_argument(
         "--budget-usd", type=_number(allow_zero=True), help="pause when this much is spent"
+    )
+    run.add_argument(
+        "--on-budget",
+        choices=ON_BUDGET,
+        help="when the budget is spent, running tasks: run on (pause), are stopped until "
+        "resume (suspend), or are cancelled (cancel); job file on_budget, else pause",
     )
     run.add_argument("--prices", type=Path, metavar="FILE", help="TOML price table (USD/Mtok)")
     run.add_argument(
@@ -192,7 +184,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     _add_server_options(run)
     _add_logging_options(run, default=argparse.SUPPRESS)
-    run.set_defaults(handler=_run_command, long_running=True)
+    run.set_defaults(handler=LazyHandler(f"{_SERVE}:run_command"), long_running=True)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,14 +212,25 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "second, for load and memory tests (%(default)s)",
     )
     _add_logging_options(demo, default=argparse.SUPPRESS)
-    demo.set_defaults(handler=_demo_command, long_running=True)
+    demo.set_defaults(handler=LazyHandler(f"{_SERVE}:demo_command"), long_running=True)
 
 
 def _register_others(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    _client_commands.register(commands)
+    _register_clients(commands, _client_commands.register)
     _store_commands.register(commands)
-    _usage_command.register(commands)
-    _logs_command.register(commands)
+    _usage_args.register(commands)
+    _register_clients(commands, _logs_command.register)
+
+
+def _register_clients(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None],
+) -> None:
+    """Client commands log nothing through structlog, so they do not load it (start-up)."""
+    before = set(commands.choices)
+    register(commands)
+    for name in set(commands.choices) - before:
+        commands.choices[name].set_defaults(structured_logs=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,7 +278,7 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def _call(handler: Handler, args: argparse.Namespace) -> int:
     """The command's exit code; runcast errors become lines on stderr and exit 2."""
     try:
         return handler(args)
@@ -296,8 +299,9 @@ def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(json=bool(args.log_json), level=args.log_level or "info")
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    if getattr(args, "structured_logs", True):
+        configure_logging(json=bool(args.log_json), level=args.log_level or "info")
+    handler: Handler = args.handler
     if argv is None and getattr(args, "long_running", False):
         # Only as the process's own entry point (the console script): a caller
         # passing argv (tests, embedding) keeps its garbage collector as it is.
@@ -314,3 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     return status
+
+
+def settle_heap() -> None:
+    """``_heap.settle_heap``, loaded only by the long-running commands (genai-prices)."""
+    from ._heap import settle_heap as settle
+
+    settle()

@@ -14,6 +14,7 @@ import trio
 from executor import (
     Executor,
     JobFile,
+    OnBudget,
     PriceTable,
     TaskInfo,
     TaskState,
@@ -27,12 +28,13 @@ from ..store import SessionStore, StoredTask, discard_unserved, release_lease
 from ._exits import consists_of
 from ._resume import SessionPlan, plan_session
 from ._signals import StopSignals, watch_stop_signals
+from ._store_commands import DEFAULT_STORE
 from ._summary import format_summary
 
 log = structlog.get_logger("runcast.api")
 
 DEFAULT_CONCURRENCY = 4
-DEFAULT_STORE = "runcast.db"
+
 EXIT_OK = 0
 #: Job-file tasks submitted per turn of the event loop.
 SUBMIT_CHUNK = 64
@@ -56,6 +58,8 @@ class RunOptions:
     fresh: bool = False
     start_paused: bool = False
     keep_serving: bool = False
+    #: What an exhausted budget does to running tasks (``executor.ON_BUDGET``).
+    on_budget: OnBudget | None = None
 
 
 def resolve_settings(
@@ -77,6 +81,7 @@ def resolve_settings(
         budget_usd=budget,
         prices=prices,
         start_paused=options.start_paused or (plan is not None and plan.is_paused),
+        on_budget=options.on_budget or job.on_budget or "pause",
         interval=options.interval,
         session_id=None if plan is None else plan.session_id,
         previous=plan.previous if resumed and plan is not None else None,
@@ -231,6 +236,7 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
             tasks=len(job.tasks),
             concurrency=settings.concurrency,
             budget_usd=settings.budget_usd,
+            on_budget=settings.on_budget,
             store=options.store,
             session_id=plan.session_id,
             resumed=plan.resumed,

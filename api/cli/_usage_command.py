@@ -26,24 +26,6 @@ EXIT_UNREADABLE = 2
 _KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-def register(commands: Any) -> None:
-    """Add ``runcast usage`` to the ``runcast`` sub-parsers."""
-    usage = commands.add_parser(
-        "usage",
-        help="show the usage runcast reads from a recorded agent stdout",
-        description=(
-            "Read each FILE ('-': standard input) as a task's stdout is read and print the "
-            "format recognised, the usage records and the totals per model with their cost "
-            "and cost source. Nothing is stored."
-        ),
-    )
-    usage.add_argument("files", metavar="FILE", nargs="+", help="a recorded stdout, or -")
-    usage.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    usage.add_argument("--model", default="", help="the model of records that name none")
-    usage.add_argument("--provider", default=None, help="the provider of records that name none")
-    usage.set_defaults(handler=_usage)
-
-
 @attrs.frozen
 class FileUsage:
     """What runcast read of one file."""
@@ -73,7 +55,7 @@ class FileUsage:
         return models
 
 
-def _usage(args: argparse.Namespace) -> int:
+def run_usage(args: argparse.Namespace) -> int:
     if len(args.model) > MAX_NAME or (args.provider and len(args.provider) > MAX_NAME):
         limit = f"at most {MAX_NAME} characters"
         print(f"runcast usage: --model and --provider: {limit}", file=sys.stderr)
