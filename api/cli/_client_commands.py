@@ -27,7 +27,6 @@ from ..clients import (
     Screen,
     ServerUnreachableError,
     TaskLine,
-    check_url,
     fetch_tasks,
     format_session_line,
     format_task_table,
@@ -36,10 +35,13 @@ from ..clients import (
     open_client,
     printable,
     watch,
+    websocket_url,
 )
 from ._exits import EXIT_INTERRUPTED, consists_of
+from ._help import ArgumentParser, HelpFormatter
 
 TOKEN_ENV = "RUNCAST_TOKEN"
+SERVER_TOKEN_ENV = "RUNCAST_AUTH_TOKEN"
 DEFAULT_TIMEOUT = 10.0
 # The help keeps the exit-code table as written, so descriptions are wrapped by hand.
 DESCRIPTION_WIDTH = 78
@@ -111,12 +113,12 @@ def _budget_amount(text: str) -> float | None:
 
 
 def _websocket_url(text: str) -> str:
-    """A URL argument, refused by argparse (exit 2, with the usage) when it is not one."""
+    """A URL argument as the WebSocket URL it names (``http://HOST:PORT/`` and
+    ``HOST:PORT`` too); refused by argparse (exit 2, with the usage) when it is none."""
     try:
-        check_url(text)
+        return websocket_url(text)
     except ClientError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +133,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token",
         default=None,
-        help=f"the access token (default: ${TOKEN_ENV}); sent as 'Authorization: Bearer'",
+        help=f"the access token (default: ${TOKEN_ENV}, else ${SERVER_TOKEN_ENV}); "
+        "sent as 'Authorization: Bearer'",
     )
 
 
@@ -160,7 +163,7 @@ def _add_parser(subcommands: Any, name: str, help_text: str, description: str) -
         help=help_text,
         description=textwrap.fill(description, DESCRIPTION_WIDTH),
         epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 
@@ -220,7 +223,9 @@ def _register_controls(subcommands: Any) -> None:
     budget_parser = _add_parser(
         subcommands, "budget", "change the session's budget", "Change the budget."
     )
-    budget_commands = budget_parser.add_subparsers(dest="budget_command", required=True)
+    budget_commands = budget_parser.add_subparsers(
+        dest="budget_command", required=True, parser_class=ArgumentParser
+    )
     set_parser = _add_parser(
         budget_commands,
         "set",
@@ -241,7 +246,11 @@ def register(subcommands: Any) -> None:
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    token: str | None = args.token or os.environ.get(TOKEN_ENV) or None
+    # The server's own variable too: an operator who exported it for the server
+    # should not get a 401 from the client in the same shell.
+    token: str | None = (
+        args.token or os.environ.get(TOKEN_ENV) or os.environ.get(SERVER_TOKEN_ENV) or None
+    )
     return token
 
 

@@ -23,6 +23,7 @@ from events import RuncastError
 from ..clients import printable
 from . import _client_commands, _logs_command, _store_commands, _usage_args
 from ._exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, consists_of
+from ._help import ArgumentParser, VersionAction
 from ._lazy import Handler, LazyHandler
 from ._logging import LEVELS, configure_logging
 from ._store_commands import DEFAULT_STORE
@@ -85,13 +86,17 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, default: object) ->
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
-    group.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
-    group.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (%(default)s)")
+    group.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
+    )
+    group.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="port (default: %(default)s)"
+    )
     group.add_argument(
         "--interval",
         type=_number(allow_zero=False),
         default=10.0,
-        help="seconds between periodic session updates while tasks run (%(default)s)",
+        help="seconds between periodic session updates while tasks run (default: %(default)s)",
     )
     group.add_argument(
         "--auth-token",
@@ -196,12 +201,17 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "Stop with Ctrl-C.",
     )
     _add_server_options(demo)
-    demo.add_argument("--concurrency", type=_positive_int, default=4, help="(%(default)s)")
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        help="tasks run at once (default: %(default)s)",
+    )
     demo.add_argument(
         "--budget-usd",
         type=_number(allow_zero=False),
         default=0.50,
-        help="starting budget, raised each time it runs out (%(default)s)",
+        help="starting budget, raised each time it runs out (default: %(default)s)",
     )
     demo.add_argument("--seed", type=int, help="random seed, for a repeatable workload")
     demo.add_argument(
@@ -209,7 +219,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         type=_number(allow_zero=False),
         default=1.0,
         help="run the simulation this many times faster than real time: more events per "
-        "second, for load and memory tests (%(default)s)",
+        "second, for load and memory tests (default: %(default)s)",
     )
     _add_logging_options(demo, default=argparse.SUPPRESS)
     demo.set_defaults(handler=LazyHandler(f"{_SERVE}:demo_command"), long_running=True)
@@ -234,12 +244,19 @@ def _register_clients(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="runcast",
         description="Run token-burning jobs with bounded concurrency; watch what they cost.",
     )
+    parser.add_argument("--version", action=VersionAction, help="print runcast's version")
     _add_logging_options(parser, default=None)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Typed as argparse's: the commands' modules take the standard parser type.
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=ArgumentParser,
+    )
     _add_run(commands)
     _add_demo(commands)
     _register_others(commands)

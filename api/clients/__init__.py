@@ -1,6 +1,14 @@
 """Terminal clients of a server: the connection, the task view, ``watch``, terminal text."""
 
-from ._connection import DEFAULT_URL, Backoff, RuncastClient, check_url, fetch_tasks, open_client
+from ._connection import (
+    DEFAULT_URL,
+    Backoff,
+    RuncastClient,
+    check_url,
+    fetch_tasks,
+    open_client,
+    websocket_url,
+)
 from ._exceptions import (
     EXIT_ERROR_REPLY,
     EXIT_OK,
@@ -47,4 +55,5 @@ __all__ = [
     "printable_lines",
     "read_logs",
     "watch",
+    "websocket_url",
 ]

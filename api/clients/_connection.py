@@ -53,11 +53,30 @@ def check_url(url: str) -> None:
     """Raise :class:`ClientError` unless ``url`` is a ``ws://`` or ``wss://`` URL with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ClientError(f"URL must look like ws://HOST:PORT/ws, got {url!r}")
+        raise ClientError(
+            f"URL must look like ws://HOST:PORT/ws, http://HOST:PORT/ or HOST:PORT, got {url!r}"
+        )
     try:
         parts.port  # noqa: B018 - urllib checks the port only when it is read
     except ValueError as exc:
         raise ClientError(f"URL {url!r}: {exc}") from exc
+
+
+def websocket_url(text: str) -> str:
+    """The WebSocket URL a user means, checked: ``ws(s)://`` as given; the
+    ``http(s)://HOST:PORT/`` a server prints, or a bare ``HOST:PORT``, mapped to
+    its ``/ws``. :class:`ClientError` when it is none of these."""
+    if "://" not in text:
+        if ":" not in text:
+            raise ClientError(f"URL {text!r}: a bare address needs its port (HOST:PORT)")
+        text = f"ws://{text}/ws"
+    parts = urlsplit(text)
+    if parts.scheme in ("http", "https"):
+        path = parts.path if parts.path not in ("", "/") else "/ws"
+        scheme = "ws" if parts.scheme == "http" else "wss"
+        text = urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+    check_url(text)
+    return text
 
 
 def http_url(ws_url: str, path: str) -> str:

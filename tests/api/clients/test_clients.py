@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.cli._client_commands import describe_result, register, render_status
+from api.cli._client_commands import _token, describe_result, register, render_status
 from api.clients._connection import DEFAULT_URL, Backoff, decode_frame, http_url
 from api.clients._exceptions import ClientError
 from api.clients._money import format_usd
@@ -293,7 +293,7 @@ def test_session_line_says_unpriced_tokens_are_not_in_the_cost() -> None:
     assert "*" not in format_session_line({"estimated_cost_usd": 0.0}, 0)
 
 
-@pytest.mark.parametrize("url", ["notaurl", "http://h:1/ws", "ws://", "ws://h:99999/ws"])
+@pytest.mark.parametrize("url", ["notaurl", "ftp://h:1/ws", "ws://", "ws://h:99999/ws"])
 @pytest.mark.parametrize("command", [["status"], ["watch"], ["pause"], ["budget", "set", "1"]])
 def test_a_bad_url_is_a_bad_argument_exit_2(
     command: list[str], url: str, capsys: pytest.CaptureFixture[str]
@@ -302,3 +302,32 @@ def test_a_bad_url_is_a_bad_argument_exit_2(
         parser().parse_args([*command, url])
     assert exc_info.value.code == 2
     assert "argument URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("ws://h:1/ws", "ws://h:1/ws"),
+        ("wss://h/ws", "wss://h/ws"),
+        ("http://127.0.0.1:8765/", "ws://127.0.0.1:8765/ws"),
+        ("http://127.0.0.1:8765", "ws://127.0.0.1:8765/ws"),
+        ("https://runcast.example.com/", "wss://runcast.example.com/ws"),
+        ("http://h:1/?token=abc", "ws://h:1/ws?token=abc"),
+        ("127.0.0.1:8765", "ws://127.0.0.1:8765/ws"),
+        ("[::1]:8765", "ws://[::1]:8765/ws"),
+    ],
+)
+def test_the_url_a_server_prints_or_host_port_reaches_its_websocket(given: str, meant: str) -> None:
+    assert parser().parse_args(["status", given]).url == meant
+
+
+def test_the_server_s_token_variable_is_the_client_s_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = parser().parse_args(["status"])
+    monkeypatch.delenv("RUNCAST_TOKEN", raising=False)
+    monkeypatch.setenv("RUNCAST_AUTH_TOKEN", "server-token")
+    assert _token(args) == "server-token"
+    monkeypatch.setenv("RUNCAST_TOKEN", "client-token")
+    assert _token(args) == "client-token"
+    assert _token(parser().parse_args(["status", "--token", "flag"])) == "flag"

@@ -196,7 +196,10 @@ async def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot connect" in err[3]
     # A URL that is not one is a bad argument: argparse's exit 2, with the usage.
     for bad, why in (
-        ("http://nope", "URL must look like ws://HOST:PORT/ws, got 'http://nope'"),
+        (
+            "ftp://nope",
+            "URL must look like ws://HOST:PORT/ws, http://HOST:PORT/ or HOST:PORT, got 'ftp://nope'",
+        ),
         ("ws://127.0.0.1:99999/ws", "URL 'ws://127.0.0.1:99999/ws': Port out of range"),
     ):
         with pytest.raises(SystemExit) as exc_info:
