@@ -11,7 +11,11 @@ Rules, applied in the order events arrive:
   that task are ignored, so duplicates are harmless;
 * an event about an older attempt than the task's latest is stale and ignored;
 * ``task_retrying`` puts the task in ``retrying``, which counts as queued: the
-  task will run again after its backoff without anyone acting on it.
+  task will run again after its backoff without anyone acting on it;
+* the one exception to the first rule: a ``task_queued`` for a failed or
+  cancelled task with an attempt after every attempt seen before its end is an
+  operator's retry (``Executor.retry``): the task leaves its end count for
+  ``queued`` again (``"task_retry"``).
 
 Only tasks that have not ended are kept per task; an ended task's id is
 remembered (to ignore late duplicates) for the newest ``remember_ended`` ends,
@@ -43,6 +47,7 @@ from events import (
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
+    ConcurrencyChanged,
     Event,
     ExecutorPaused,
     ExecutorResumed,
@@ -66,12 +71,24 @@ log = structlog.get_logger("runcast.broadcaster")
 
 
 #: What a change to the aggregate asks of the broadcaster.
-Trigger = Literal["task_start", "task_end", "pause", "budget", "subscribe", "usage", "tick"]
+Trigger = Literal[
+    "task_start",
+    "task_end",
+    "task_retry",
+    "pause",
+    "budget",
+    "concurrency",
+    "subscribe",
+    "usage",
+    "tick",
+]
 TRIGGERS: Final[tuple[Trigger, ...]] = (
     "task_start",
     "task_end",
+    "task_retry",
     "pause",
     "budget",
+    "concurrency",
     "subscribe",
     "usage",
     "tick",
@@ -111,6 +128,8 @@ class SessionAggregate:
     paused_by: Actor | None = None
     pause_reason: str | None = None
     budget_usd: float | None = None
+    #: The executor's concurrency once an operator changed it (``concurrency_changed``).
+    concurrency: int | None = None
     restored: bool = False
     remember_ended: int = DEFAULT_REMEMBER_ENDED
     #: Ended task ids forgotten to respect ``remember_ended``.
@@ -120,7 +139,10 @@ class SessionAggregate:
     # The newest ended tasks' final states, and their ids oldest first: taking a
     # dict's first key instead scans the slots its deletions left, a cost that
     # grows with what is remembered (bench/HISTORY.md#forgetting-the-oldest-through-a-deque-kept).
-    _ended: dict[str, TaskState] = attrs.field(factory=dict)
+    # (Each with the last attempt that ran: a retry queues a later one.)
+    _ended: dict[str, tuple[TaskState, int]] = attrs.field(factory=dict)
+    #: The end state the latest ``"task_retry"`` took its task from.
+    retried_from: TaskState | None = None
     _ended_order: deque[str] = attrs.field(factory=deque)
     _counts: dict[TaskState, int] = attrs.field(factory=_zero_counts)
     _base_ended: dict[TaskState, int] = attrs.field(factory=_zero_counts)
@@ -154,7 +176,8 @@ class SessionAggregate:
         record = self._tasks.get(task_id)
         if record is not None:
             return record[0]
-        return self._ended.get(task_id)
+        ended = self._ended.get(task_id)
+        return None if ended is None else ended[0]
 
     def count(self, state: TaskState) -> int:
         """Tasks of this process whose latest state is ``state``."""
@@ -249,6 +272,7 @@ class SessionAggregate:
             tasks_cancelled=self.ended("cancelled"),
             unpriced_tokens=self.unpriced_tokens,
             budget_usd=self.budget_usd,
+            concurrency=self.concurrency,
             budget_remaining_usd=self.budget_remaining_usd,
             paused_by=self.paused_by,
             pause_reason=self.pause_reason,
@@ -313,6 +337,9 @@ class SessionAggregate:
             self.is_paused = False
             self.paused_by = self.pause_reason = None
             return "pause"
+        if isinstance(event, ConcurrencyChanged):
+            self.concurrency = event.concurrency
+            return "concurrency"
         if isinstance(event, BudgetChanged | BudgetWarning | BudgetExhausted):
             changed = event.budget_usd != self.budget_usd
             self.budget_usd = event.budget_usd
@@ -333,16 +360,16 @@ class SessionAggregate:
         self, item: Published, event: Event, new_state: TaskState
     ) -> Trigger | None:
         task_id = event.task_id
-        if task_id in self._ended:
-            return None  # an end is final
         # task_cancelled carries no attempt: a cancel applies to the latest one.
         attempt: int | None = getattr(event, "attempt", None)
+        if task_id in self._ended:
+            return self._maybe_retry(task_id, new_state, attempt)  # else an end is final
         old_state, old_attempt = self._tasks.get(task_id, (None, 0))
         if attempt is not None and attempt < old_attempt:
             return None  # about an attempt that was superseded
         if new_state in END_STATES:
             self._tasks.pop(task_id, None)
-            self._remember_end(task_id, new_state)
+            self._remember_end(task_id, new_state, old_attempt if attempt is None else attempt)
         else:
             self._tasks[task_id] = (new_state, max(attempt or 1, old_attempt))
             if old_state == new_state:
@@ -357,8 +384,28 @@ class SessionAggregate:
             return "task_end"
         return None
 
-    def _remember_end(self, task_id: str, state: TaskState) -> None:
-        self._ended[task_id] = state
+    def _maybe_retry(
+        self, task_id: str, new_state: TaskState, attempt: int | None
+    ) -> Trigger | None:
+        """An ended task queued again for a later attempt: an operator's retry."""
+        ended_state, ended_attempt = self._ended[task_id]
+        if (
+            new_state != "queued"
+            or ended_state == "completed"
+            or attempt is None
+            or attempt <= ended_attempt
+        ):
+            return None  # a late or duplicate event: the end stands
+        del self._ended[task_id]
+        self._ended_order.remove(task_id)  # rare (an operator's act): a scan is fine
+        self._counts[ended_state] -= 1
+        self._counts["queued"] += 1
+        self._tasks[task_id] = ("queued", attempt)
+        self.retried_from = ended_state
+        return "task_retry"
+
+    def _remember_end(self, task_id: str, state: TaskState, attempt: int) -> None:
+        self._ended[task_id] = (state, attempt)
         order = self._ended_order
         order.append(task_id)
         if len(order) > self.remember_ended:

@@ -40,6 +40,8 @@ class MetricValues(Protocol):
     @property
     def tasks_ended(self) -> Mapping[str, int]: ...
     @property
+    def tasks_retried(self) -> Mapping[str, int]: ...
+    @property
     def task_durations(self) -> Histogram: ...
     @property
     def queue_waits(self) -> QueueWaits: ...
@@ -86,6 +88,16 @@ class RuncastCollector:
             if with_samples:
                 tasks_total.add_metric((status,), count)
         yield tasks_total
+        retried = CounterMetricFamily(
+            "runcast_tasks_retried",
+            "Ended tasks an operator retried, by the status they left; runcast_tasks "
+            "minus this is the tasks whose latest status it is.",
+            labels=("status",),
+        )
+        for status, count in m.tasks_retried.items():
+            if with_samples:
+                retried.add_metric((status,), count)
+        yield retried
         yield _histogram(
             "runcast_task_duration_seconds",
             "Run time of tasks that completed or failed.",

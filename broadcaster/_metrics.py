@@ -77,6 +77,9 @@ class RuncastMetrics:
     websocket_connections: Gauge = attrs.field(init=False)
     aggregate: SessionAggregate = attrs.field(init=False)
     tasks_ended: dict[str, int] = attrs.field(init=False)
+    #: Ended tasks an operator retried, by the end they left (``runcast_tasks``
+    #: minus these is the tasks whose latest end it is, as ``session_update`` counts).
+    tasks_retried: dict[str, int] = attrs.field(init=False)
     #: Usage by (model, provider) label pair.
     models: dict[tuple[str, str], ModelTotals] = attrs.field(init=False, factory=dict)
     model_overflow_total: int = 0
@@ -102,6 +105,7 @@ class RuncastMetrics:
         _check_bound("max_queue_waits", self.max_queue_waits)
         self.aggregate = SessionAggregate(session_id="metrics")
         self.tasks_ended = {state: 0 for state in sorted(END_STATES)}
+        self.tasks_retried = {state: 0 for state in sorted(END_STATES)}
         self.task_durations = Histogram(DURATION_BUCKETS)
         self.queue_waits = QueueWaits(self.max_queue_waits, Histogram(QUEUE_WAIT_BUCKETS))
         self.session_updates = dict.fromkeys(TRIGGERS, 0)
@@ -191,6 +195,11 @@ class RuncastMetrics:
             self._count_end(item, kind)
         elif trigger == "task_start":
             self.queue_waits.started(event.task_id, item.time)
+        elif trigger == "task_retry":
+            retried_from = self.aggregate.retried_from
+            if retried_from is not None:
+                self.tasks_retried[retried_from] += 1
+            self.queue_waits.queued(event.task_id, item.time)
         elif kind is TaskQueued and self.aggregate.task_state(event.task_id) == "queued":
             # Not a late event about a task that started or ended already.
             self.queue_waits.queued(event.task_id, item.time)

@@ -286,6 +286,19 @@ class BudgetChanged(Event):
 
 @install_checks
 @attrs.frozen(kw_only=True)
+class ConcurrencyChanged(Event):
+    """How many tasks may run at once changed (an operator's ``set_concurrency``)."""
+
+    event_name: ClassVar[str] = "concurrency_changed"
+    task_id: str = _session_field()
+    concurrency: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    previous: int = attrs.field(default=1, metadata=checked(POSITIVE))
+    by: Actor = attrs.field(default="operator", metadata=checked(one_of(ACTORS, "ACTORS")))
+    reason: str = attrs.field(default="", metadata=checked(bounded_text(MAX_TEXT)))
+
+
+@install_checks
+@attrs.frozen(kw_only=True)
 class BudgetWarning(Event):
     event_name: ClassVar[str] = "budget_warning"
     task_id: str = _session_field()
@@ -338,6 +351,9 @@ class SessionUpdate(Event):
     pause_reason: str | None = attrs.field(
         default=None, metadata=checked(optional(bounded_text(MAX_TEXT)))
     )
+    #: Tasks that may run at once, once an operator changed it (``concurrency_changed``);
+    #: None before, and in frames from before this field.
+    concurrency: int | None = attrs.field(default=None, metadata=checked(optional(POSITIVE)))
 
     def __attrs_post_init__(self) -> None:
         expected = total_tokens(self)
@@ -365,6 +381,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BudgetWarning,
         BudgetExhausted,
         SessionUpdate,
+        ConcurrencyChanged,
     )
 }
 

@@ -13,6 +13,7 @@ usage lines parser) and ``pricing`` (costs, price tables, the budget).
 from events import END_STATES as TERMINAL_STATES
 from events import TaskState
 
+from ._checks import MAX_CONCURRENCY
 from ._context import TaskContext
 from ._exceptions import (
     BudgetExceededError,
@@ -24,13 +25,14 @@ from ._exceptions import (
     JobFileError,
     TaskCancelledError,
     TaskFailedError,
+    TaskNotRetriableError,
     UnknownTaskError,
 )
 from ._executor import Executor, open_executor
 from ._handle import TaskHandle
 from ._jobfile import JobFile, load_job_file
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage
-from ._states import TRANSITIONS, TaskInfo, check_transition
+from ._states import RETRIABLE_STATES, TRANSITIONS, TaskInfo, check_transition
 from ._suspension import ON_BUDGET, OnBudget
 from .pricing import (
     BUDGET_WARNING_THRESHOLD,
@@ -55,7 +57,9 @@ from .usage import TokenCounts, UsageParser, UsageRecord
 __all__ = [
     "BUDGET_WARNING_THRESHOLD",
     "DEFAULT_KEEP_FINISHED",
+    "MAX_CONCURRENCY",
     "ON_BUDGET",
+    "RETRIABLE_STATES",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Budget",
@@ -83,6 +87,7 @@ __all__ = [
     "TaskFailedError",
     "TaskHandle",
     "TaskInfo",
+    "TaskNotRetriableError",
     "TaskPage",
     "TaskState",
     "TokenCounts",

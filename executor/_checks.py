@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Final
 
 from events import MAX_NAME, MAX_TASK_ID
 
 from ._exceptions import DuplicateTaskError, InvalidArgumentError
+
+#: The most tasks ``Executor.set_concurrency`` lets run at once (a worker task each).
+MAX_CONCURRENCY: Final = 10_000
 
 
 def check_number(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -18,6 +21,18 @@ def check_number(name: str, value: float | None, *, allow_zero: bool = False) ->
         raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidArgumentError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {value}")
+
+
+def check_concurrency(concurrency: int) -> int:
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidArgumentError(
+            f"concurrency must be an int from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
+        )
+    return concurrency
 
 
 def check_options(concurrency: int, retry_backoff: float, kill_grace: float) -> None:

@@ -37,6 +37,10 @@ class ExecutorClosedError(ExecutorError):
     """A task was submitted after the executor's block was left."""
 
 
+class TaskNotRetriableError(ExecutorError):
+    """A retry asked for a task that has not ended, or that completed."""
+
+
 class TaskFailedError(ExecutorError):
     """Raised by ``TaskHandle.wait()`` when the task ended in ``failed``."""
 

@@ -18,9 +18,16 @@ import attrs
 import structlog
 import trio
 
-from events import BudgetChanged, ExecutorPaused, ExecutorResumed, Publisher, truncate
+from events import (
+    BudgetChanged,
+    ConcurrencyChanged,
+    ExecutorPaused,
+    ExecutorResumed,
+    Publisher,
+    truncate,
+)
 
-from ._checks import check_names, check_options, check_submission
+from ._checks import check_concurrency, check_names, check_options, check_submission
 from ._context import TaskContext
 from ._exceptions import BudgetExceededError, ExecutorClosedError, InvalidArgumentError
 from ._handle import TaskHandle
@@ -222,6 +229,42 @@ class Executor:
         SIGKILL after ``kill_grace``); it reaches ``cancelled`` once it is gone.
         """
         return self._lifecycle.cancel(task_id, reason=reason)
+
+    def retry(self, task_id: str) -> TaskHandle:
+        """Run a failed, timed-out or cancelled task again: a new attempt, numbered on.
+
+        It is queued again (``task_queued`` with the next attempt); its usage and
+        cost carry on. ``TaskNotRetriableError`` if it has not ended or completed,
+        ``UnknownTaskError`` if it is unknown or no longer kept.
+        """
+        lifecycle = self._lifecycle
+        if lifecycle.closed:
+            raise ExecutorClosedError("the executor is closed; tasks can no longer be retried")
+        record = self._registry.reopen(task_id)
+        lifecycle.requeue(record)
+        return TaskHandle(lifecycle, record)
+
+    def set_concurrency(self, concurrency: int, *, by: str = "operator", reason: str = "") -> None:
+        """Let ``concurrency`` tasks (1 to ``MAX_CONCURRENCY``) run at once from now on.
+
+        Raising it starts queued tasks at once; lowering it cancels nothing: running
+        tasks finish, and no new one starts until fewer than ``concurrency`` run.
+        Announced by ``concurrency_changed`` (nothing if unchanged).
+        """
+        check_concurrency(concurrency)
+        actor = as_actor(by)
+        if not isinstance(reason, str):
+            raise InvalidArgumentError(f"reason must be a string, got {reason!r}")
+        previous = self.concurrency
+        if concurrency == previous:
+            return
+        self.concurrency = concurrency
+        self._publisher.publish(
+            ConcurrencyChanged(
+                concurrency=concurrency, previous=previous, by=actor, reason=truncate(reason)
+            )
+        )
+        self._lifecycle.set_concurrency(concurrency)
 
     def cancel_all(self, *, reason: str = "cancelled by operator") -> int:
         """Cancel every task that has not ended; returns how many were cancelled."""

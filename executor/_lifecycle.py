@@ -15,7 +15,8 @@ Invariants (tests/executor/test_states.py drives random operations against them)
    stream always agree.
 2. ``registry.live`` holds exactly the tasks not ended; ``active`` counts them,
    ``running`` the running ones; ``_idle`` is set exactly when ``active`` is 0.
-3. At most ``concurrency`` tasks run; none starts while paused or once closed;
+3. At most ``concurrency`` tasks run (after ``set_concurrency`` lowered it, those
+   running finish first); none starts while paused or once closed;
    one fill starts at most ``FILL_CHUNK``, the rest a turn of the loop later.
 4. A queued task is in the queue (a cancelled one lingers there until popped).
 5. A running task waits in ``_ready`` for a worker (``scope`` None) or is run
@@ -24,12 +25,15 @@ Invariants (tests/executor/test_states.py drives random operations against them)
    a retrying task's ``scope`` is its back-off's.
 6. Every task ends once, in ``_end``: it leaves ``registry.live`` for the
    bounded finished rows, lets go of its function, arguments, scope and
-   context, and wakes whoever waits on its handle.
-7. At most ``concurrency`` workers exist, each running attempt after attempt in
-   ONE cancel scope, replaced only once cancelled (a cancel or a timeout): a
-   task and a scope per attempt would cost as much as a no-op task itself
-   (bench/HISTORY.md, "Long-lived workers").  An attempt runs in a copy of its
-   submitter's context variables (``_coroutines``); in a task,
+   context (a failed or cancelled task's are kept with its row, for
+   ``Executor.retry``, which reopens it: the one way out of an end state),
+   and wakes whoever waits on its handle.
+7. At most ``concurrency`` workers exist (once it is lowered, the extra ones end when
+   idle), each running attempt after attempt in ONE cancel scope, replaced only
+   once cancelled (a cancel or a timeout): a task and a scope per attempt
+   would cost as much as a no-op task itself (bench/HISTORY.md, "Long-lived
+   workers").  An attempt runs in a copy of its submitter's context variables
+   (``_coroutines``); in a task,
    ``trio.lowlevel.current_task()`` is its worker, shared with other tasks.
 8. An attempt cancelled while it waits for a worker never runs; a worker
    cancelled from outside (the executor's nursery) ends its task as cancelled,
@@ -123,6 +127,23 @@ class TaskLifecycle:
             self._idle = trio.Event()
         self.active += 1
         self._enqueue(record)
+
+    def requeue(self, record: TaskRecord) -> None:
+        """Queue again a task the registry reopened (``Executor.retry``)."""
+        if self.active == 0:
+            self._idle = trio.Event()
+        self.active += 1
+        self._enqueue(record)
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Let ``concurrency`` tasks run at once: more start at once if it rose; if it
+        fell, running ones finish (none is cancelled) and parked workers beyond it end."""
+        self.concurrency = concurrency
+        excess = min(self._parked, self.workers - concurrency)
+        for _ in range(max(0, excess)):
+            self._parked -= 1
+            self._parking.unpark()
+        self._fill()
 
     async def join(self) -> None:
         """Wait until no task is queued, running or waiting to retry."""
@@ -337,8 +358,8 @@ class TaskLifecycle:
                 with scope:
                     while True:
                         if not ready:
-                            if self.closed:
-                                return
+                            if self.closed or self.workers > self.concurrency:
+                                return  # (fewer workers since ``set_concurrency``)
                             await self._park()
                             continue
                         record = ready.popleft()

@@ -115,6 +115,8 @@ class TaskRecord:
     # The submitter's context variables, as at submit (asyncio.create_task's rule):
     # attempts are spawned in it, not in whichever task's end happened to start them.
     context: contextvars.Context | None = None
+    #: Cancelled while queued: the attempt its ``task_queued`` announced never ran.
+    skipped_attempt: bool = False
 
     def retire(self) -> FinishedRow:
         """Let go of what only running needed (``result`` stays for the handle's
@@ -141,6 +143,29 @@ class TaskRecord:
             )
         )
 
+    def reopen(
+        self, fn: TaskFunction, args: tuple[Any, ...], context: contextvars.Context | None
+    ) -> None:
+        """Back to ``queued`` from a retriable end (``Executor.retry``), its function
+        and arguments given back; attempts, usage and cost carry on."""
+        if self.skipped_attempt:
+            self.attempts += 1
+            self.skipped_attempt = False
+        self.fn = fn
+        self.args = args
+        self.context = context
+        self.state = "queued"
+        self.ended_at = None
+        self.error = None
+        self.exit_code = None
+        self.result = None
+        self.failure = None
+        self.cancel_reason = None
+        self.scope = None
+        self.process_groups = None
+        # The old end woke its waiters; whoever waits now waits for the new one.
+        self.done = None
+
     def move_to(self, target: TaskState) -> None:
         if target not in TRANSITIONS[self.state]:  # check_transition, one frame less
             check_transition(self.task_id, self.state, target)
@@ -159,6 +184,7 @@ class TaskRecord:
         was_running = self.state == "running"
         duration = max(0.0, now - self.attempt_started) if was_running else 0.0
         attempt = max(1, self.attempts)
+        cancelled_queued = state == "cancelled" and self.state == "queued"
         self.move_to(state)
         if state == "completed":
             return _task_completed(
@@ -179,6 +205,10 @@ class TaskRecord:
                 exit_code=self.exit_code,
                 timed_out=isinstance(error, trio.TooSlowError),
             )
+        if cancelled_queued:
+            # Its next attempt was announced (task_queued) and never ran: a retry
+            # numbers on past it, so no attempt number is announced twice.
+            self.skipped_attempt = True
         self.cancel_reason = self.cancel_reason or reason
         self.error = truncate(reason)
         return TaskCancelled(task_id=self.task_id, reason=self.error, was_running=was_running)

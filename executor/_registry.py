@@ -14,20 +14,24 @@ of a set entry: the one thing that grows with every task).
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Collection, Iterator
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
-from ._exceptions import InvalidArgumentError, UnknownTaskError
-from ._record import FinishedRow, TaskRecord
+from ._exceptions import InvalidArgumentError, TaskNotRetriableError, UnknownTaskError
+from ._record import FinishedRow, TaskFunction, TaskRecord
 from ._retired import RetiredIds
-from ._states import TaskInfo
+from ._states import RETRIABLE_STATES, TaskInfo
 
 _Item = TypeVar("_Item")
+# A kept failed or cancelled task: its record, and the function, arguments and
+# context its ``retire`` let go of.
+_Retriable = tuple[TaskRecord, TaskFunction, tuple[Any, ...], contextvars.Context | None]
 
 #: Finished tasks kept for ``tasks()`` and ``/api/tasks`` (memory: bench/README.md, section 4).
 DEFAULT_KEEP_FINISHED: Final = 5_000
@@ -63,6 +67,9 @@ class TaskRegistry:
     _finished_order: deque[str] = attrs.field(factory=deque)
     # Ids of the finished tasks no longer kept.
     _retired: RetiredIds = attrs.field(factory=RetiredIds)
+    # Kept failed and cancelled tasks' records, with what a retry runs again
+    # (function, arguments, context), forgotten with their rows.
+    _retriable: dict[str, _Retriable] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         # Not an attrs converter, which would slow every attribute assignment.
@@ -86,17 +93,57 @@ class TaskRegistry:
         """Keep ``record``'s final values (bounded), and let go of the record itself."""
         task_id = record.task_id
         del self.live[task_id]
-        row = record.retire()
+        fn = record.fn
         if self.keep_finished == 0:
+            record.retire()
             self._forget(task_id)
             return
-        self._finished[task_id] = row
+        if record.state in RETRIABLE_STATES and fn is not None:
+            self._retriable[task_id] = (record, fn, record.args, record.context)
+        self._finished[task_id] = record.retire()
         order = self._finished_order
         order.append(task_id)
         if len(order) > self.keep_finished:
             oldest = order.popleft()
             del self._finished[oldest]
+            if self._retriable:
+                self._retriable.pop(oldest, None)
             self._forget(oldest)
+
+    def reopen(self, task_id: str) -> TaskRecord:
+        """A kept failed or cancelled task, live and queued again (``Executor.retry``).
+
+        ``live`` stays in submission order (``page`` relies on it): the record
+        goes back to its place, at a cost in the live tasks (a retry is an
+        operator's act, not a hot path).
+        """
+        record = self.live.get(task_id)
+        if record is not None:
+            raise TaskNotRetriableError(
+                f"task {task_id!r} is {record.state}: only a failed, timed-out or "
+                "cancelled task can be retried"
+            )
+        row = self._finished.get(task_id)
+        if row is None:
+            self.info(task_id)  # raises UnknownTaskError saying which case
+        assert row is not None
+        kept = self._retriable.pop(task_id, None)
+        if kept is None:
+            raise TaskNotRetriableError(
+                f"task {task_id!r} is {row.state}: only a failed, timed-out or "
+                "cancelled task can be retried"
+            )
+        record, fn, args, context = kept
+        del self._finished[task_id]
+        self._finished_order.remove(task_id)
+        record.reopen(fn, args, context)
+        live = self.live
+        live[task_id] = record
+        if len(live) > 1:
+            ordered = sorted(live.values(), key=_record_order)
+            live.clear()
+            live.update((each.task_id, each) for each in ordered)
+        return record
 
     def _forget(self, task_id: str) -> None:
         self._retired.add(task_id)
@@ -171,6 +218,10 @@ class TaskRegistry:
         if record is None and task_id not in self:
             raise UnknownTaskError(f"no task with id {task_id!r}")
         return record
+
+
+def _record_order(record: TaskRecord) -> int:
+    return record.order
 
 
 def _order(row: tuple[int, _Item]) -> int:

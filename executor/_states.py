@@ -28,6 +28,11 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     "cancelled": frozenset(),
 }
 
+#: The end states a retry (``Executor.retry``) reopens, back to ``queued``: the one
+#: move out of an end state, made by the lifecycle alone and not in ``TRANSITIONS``,
+#: whose end states stay final for everything else.
+RETRIABLE_STATES: frozenset[TaskState] = frozenset(("failed", "cancelled"))
+
 
 def check_transition(task_id: str, current: TaskState, target: TaskState) -> None:
     """Raise ``InvalidTransitionError`` unless ``current -> target`` is allowed."""

@@ -100,6 +100,13 @@ class FakeExecutor:
                 return True
         raise FakeRefusal(f"unknown task {task_id!r}")
 
+    def retry(self, task_id: str) -> None:
+        self.calls.append(("retry", task_id))
+        raise FakeRefusal(f"task {task_id!r} cannot be retried here")
+
+    def set_concurrency(self, concurrency: int, *, by: str = "operator", reason: str = "") -> None:
+        self.calls.append(("set_concurrency", concurrency))
+
     def set_budget(self, usd: float | None, *, by: str = "operator") -> None:
         self.calls.append(("set_budget", usd))
         self.budget_usd = usd
@@ -283,7 +290,9 @@ class Served:
 
 
 @asynccontextmanager
-async def served_with_executor(**executor_options: Any) -> AsyncIterator[Served]:
+async def served_with_executor(
+    config: ServerConfig | None = None, **executor_options: Any
+) -> AsyncIterator[Served]:
     """A real executor (``open_executor(**executor_options)``) served on a free port."""
     publisher = Publisher()
     metrics = RuncastMetrics(CollectorRegistry(), publisher)
@@ -297,7 +306,7 @@ async def served_with_executor(**executor_options: Any) -> AsyncIterator[Served]
                         session_source=broadcaster,
                         executor=executor,
                         metrics=metrics,
-                        config=ServerConfig(port=0),
+                        config=config or ServerConfig(port=0),
                         task_status=task_status,
                     )
                 )

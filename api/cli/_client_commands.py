@@ -1,4 +1,5 @@
-"""The ``runcast`` client commands: watch, status, pause, resume, cancel, budget set.
+"""The ``runcast`` client commands: watch, status, pause, resume, cancel, retry, budget set,
+concurrency set.
 
 ``register(subcommands)`` adds them to the ``runcast`` parser; each sets
 ``args.handler(args) -> int`` (the exit code).
@@ -42,6 +43,9 @@ from ._help import ArgumentParser, HelpFormatter
 
 TOKEN_ENV = "RUNCAST_TOKEN"
 SERVER_TOKEN_ENV = "RUNCAST_AUTH_TOKEN"
+#: ``executor.MAX_CONCURRENCY``, here so a client command imports no executor (a test
+#: holds them equal).
+MAX_CONCURRENCY = 10_000
 DEFAULT_TIMEOUT = 10.0
 # The help keeps the exit-code table as written, so descriptions are wrapped by hand.
 DESCRIPTION_WIDTH = 78
@@ -212,13 +216,22 @@ def _register_controls(subcommands: Any) -> None:
                 help="also stop (SIGSTOP) running commands until resume (SIGCONT)",
             )
 
-    cancel_parser = _add_parser(
-        subcommands, "cancel", "cancel a task", "Cancel one task (needs an operator token)."
-    )
-    cancel_parser.add_argument("task_id", metavar="TASK_ID", help="the id of the task to cancel")
-    _add_common(cancel_parser)
-    _add_timeout(cancel_parser)
-    cancel_parser.set_defaults(handler=_run_command, action="cancel", data=None)
+    for action, text, description in (
+        ("cancel", "cancel a task", "Cancel one task (needs an operator token)."),
+        (
+            "retry",
+            "run a failed, timed-out or cancelled task again",
+            "Queue an ended task again as its next attempt; its usage and cost carry on "
+            "(needs an operator token). A running, queued or completed task is refused.",
+        ),
+    ):
+        task_parser = _add_parser(subcommands, action, text, description)
+        task_parser.add_argument(
+            "task_id", metavar="TASK_ID", help=f"the id of the task to {action}"
+        )
+        _add_common(task_parser)
+        _add_timeout(task_parser)
+        task_parser.set_defaults(handler=_run_command, action=action, data=None)
 
     budget_parser = _add_parser(
         subcommands, "budget", "change the session's budget", "Change the budget."
@@ -239,10 +252,45 @@ def _register_controls(subcommands: Any) -> None:
     set_parser.set_defaults(handler=_run_budget_set, action="set_budget", task_id="*")
 
 
+def _concurrency_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(
+            f"N must be a whole number from 1 to {MAX_CONCURRENCY}, got {text!r}"
+        )
+    return value
+
+
+def _register_concurrency(subcommands: Any) -> None:
+    parser = _add_parser(
+        subcommands, "concurrency", "change how many tasks run at once", "Change the concurrency."
+    )
+    commands = parser.add_subparsers(
+        dest="concurrency_command", required=True, parser_class=ArgumentParser
+    )
+    set_parser = _add_parser(
+        commands,
+        "set",
+        "set how many tasks may run at once",
+        "Set how many tasks may run at once (needs an operator token). Raising it starts "
+        "queued tasks at once; lowering it cancels nothing: running tasks finish first.",
+    )
+    set_parser.add_argument(
+        "concurrency", type=_concurrency_value, metavar="N", help=f"1 to {MAX_CONCURRENCY}"
+    )
+    _add_common(set_parser)
+    _add_timeout(set_parser)
+    set_parser.set_defaults(handler=_run_concurrency_set, action="set_concurrency", task_id="*")
+
+
 def register(subcommands: Any) -> None:
     """Add the client commands to ``runcast``'s subparsers."""
     _register_views(subcommands)
     _register_controls(subcommands)
+    _register_concurrency(subcommands)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -298,12 +346,19 @@ def _run_command(args: argparse.Namespace) -> int:
     def run() -> int:
         reply = trio.run(_bounded, args.timeout, args.url, command)
         detail = f" (budget {format_usd(args.usd)})" if args.action == "set_budget" else ""
+        if args.action == "set_concurrency":
+            detail = f" (concurrency {args.concurrency})"
         if args.action == "pause" and args.data is not None:
             detail = " (running commands suspended until resume)"
         print(describe_result(reply) + detail)
         return EXIT_OK
 
     return _exit_with(args, run)
+
+
+def _run_concurrency_set(args: argparse.Namespace) -> int:
+    args.data = {"concurrency": args.concurrency}
+    return _run_command(args)
 
 
 def _run_budget_set(args: argparse.Namespace) -> int:

@@ -51,6 +51,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _task_ids(text: str) -> frozenset[str]:
+    ids = [part.strip() for part in text.split(",")]
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"expected task ids separated by commas, got {text!r}")
+    return frozenset(ids)
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -182,6 +189,24 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--fresh",
         action="store_true",
         help="start a new session even if the store holds an unfinished run of this job",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again, in the job's newest session (finished or not), every task that did "
+        "not complete; completed tasks keep their result",
+    )
+    run.add_argument(
+        "--only",
+        type=_task_ids,
+        metavar="ID[,ID...]",
+        help="with --retry-failed: only these tasks",
+    )
+    run.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --retry-failed: run tasks whose command changed since, with the new command "
+        "(else refused, naming them)",
     )
     run.add_argument("--start-paused", action="store_true", help="start paused; resume to run")
     run.add_argument(

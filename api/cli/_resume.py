@@ -37,7 +37,9 @@ from ..store import (
     StoredTask,
     UsageTotals,
     claim_session,
+    record_command_hashes,
 )
+from ._retry_failed import RetrySelection, job_command_hashes
 
 # Cancellation reasons of a run that was stopped, not of an operator's decision.
 _STOPPED_REASONS = ("interrupted by", "executor stopped")
@@ -94,9 +96,10 @@ def interrupted_attempt(task: StoredTask) -> int | None:
 
 
 def _split_tasks(
-    store: SessionStore, session_id: str, job: JobFile
+    store: SessionStore, session_id: str, job: JobFile, rerun: frozenset[str] = frozenset()
 ) -> tuple[dict[str, str], list[tuple[CommandSpec, int]]]:
-    """Mark the attempts a stopped run cut short; the outcomes kept, and what runs again.
+    """Mark the attempts a stopped run cut short; the outcomes kept, and what runs again
+    (``rerun``: tasks whose failure or cancellation ``--retry-failed`` does not keep).
 
     A task runs again with the attempts it already made (numbered on from them).
     """
@@ -109,7 +112,7 @@ def _split_tasks(
     to_run: list[tuple[CommandSpec, int]] = []
     for spec in job.tasks:
         task = stored.get(_task_id(spec))
-        if task is not None and _keeps_outcome(task):
+        if task is not None and _keeps_outcome(task) and task.task_id not in rerun:
             kept[task.task_id] = task.state
         else:
             to_run.append((spec, 0 if task is None else task.attempts))
@@ -145,20 +148,24 @@ def plan_session(
     job: JobFile,
     *,
     fresh: bool = False,
+    retry: RetrySelection | None = None,
     owner: LeaseOwner | None = None,
     clock: Clock = time.time,
 ) -> SessionPlan:
-    """Begin a new session, or plan the continuation of the job's unfinished one,
-    holding its lease (``owner``: this process unless given)."""
+    """Begin a new session, or plan the continuation of the job's unfinished one
+    (or, with ``retry``, of the session it names, finished or not), holding its
+    lease (``owner``: this process unless given)."""
     claim = claim_session(
         store,
         job_key=job_key(job),
         job_path=job.path,
         fresh=fresh,
+        reopen=None if retry is None else retry.session_id,
         owner=owner,
         clock=clock,
     )
     session_id = claim.session_id
+    record_command_hashes(store, session_id, job_command_hashes(job))
     if not claim.resumed:
         return SessionPlan(
             session_id=session_id,
@@ -167,7 +174,9 @@ def plan_session(
             to_run=tuple((spec, 0) for spec in job.tasks),
             budget_usd=job.budget_usd,
         )
-    kept, to_run = _split_tasks(store, session_id, job)
+    kept, to_run = _split_tasks(
+        store, session_id, job, frozenset() if retry is None else retry.task_ids
+    )
     session = store.session(session_id)
     usage = session.usage
     budget = session.budget_usd

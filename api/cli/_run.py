@@ -26,7 +26,8 @@ from .._stack import Stack, StackSettings, open_stack
 from ..server import ListenError, RuncastServer, ServerConfig
 from ..store import SessionStore, StoredTask, discard_unserved, release_lease
 from ._exits import consists_of
-from ._resume import SessionPlan, plan_session
+from ._resume import SessionPlan, job_key, plan_session
+from ._retry_failed import select_retries
 from ._signals import StopSignals, watch_stop_signals
 from ._store_commands import DEFAULT_STORE
 from ._summary import format_summary
@@ -60,6 +61,12 @@ class RunOptions:
     keep_serving: bool = False
     #: What an exhausted budget does to running tasks (``executor.ON_BUDGET``).
     on_budget: OnBudget | None = None
+    #: Run again the tasks of the job's newest session that did not complete (``_retry_failed``).
+    retry_failed: bool = False
+    #: With ``retry_failed``: only these tasks.
+    only: frozenset[str] | None = None
+    #: With ``retry_failed``: run tasks whose command changed since, with the new command.
+    accept_changes: bool = False
 
 
 def resolve_settings(
@@ -228,7 +235,22 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
     resolve_settings(options, job)  # a bad price table fails before the store is touched
     store = SessionStore.open(options.store)
     try:
-        plan = plan_session(store, job, fresh=options.fresh)
+        retry = None
+        if options.retry_failed:
+            retry = select_retries(
+                store,
+                job,
+                job_key(job),
+                only=options.only,
+                accept_changes=options.accept_changes,
+            )
+            if retry.changed:
+                log.warning(
+                    "retrying tasks whose command changed",
+                    session_id=retry.session_id,
+                    tasks=list(retry.changed),
+                )
+        plan = plan_session(store, job, fresh=options.fresh, retry=retry)
         settings = resolve_settings(options, job, plan)
         log.info(
             "running job file",

@@ -8,6 +8,7 @@ import trio
 
 from ._demo import DemoOptions, run_demo
 from ._main import server_config
+from ._retry_failed import RetryFailedError
 from ._run import RunOptions, run_job
 
 
@@ -24,7 +25,16 @@ def run_command(args: argparse.Namespace) -> int:
         start_paused=args.start_paused,
         keep_serving=args.keep_serving,
         on_budget=args.on_budget,
+        retry_failed=args.retry_failed,
+        only=args.only,
+        accept_changes=args.accept_changes,
     )
+    if (args.only is not None or args.accept_changes) and not args.retry_failed:
+        raise RetryFailedError("--only and --accept-changes go with --retry-failed")
+    if args.retry_failed and args.fresh:
+        raise RetryFailedError(
+            "--retry-failed reopens the newest session; --fresh starts a new one"
+        )
     return trio.run(run_job, options)
 
 

@@ -179,7 +179,8 @@ def _show_text(shown: _Shown, out: TextIO) -> None:
 
 
 def _show_controls(controls: list[dict[str, Any]], out: TextIO) -> None:
-    """The pause, resume and budget history (``--json``'s ``controls``), oldest first."""
+    """The pause, resume, budget and concurrency history (``--json``'s ``controls``),
+    oldest first."""
     print(file=out)
     if not controls:
         print("no pause, resume or budget changes", file=out)
@@ -198,6 +199,8 @@ def _show_controls(controls: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def _control_budget(control: dict[str, Any]) -> str:
+    if control["kind"] == "concurrency":  # (the column shows what the control set)
+        return f"concurrency {control['concurrency']}"
     budget = control["budget_usd"]
     if budget is not None:
         return _usd(float(budget))

@@ -13,9 +13,12 @@ from events import MAX_TASK_ID, SESSION_TOPIC
 from ._exceptions import MessageError
 
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "command", "ping")
-ACTIONS = ("pause", "resume", "cancel", "set_budget")
+ACTIONS = ("pause", "resume", "cancel", "retry", "set_budget", "set_concurrency")
 
-Action = Literal["pause", "resume", "cancel", "set_budget"]
+Action = Literal["pause", "resume", "cancel", "retry", "set_budget", "set_concurrency"]
+#: The most ``set_concurrency`` accepts: ``executor.MAX_CONCURRENCY`` (a test holds them equal;
+#: the server does not import the executor).
+MAX_CONCURRENCY = 10_000
 
 
 @attrs.frozen
@@ -43,6 +46,8 @@ class Command:
     budget_usd: float | None = None
     #: A pause's ``data.suspend``: stop running commands too (None: not given).
     suspend: bool | None = None
+    #: A ``set_concurrency``'s ``data.concurrency``.
+    concurrency: int | None = None
 
 
 ClientMessage = Subscribe | Unsubscribe | Ping | Command
@@ -115,12 +120,27 @@ def _command(frame: dict[str, Any]) -> Command:
         if task_id != SESSION_TOPIC:
             raise MessageError(f"task_id: {action} applies to the whole executor; use '*'")
         return Command(action, suspend=_suspend(frame) if action == "pause" else None)
-    if action == "cancel":
+    if action in ("cancel", "retry"):
         task_id = _task_id(frame, required=True)
         if task_id == SESSION_TOPIC:
-            raise MessageError("task_id: cancel needs one task's id, not '*'")
-        return Command("cancel", task_id)
+            raise MessageError(f"task_id: {action} needs one task's id, not '*'")
+        return Command(action, task_id)
+    if action == "set_concurrency":
+        return Command("set_concurrency", concurrency=_concurrency(frame))
     return Command("set_budget", budget_usd=_budget(frame))
+
+
+def _concurrency(frame: dict[str, Any]) -> int:
+    data = frame.get("data")
+    if not isinstance(data, dict) or "concurrency" not in data:
+        raise MessageError('data: expected an object like {"concurrency": 4}')
+    value = data["concurrency"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise MessageError(
+            f"data.concurrency: expected a whole number from 1 to {MAX_CONCURRENCY}, "
+            f"got {_show(value)}"
+        )
+    return value
 
 
 def _suspend(frame: dict[str, Any]) -> bool | None:
@@ -184,6 +204,8 @@ def command_result_frame(command: Command, status: str) -> str:
     }
     if command.action == "set_budget":
         frame["data"] = {"budget_usd": command.budget_usd}
+    elif command.action == "set_concurrency":
+        frame["data"] = {"concurrency": command.concurrency}
     elif command.suspend is not None:
         frame["data"] = {"suspend": command.suspend}
     return _encode(frame)

@@ -59,7 +59,9 @@ COMMAND_STATUS = {
     "pause": "paused",
     "resume": "resumed",
     "cancel": "cancelled",
+    "retry": "queued",
     "set_budget": "budget_set",
+    "set_concurrency": "concurrency_set",
 }
 
 
@@ -240,6 +242,12 @@ class WebSocketSession:
             elif command.action == "cancel":
                 if not executor.cancel(command.task_id, reason="cancelled by operator"):
                     return "already_ended"
+            elif command.action == "retry":
+                executor.retry(command.task_id)
+            elif command.action == "set_concurrency":
+                assert command.concurrency is not None
+                reason = f"websocket command from {self.peer}"
+                executor.set_concurrency(command.concurrency, by="operator", reason=reason)
             else:
                 executor.set_budget(command.budget_usd, by="operator")
         except RuncastError as exc:

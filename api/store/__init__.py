@@ -1,5 +1,6 @@
 """The SQLite session store: schema, rows, writes, the recorder, leases, history."""
 
+from ._commands import command_hashes, record_command_hashes
 from ._discard import discard_unserved
 from ._exceptions import (
     LeaseLostError,
@@ -14,6 +15,7 @@ from ._lease import (
     SerialOffload,
     SessionLease,
     claim_session,
+    newest_session,
     release_lease,
     serve_session_lease,
 )
@@ -37,8 +39,11 @@ __all__ = [
     "UnknownSessionError",
     "UsageTotals",
     "claim_session",
+    "command_hashes",
     "discard_unserved",
     "interrupted_line",
+    "newest_session",
+    "record_command_hashes",
     "release_lease",
     "serve_session_lease",
     "serve_store_recorder",

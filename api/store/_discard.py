@@ -13,7 +13,14 @@ from ._lease import SessionLease, release_lease
 from ._store import SessionStore
 
 #: Every table with rows of a session; ``sessions`` itself goes last.
-_SESSION_TABLES = ("tasks", "usage", "events", "controls", "interrupted_attempts")
+_SESSION_TABLES = (
+    "tasks",
+    "usage",
+    "events",
+    "controls",
+    "interrupted_attempts",
+    "task_commands",
+)
 
 
 def discard_unserved(store: SessionStore, lease: SessionLease, *, resumed: bool) -> None:

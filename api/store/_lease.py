@@ -42,7 +42,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from ._exceptions import LeaseLostError, SessionLeasedError
+from ._exceptions import LeaseLostError, SessionLeasedError, UnknownSessionError
 from ._recorder import Offload
 from ._store import SessionStore, _now
 
@@ -297,6 +297,7 @@ def claim_session(
     job_key: str,
     job_path: str | None = None,
     fresh: bool = False,
+    reopen: str | None = None,
     owner: LeaseOwner | None = None,
     interval: float = LEASE_INTERVAL,
     clock: Clock = time.time,
@@ -304,11 +305,21 @@ def claim_session(
     """In one write transaction: the job's newest unfinished session (unless
     ``fresh``) or a new one, and its lease; :class:`SessionLeasedError` (nothing
     written) while a live process holds it. Then every write of ``store``
-    checks the lease first."""
+    checks the lease first.
+
+    ``reopen`` (``--retry-failed``): that session (``newest_session``), whatever
+    its status, running again.
+    """
     taker = owner or LeaseOwner.this_process()
 
     def pick(conn: sqlite3.Connection) -> _Taken:
         now = clock()
+        if reopen is not None:
+            conn.execute(
+                "UPDATE sessions SET status = 'running', ended_at = NULL WHERE session_id = ?",
+                (reopen,),
+            )
+            return _Taken(_take(conn, reopen, taker, now, interval), True, now)
         session_id = None if fresh else store.find_resumable(job_key)
         resumed = session_id is not None
         if session_id is None:
@@ -321,6 +332,21 @@ def claim_session(
         return _Taken(_take(conn, session_id, taker, now, interval), resumed, now)
 
     return SessionClaim(*_hold(store, pick))
+
+
+def newest_session(store: SessionStore, job_key: str) -> str:
+    """The job's newest session, whatever its status; ``UnknownSessionError`` if none."""
+    row = store.conn.execute(
+        "SELECT session_id FROM sessions WHERE job_key = ? "
+        "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        (job_key,),
+    ).fetchone()
+    if row is None:
+        raise UnknownSessionError(
+            "the store holds no session of this job file (same task ids) to retry; "
+            "run it without --retry-failed first"
+        )
+    return str(row[0])
 
 
 def _change_own(store: SessionStore, lease: SessionLease, sql: str, *params: object) -> None:

@@ -29,6 +29,7 @@ from events import (
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
+    ConcurrencyChanged,
     Event,
     ExecutorPaused,
     ExecutorResumed,
@@ -148,7 +149,7 @@ class StoreRows:
     tasks: dict[str, TaskTableRow] = attrs.field(factory=dict)
     #: (statement key, parameters) in event order; see ``_writes``.
     usage: list[tuple[UsageKey, tuple[Any, ...]]] = attrs.field(factory=list)
-    #: (seq, at, kind, actor, reason, budget_usd) of each control event.
+    #: (seq, at, kind, actor, reason, budget_usd, concurrency) of each control event.
     controls: list[tuple[Any, ...]] = attrs.field(factory=list)
     #: The session's last pause state / budget / snapshot in this run (``_UNCHANGED`` if none).
     paused: Any = _UNCHANGED
@@ -306,14 +307,20 @@ def _control(builder: RowBuilder, rows: StoreRows, item: Published, event: Any) 
         case ExecutorPaused() | ExecutorResumed():
             paused = isinstance(event, ExecutorPaused)
             kind = "pause" if paused else "resume"
-            rows.controls.append((item.seq, at, kind, event.by, event.reason, None))
+            rows.controls.append((item.seq, at, kind, event.by, event.reason, None, None))
             rows.paused = int(paused)
         case BudgetChanged():
             budget = event.budget_usd
-            rows.controls.append((item.seq, at, "budget", event.by, event.reason, budget))
+            rows.controls.append((item.seq, at, "budget", event.by, event.reason, budget, None))
             rows.budget = budget
         case BudgetWarning() | BudgetExhausted():
-            rows.controls.append((item.seq, at, event.event_name, "budget", "", event.budget_usd))
+            rows.controls.append(
+                (item.seq, at, event.event_name, "budget", "", event.budget_usd, None)
+            )
+        case ConcurrencyChanged():
+            rows.controls.append(
+                (item.seq, at, "concurrency", event.by, event.reason, None, event.concurrency)
+            )
 
 
 def _snapshot(update: SessionUpdate, earlier: tuple[Any, ...] | None) -> tuple[Any, ...]:
@@ -339,6 +346,7 @@ _HANDLERS: dict[type[Event], _Handler] = {
     BudgetChanged: _control,
     BudgetWarning: _control,
     BudgetExhausted: _control,
+    ConcurrencyChanged: _control,
 }
 
 

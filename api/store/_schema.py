@@ -150,7 +150,21 @@ _V5 = """
 ALTER TABLE usage ADD COLUMN source TEXT NOT NULL DEFAULT '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: a hash of each job-file task's command as a session ran it
+# (``_commands``), so ``runcast run --retry-failed`` can say which changed since.
+# Stores written before have none: their tasks read as "not known", not as changed.
+# Controls gain the new concurrency of a ``set_concurrency`` (NULL for the others).
+_V6 = """
+ALTER TABLE controls ADD COLUMN concurrency INTEGER;
+CREATE TABLE task_commands (
+    session_id TEXT NOT NULL REFERENCES sessions (session_id),
+    task_id TEXT NOT NULL,
+    command_hash TEXT NOT NULL,
+    PRIMARY KEY (session_id, task_id)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

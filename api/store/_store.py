@@ -356,7 +356,7 @@ class SessionStore:
 
     def controls(self, session_id: str) -> list[dict[str, Any]]:
         cursor = self.conn.execute(
-            "SELECT seq, at, kind, actor, reason, budget_usd FROM controls "
+            "SELECT seq, at, kind, actor, reason, budget_usd, concurrency FROM controls "
             "WHERE session_id = ? ORDER BY seq",
             (session_id,),
         )

@@ -41,8 +41,11 @@ _SESSION_UPDATES: dict[str, str] = {
         WHERE session_id = ?
     """,
 }
-_CONTROL_HEAD = "INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd) VALUES"
-_CONTROL_ROW = "(?1, ?, ?, ?, ?, ?, ?)"
+_CONTROL_HEAD = (
+    "INSERT INTO controls (session_id, seq, at, kind, actor, reason, budget_usd, concurrency) "
+    "VALUES"
+)
+_CONTROL_ROW = "(?1, ?, ?, ?, ?, ?, ?, ?)"
 _EVENT = ("INSERT OR REPLACE INTO events (session_id, seq, wire) VALUES", "(?1, ?, ?)", "")
 _TASK_FINISH = ("ended_at", "duration_seconds", "exit_code", "cancelled_attempt")
 _USAGE_HEAD = (

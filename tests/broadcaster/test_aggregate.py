@@ -79,13 +79,27 @@ def test_counts_match_task_states_under_any_interleaving(
     aggregate = SessionAggregate(session_id="s", clock=FakeClock())
     publisher = fed(aggregate)
     ended: dict[str, TaskState] = {}
+    # The highest attempt any event named before the task ended.
+    highest: dict[str, int] = {}
     for kind, task_id, attempt in script:
         publisher.publish(task_event(kind, task_id, attempt))
         state = aggregate.task_state(task_id)
         if task_id in ended:
-            assert state == ended[task_id], "an end state is final"
-        elif state in END:
-            ended[task_id] = state
+            if (
+                kind == "queued"
+                and ended[task_id] in ("failed", "cancelled")
+                and attempt > highest.get(task_id, 0)
+            ):
+                assert state == "queued", "a later attempt queued is a retry: it reopens"
+                del ended[task_id]
+                highest[task_id] = attempt
+            else:
+                assert state == ended[task_id], "an end state is final but for a retry"
+        else:
+            if kind != "cancelled":  # task_cancelled names no attempt
+                highest[task_id] = max(highest.get(task_id, 0), attempt)
+            if state in END:
+                ended[task_id] = state
         states = {t: aggregate.task_state(t) for t in "abcde"}
         for name in TASK_STATES:
             assert aggregate.count(name) >= 0

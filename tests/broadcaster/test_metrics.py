@@ -167,6 +167,7 @@ async def test_every_metric_has_help_the_prefix_and_no_id_labels(
         "runcast_tasks_running",
         "runcast_tasks_queued",
         "runcast_tasks",
+        "runcast_tasks_retried",
         "runcast_task_duration_seconds",
         "runcast_tokens",
         "runcast_cost_usd",

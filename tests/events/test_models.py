@@ -46,7 +46,7 @@ def _field_strategy(cls: type[Event], field: attrs.Attribute[Any]) -> st.SearchS
     hint = hints[field.name]
     if field.name == "task_id":
         return TASK_ID if field.default is attrs.NOTHING else st.just("*")
-    if field.name in ("attempt", "records"):
+    if field.name in ("attempt", "records", "concurrency", "previous"):
         return st.integers(min_value=1, max_value=1000)
     if field.name == "line":
         return st.text(max_size=MAX_OUTPUT_LINE)

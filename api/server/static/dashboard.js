@@ -523,7 +523,11 @@
     const commands = canCommand();
     $("btn-pause").disabled = !commands || !s || paused;
     $("btn-resume").disabled = !commands || !s || !paused;
-    for (const id of ["budget-input", "btn-budget-set", "btn-budget-remove"]) $(id).disabled = !commands;
+    for (const id of ["budget-input", "btn-budget-set", "btn-budget-remove", "concurrency-input", "btn-concurrency-set"]) {
+      $(id).disabled = !commands;
+    }
+    const concurrency = s && typeof s.concurrency === "number" ? String(s.concurrency) : "";
+    if ($("concurrency-input").placeholder !== concurrency) $("concurrency-input").placeholder = concurrency;
     $("read-only").hidden = !(state.access && !state.access.commands);
     $("paused-badge").hidden = !paused;
     setText("paused-badge", pausedText(s));
@@ -630,6 +634,10 @@
       send({ type: "command", action: "cancel", task_id: taskId });
       return;
     }
+    if (event.target.closest("button.retry")) {
+      send({ type: "command", action: "retry", task_id: taskId });
+      return;
+    }
     // A drag that selected text (an error to copy) is not a click on the row.
     if (!window.getSelection().isCollapsed) return;
     selectedTask = taskId;
@@ -651,6 +659,19 @@
     send({ type: "command", action: "set_budget", task_id: "*", data: { budget_usd: amount } });
   }
 
+  // 1 to MAX_CONCURRENCY (the server's limit; it says so too if this one is stale).
+  const MAX_CONCURRENCY = 10000;
+
+  function setConcurrency() {
+    const text = $("concurrency-input").value.trim();
+    const value = Number(text);
+    if (!/^[0-9]+$/.test(text) || value < 1 || value > MAX_CONCURRENCY) {
+      showResult(`concurrency: enter a whole number from 1 to ${MAX_CONCURRENCY}, not ${JSON.stringify(text)}`, "error");
+      return;
+    }
+    send({ type: "command", action: "set_concurrency", task_id: "*", data: { concurrency: value } });
+  }
+
   // -- start -------------------------------------------------------------------
   function start() {
     if (window.RuncastTaskDetail) {
@@ -668,6 +689,10 @@
     $("task-rows").addEventListener("click", onRowClick);
     $("btn-budget-set").addEventListener("click", () => setBudget(false));
     $("btn-budget-remove").addEventListener("click", () => setBudget(true));
+    $("btn-concurrency-set").addEventListener("click", setConcurrency);
+    $("concurrency-input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter") setConcurrency();
+    });
     $("budget-input").addEventListener("keydown", (event) => {
       if (event.key === "Enter") setBudget(false);
     });

@@ -15,10 +15,11 @@ window.RuncastTaskTable = function createTaskTable(shared) {
   const COLUMNS = 11;
   const STATE_ORDER = { running: 0, retrying: 1, queued: 2, failed: 3, cancelled: 4, completed: 5 };
   const ACTIVE = new Set(["queued", "running", "retrying"]);
+  const RETRIABLE = new Set(["failed", "cancelled"]);
   const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
 
   const view = { sort: "state", descending: false, filter: "", search: "", page: 0, pages: 1 };
-  let entries = new Map(); // task id -> {tr, cells, cancel, tail}: the rows on the page
+  let entries = new Map(); // task id -> {tr, cells, action, tail}: the rows on the page
 
   function elapsedSeconds(row, now) {
     if (row.startedAt === null || Number.isNaN(row.startedAt)) return null;
@@ -81,7 +82,7 @@ window.RuncastTaskTable = function createTaskTable(shared) {
       tr.appendChild(td);
       cells[cls] = td;
     }
-    return { tr, cells, cancel: null, tail: null };
+    return { tr, cells, action: null, tail: null };
   }
 
   function updateEntry(entry, row, now) {
@@ -102,26 +103,29 @@ window.RuncastTaskTable = function createTaskTable(shared) {
       row.unpriced ? `${fmtInt(row.unpriced)} tokens of a model with no known price` : "",
     );
     setCell(cells.error, row.error, row.error);
-    updateCancel(entry, row);
+    updateAction(entry, row);
     tr.classList.toggle("selected", isSelected(row.taskId));
   }
 
-  function updateCancel(entry, row) {
-    if (!ACTIVE.has(row.state)) {
-      if (entry.cancel) entry.cancel.remove();
-      entry.cancel = null;
-      return;
+  // An active row offers Cancel, a failed or cancelled one Retry (operator only: a
+  // viewer's page shows them disabled); a completed row offers nothing.
+  function updateAction(entry, row) {
+    const kind = ACTIVE.has(row.state) ? "cancel" : RETRIABLE.has(row.state) ? "retry" : null;
+    if (entry.action && entry.action.className !== kind) {
+      entry.action.remove();
+      entry.action = null;
     }
-    if (!entry.cancel) {
-      const cancel = document.createElement("button");
-      cancel.type = "button";
-      cancel.className = "cancel";
-      cancel.textContent = "Cancel";
-      entry.cells.actions.appendChild(cancel);
-      entry.cancel = cancel;
+    if (!kind) return;
+    if (!entry.action) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = kind;
+      button.textContent = kind === "cancel" ? "Cancel" : "Retry";
+      entry.cells.actions.appendChild(button);
+      entry.action = button;
     }
     const disabled = !canCommand();
-    if (entry.cancel.disabled !== disabled) entry.cancel.disabled = disabled;
+    if (entry.action.disabled !== disabled) entry.action.disabled = disabled;
   }
 
   // A failed row shows its last stderr lines in a row under it.

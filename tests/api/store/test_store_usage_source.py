@@ -67,7 +67,7 @@ def test_a_version_four_store_opens_and_its_rows_have_no_source(tmp_path: Path) 
     )
     conn.close()
     store = SessionStore.open(path)
-    assert schema_version(store.conn) == SCHEMA_VERSION == 5
+    assert schema_version(store.conn) == SCHEMA_VERSION == 6
     [row] = store.usage_rows("old")
     assert (row["source"], row["input_tokens"]) == ("", 10)
     assert store.usage_sources("old") == {}

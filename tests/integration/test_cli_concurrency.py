@@ -1,0 +1,62 @@
+"""``runcast concurrency set N [URL]`` against a live runcast server on loopback."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+
+import pytest
+import structlog
+import trio
+from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, eventually, live_stack
+
+from api.cli._client_commands import register
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def quiet_server_logs() -> Iterator[None]:
+    with structlog.testing.capture_logs():
+        yield
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    root = argparse.ArgumentParser(prog="runcast")
+    register(root.add_subparsers(dest="command", required=True))
+    return root.parse_args(argv)
+
+
+async def run_handler(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    args = parse(argv)
+    capsys.readouterr()
+    code: int = await trio.to_thread.run_sync(args.handler, args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+async def test_concurrency_set_round_trip_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(30):
+        async with live_stack(tokens=True) as stack:
+            url = stack.ws_url
+            before = stack.executor.concurrency
+            code, text = await run_handler(
+                ["concurrency", "set", "7", url, "--token", VIEWER_TOKEN], capsys
+            )
+            assert code == 1
+            assert "forbidden" in text
+            assert stack.executor.concurrency == before
+
+            argv = ["concurrency", "set", "7", url, "--token", OPERATOR_TOKEN]
+            code, text = await run_handler(argv, capsys)
+            assert (code, text.strip()) == (0, "set_concurrency: concurrency_set (concurrency 7)")
+            assert stack.executor.concurrency == 7
+            await eventually(lambda: stack.broadcaster.snapshot().concurrency == 7)
+
+
+@pytest.mark.parametrize("bad", ["0", "10001", "two", "-3"])
+def test_bad_values_are_usage_errors(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["concurrency", "set", bad])
+    assert exit_info.value.code == 2
+    assert f"N must be a whole number from 1 to 10000, got {bad!r}" in capsys.readouterr().err
