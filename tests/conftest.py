@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+
+if TYPE_CHECKING:
+    from _cdp import Page
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +23,22 @@ def _structlog_put_back() -> Iterator[None]:
     """
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def quiet_server_logs() -> Iterator[None]:
+    """In-process servers log into a capture, not onto the test's output."""
+    with structlog.testing.capture_logs():
+        yield
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    """A headless Chromium page with its own profile (integration tests only)."""
+    # tests/integration is on sys.path once its test modules are collected.
+    from _cdp import CHROMIUM, open_page
+
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
+    async with open_page(tmp_path / "chromium") as opened:
+        yield opened

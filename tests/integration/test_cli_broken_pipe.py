@@ -10,11 +10,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import trio
 import trio.testing
 from _live_stack import live_stack
@@ -23,17 +21,11 @@ from api.store._recorder import serve_store_recorder
 from api.store._store import SessionStore
 from events import Publisher, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 RUNCAST = str(Path(sys.executable).with_name("runcast"))
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 TASKS = 6000  # about 600 kB of `show` table and 900 kB of CSV: well past a pipe's 64 kB
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
 
 
 async def record_big_session(path: Path) -> None:

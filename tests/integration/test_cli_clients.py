@@ -6,7 +6,6 @@ and as real ``runcast`` subprocesses for the exit codes.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -14,15 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 import trio
+from _client_support import run_handler
 from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
 
-from api.cli._client_commands import register
 from api.clients._connection import Backoff
 from api.clients._watch import Screen, watch
 
@@ -37,21 +36,6 @@ def quiet_server_logs() -> Iterator[None]:
 
 
 RUNCAST = str(Path(sys.executable).with_name("runcast"))
-
-
-def parse(argv: Sequence[str]) -> argparse.Namespace:
-    root = argparse.ArgumentParser(prog="runcast")
-    register(root.add_subparsers(dest="command", required=True))
-    return root.parse_args(argv)
-
-
-async def run_handler(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Exit code and stdout+stderr of one command, run as ``runcast`` runs it."""
-    args = parse(argv)
-    capsys.readouterr()
-    code: int = await trio.to_thread.run_sync(args.handler, args)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def closed_port() -> int:

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterator, Sequence
-
 import pytest
-import structlog
 import trio
+from _client_support import parse, run_handler
 from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, eventually, live_stack
 
-from api.cli._client_commands import register
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-def parse(argv: Sequence[str]) -> argparse.Namespace:
-    root = argparse.ArgumentParser(prog="runcast")
-    register(root.add_subparsers(dest="command", required=True))
-    return root.parse_args(argv)
-
-
-async def run_handler(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    args = parse(argv)
-    capsys.readouterr()
-    code: int = await trio.to_thread.run_sync(args.handler, args)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 
 async def test_concurrency_set_round_trip_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,10 @@ the token reaching the stylesheet, the script, ``/api/tasks`` and the WebSocket.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import structlog
 import trio
 from _cdp import CHROMIUM, Page, open_page
 from _live_stack import OPERATOR_TOKEN, LiveStack, eventually, live_stack
@@ -19,13 +18,7 @@ from _live_stack import OPERATOR_TOKEN, LiveStack, eventually, live_stack
 from events import Publisher
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 
 @pytest.fixture

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, Page, open_page
-from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
+from _cdp import Page
+from _dashboard_support import open_dashboard
+from _live_stack import VIEWER_TOKEN, eventually, live_stack
 from test_dashboard import by_id, wait_text
 
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
-
-
-async def _open(page: Page, stack: LiveStack, token: str = OPERATOR_TOKEN) -> None:
-    await page.navigate(f"{stack.server.url}?token={token}")
-    await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'connected'")
-    await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
 
 
 async def forever(ctx: TaskContext) -> None:
@@ -54,7 +31,7 @@ async def test_raise_the_concurrency_from_the_page(page: Page) -> None:
             stack.executor.set_concurrency(1, by="startup")
             for index in range(3):
                 stack.executor.submit(forever, task_id=f"t{index}")
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await page.wait_for(f"!{by_id('btn-concurrency-set')}.disabled")
             # Bad input: said, nothing sent, nothing changed.
             for bad in ("0", "two", "10001"):
@@ -74,7 +51,7 @@ async def test_raise_the_concurrency_from_the_page(page: Page) -> None:
 async def test_a_viewer_cannot_change_it(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
-            await _open(page, stack, VIEWER_TOKEN)
+            await open_dashboard(page, stack, VIEWER_TOKEN)
             await page.wait_for(f"!{by_id('read-only')}.hidden")
             for control in ("concurrency-input", "btn-concurrency-set"):
                 assert await page.evaluate(f"{by_id(control)}.disabled") is True, control

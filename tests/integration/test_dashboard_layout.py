@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, Page, open_page
+from _cdp import Page
 from _runcast_process import start_runcast
 from test_dashboard import by_id, row_cell, wait_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 90
 WIDTHS = (1400, 1024, 400)
@@ -49,20 +47,6 @@ def _job_file(tmp_path: Path, count: int = 3) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "long.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path, commands
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
 
 
 async def _open(page: Page, port: int) -> None:

@@ -3,42 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, CdpError, Page, open_page
-from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
+from _cdp import CdpError, Page
+from _dashboard_support import open_dashboard
+from _live_stack import VIEWER_TOKEN, eventually, live_stack
 from test_dashboard import by_id, row_cell, wait_text
 
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 60
 RETRY = "document.querySelector('tr[data-task-id=\"{}\"] button.retry')"
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
-
-
-async def _open(page: Page, stack: LiveStack, token: str = OPERATOR_TOKEN) -> None:
-    await page.navigate(f"{stack.server.url}?token={token}")
-    await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'connected'")
-    await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
 
 
 async def fails_first(ctx: TaskContext, calls: list[int]) -> str:
@@ -54,7 +31,7 @@ async def test_retry_a_failed_task_from_its_row(page: Page) -> None:
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(fails_first, [], task_id="t1")
             await eventually(lambda: stack.broadcaster.snapshot().tasks_failed == 1)
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await wait_text(page, row_cell("t1", "state"), "failed")
             await page.wait_for(f"!{RETRY.format('t1')}.disabled")
             assert await page.text('tr[data-task-id="t1"] button.retry') == "Retry"
@@ -82,7 +59,7 @@ async def test_a_cancelled_row_offers_retry_and_a_viewer_sees_it_disabled(page: 
             await eventually(lambda: stack.executor.task("t1").state == "failed")
             stack.executor.cancel("t2")
             await eventually(lambda: stack.executor.task("t2").state == "cancelled")
-            await _open(page, stack, VIEWER_TOKEN)
+            await open_dashboard(page, stack, VIEWER_TOKEN)
             await page.wait_for(f"!{by_id('read-only')}.hidden")
             await wait_text(page, row_cell("t2", "state"), "cancelled")
             for task_id in ("t1", "t2"):

@@ -5,38 +5,21 @@ and page through 10,000 tasks."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, Page, open_page
+from _cdp import Page
 from _live_stack import OPERATOR_TOKEN, LiveStack, eventually, live_stack
 from test_dashboard import by_id, row_cell, wait_text
 
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 90
 #: The page writes its row ranges with an en dash, as in "1 DASH 10 of 10".
 DASH = "\N{EN DASH}"
 ERROR = "ValueError: row 7 of /data/input-2026-12-06.csv has 3 columns, expected 4"
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
 
 
 async def _open(page: Page, stack: LiveStack) -> None:

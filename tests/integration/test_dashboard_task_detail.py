@@ -4,41 +4,18 @@ row, the budget editor, and a viewer's read-only page."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, Page, open_page
-from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
+from _cdp import Page
+from _dashboard_support import open_dashboard
+from _live_stack import VIEWER_TOKEN, eventually, live_stack
 from test_dashboard import by_id, row_cell, wait_text
 
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
-
-
-async def _open(page: Page, stack: LiveStack, token: str = OPERATOR_TOKEN) -> None:
-    await page.navigate(f"{stack.server.url}?token={token}")
-    await page.wait_for(f"{by_id('conn-status')}.dataset.state === 'connected'")
-    await page.wait_for(f"{by_id('session')}.dataset.stale === 'false'")
 
 
 def _lines(element_id: str) -> str:
@@ -56,7 +33,7 @@ async def test_a_failed_tasks_output_and_last_stderr_lines(page: Page) -> None:
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(_fails_with_a_traceback, task_id="t1", name="parse")
             await eventually(lambda: stack.broadcaster.snapshot().tasks_failed == 1)
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await wait_text(page, row_cell("t1", "state"), "failed")
             # In the table, under the row: its last stderr lines.
             await wait_text(
@@ -101,7 +78,7 @@ async def test_live_output_and_load_earlier(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(chatty, task_id="t1")
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await wait_text(page, row_cell("t1", "state"), "running")
             await page.click(row_cell("t1", "name"))
             # The newest 200 lines come first; the rest on asking.
@@ -127,7 +104,7 @@ async def test_cancel_a_running_task_from_its_row(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(forever, task_id="t1")
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await wait_text(page, row_cell("t1", "state"), "running")
             await page.wait_for(
                 "!document.querySelector('tr[data-task-id=\"t1\"] button.cancel').disabled"
@@ -149,7 +126,7 @@ async def test_cancel_a_running_task_from_its_row(page: Page) -> None:
 async def test_budget_editor_sets_raises_and_removes(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True, budget_usd=1.0) as stack:
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await page.wait_for(f"!{by_id('btn-budget-set')}.disabled")
 
             async def enter(text: str) -> None:
@@ -185,7 +162,7 @@ async def test_a_viewer_sees_a_read_only_page(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(forever, task_id="t1")
-            await _open(page, stack, VIEWER_TOKEN)
+            await open_dashboard(page, stack, VIEWER_TOKEN)
             await page.wait_for(f"!{by_id('read-only')}.hidden")
             assert "read-only" in await page.text("#read-only")
             await wait_text(page, row_cell("t1", "state"), "running")
@@ -205,7 +182,7 @@ async def test_a_viewer_sees_a_read_only_page(page: Page) -> None:
 async def test_an_operator_page_is_not_read_only(page: Page) -> None:
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await page.wait_for(f"!{by_id('btn-pause')}.disabled")
             assert await page.evaluate(f"{by_id('read-only')}.hidden") is True
 
@@ -218,7 +195,7 @@ async def test_says_how_many_earlier_lines_the_server_did_not_keep(page: Page) -
     with trio.fail_after(TIMEOUT):
         async with live_stack(tokens=True) as stack:
             stack.executor.submit(long_output, task_id="t1")
-            await _open(page, stack)
+            await open_dashboard(page, stack)
             await wait_text(page, row_cell("t1", "state"), "running")
             await page.click(row_cell("t1", "state"))
             await page.wait_for(f"{_lines('detail-output')}.length === 200")

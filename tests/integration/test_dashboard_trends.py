@@ -5,37 +5,20 @@ from the event stream."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import structlog
 import trio
-from _cdp import CHROMIUM, Page, open_page
+from _cdp import Page
 from _live_stack import OPERATOR_TOKEN, eventually, live_stack
 from test_dashboard import by_id, wait_text
 
 from executor import TaskContext
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 TIMEOUT = 60
 STEPS = 15
 STEP_TOKENS = 10_000  # $0.10 a step at the burner's $1 per 100,000 tokens
-
-
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
-    async with open_page(tmp_path / "chromium") as opened:
-        yield opened
 
 
 async def _other_model(ctx: TaskContext, go: trio.Event) -> None:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-import structlog
 import trio
+from _client_support import run_handler
 from _live_stack import OPERATOR_TOKEN, eventually, live_stack
 
-from api.cli._client_commands import register
 from executor import CommandSpec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("quiet_server_logs")]
 
 SLEEPER = """
 import os, sys, time
@@ -27,24 +24,8 @@ time.sleep(60)
 """
 
 
-@pytest.fixture(autouse=True)
-def quiet_server_logs() -> Iterator[None]:
-    with structlog.testing.capture_logs():
-        yield
-
-
 def state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-async def run_handler(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    root = argparse.ArgumentParser(prog="runcast")
-    register(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(argv)
-    capsys.readouterr()
-    code: int = await trio.to_thread.run_sync(args.handler, args)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 async def test_pause_suspend_stops_the_command_and_resume_continues_it(
