@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+from events import Published, Publisher
+
 if TYPE_CHECKING:
     from _cdp import Page
 
@@ -23,6 +25,19 @@ def _structlog_put_back() -> Iterator[None]:
     """
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def publisher() -> Publisher:
+    return Publisher()
+
+
+@pytest.fixture
+def items(publisher: Publisher) -> list[Published]:
+    """Everything ``publisher`` publishes during the test, in order."""
+    seen: list[Published] = []
+    publisher.add_listener(seen.append)
+    return seen
 
 
 @pytest.fixture

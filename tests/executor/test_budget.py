@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import pytest
 import trio
 import trio.testing
+from _budget_support import PRICES, events_of
 
 from events import (
     BudgetChanged,
     BudgetExhausted,
     BudgetWarning,
-    Event,
     ExecutorPaused,
     Published,
     Publisher,
@@ -24,28 +22,7 @@ from executor import (
     InvalidArgumentError,
     TaskContext,
     open_executor,
-    parse_price_table,
 )
-
-E = TypeVar("E", bound=Event)
-
-PRICES = parse_price_table({"models": {"house-model": {"input": 1_000_000.0, "output": 0.0}}})
-
-
-def events_of(items: list[Published], kind: type[E]) -> list[E]:
-    return [p.event for p in items if isinstance(p.event, kind)]
-
-
-@pytest.fixture
-def publisher() -> Publisher:
-    return Publisher()
-
-
-@pytest.fixture
-def items(publisher: Publisher) -> list[Published]:
-    seen: list[Published] = []
-    publisher.add_listener(seen.append)
-    return seen
 
 
 async def spend(ctx: TaskContext, dollars: list[float]) -> None:

@@ -8,44 +8,22 @@ sends real ones.
 from __future__ import annotations
 
 import signal
-from typing import TypeVar
 
 import pytest
 import structlog.testing
 import trio
 import trio.testing
+from _budget_support import PRICES, events_of
 
-from events import Event, ExecutorPaused, Published, Publisher, TaskCancelled, TaskFailed
+from events import ExecutorPaused, Published, Publisher, TaskCancelled, TaskFailed
 from executor import (
     ON_BUDGET,
     InvalidArgumentError,
     TaskContext,
     TaskFailedError,
     open_executor,
-    parse_price_table,
 )
 from executor import _suspension as suspension_module
-
-E = TypeVar("E", bound=Event)
-
-# $1 per input token.
-PRICES = parse_price_table({"models": {"house-model": {"input": 1_000_000.0, "output": 0.0}}})
-
-
-def events_of(items: list[Published], kind: type[E]) -> list[E]:
-    return [p.event for p in items if isinstance(p.event, kind)]
-
-
-@pytest.fixture
-def publisher() -> Publisher:
-    return Publisher()
-
-
-@pytest.fixture
-def items(publisher: Publisher) -> list[Published]:
-    seen: list[Published] = []
-    publisher.add_listener(seen.append)
-    return seen
 
 
 @pytest.fixture
