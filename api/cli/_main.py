@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from events import RuncastError
 
+from .._defaults import DEFAULT_HOST, DEFAULT_PORT
 from ..clients import printable
 from . import _client_commands, _logs_command, _store_commands, _usage_args
 from ._exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, consists_of
@@ -31,12 +32,8 @@ from ._store_commands import DEFAULT_STORE
 if TYPE_CHECKING:
     from ..server import ServerConfig
 
-#: ``api.server``'s defaults and ``executor.ON_BUDGET``, written here so that building
-#: the parser loads neither (tests/api/cli/test_cli_startup.py checks that they agree).
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-ON_BUDGET = ("pause", "suspend", "cancel")
-#: ``executor.ON_BUDGET``, for ``run --on-budget`` (tests/api/cli/test_on_budget_cli.py checks).
+#: ``executor.ON_BUDGET``, written here so that building the parser does not load the
+#: executor (tests/api/cli/test_cli_startup.py and test_on_budget_cli.py check they agree).
 ON_BUDGET = ("pause", "suspend", "cancel")
 _SERVE = "api.cli._serve_commands"
 

@@ -1,7 +1,7 @@
 """Terminal clients of a server: the connection, the task view, ``watch``, terminal text."""
 
+from .._defaults import DEFAULT_URL
 from ._connection import (
-    DEFAULT_URL,
     Backoff,
     RuncastClient,
     check_url,

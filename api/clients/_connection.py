@@ -27,6 +27,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
+from .._defaults import DEFAULT_URL
 from ._exceptions import (
     AuthRefusedError,
     ClientError,
@@ -35,7 +36,6 @@ from ._exceptions import (
     ServerUnreachableError,
 )
 
-DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 CONNECT_TIMEOUT = 5.0
 CANCELLED_CLOSE_WAIT = 0.1
 HTTP_TIMEOUT = 10.0

@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .._defaults import DEFAULT_HOST, DEFAULT_PORT
 from ._exceptions import ConfigError
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 KIB = 1024
 STATIC_DIR = Path(__file__).parent / "static"
 #: Plain HTTP requests answered at once; more get 503 (WebSockets are not counted).

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from api.cli._client_commands import _token, describe_result, register, render_status
-from api.clients._connection import DEFAULT_URL, Backoff, decode_frame, http_url
+from api.clients import DEFAULT_URL
+from api.clients._connection import Backoff, decode_frame, http_url
 from api.clients._exceptions import ClientError
 from api.clients._money import format_usd
 from api.clients._view import (
