@@ -12,14 +12,14 @@ from ._exceptions import (
 from ._lease import (
     Clock,
     LeaseOwner,
-    SerialOffload,
     SessionLease,
     claim_session,
     newest_session,
     release_lease,
     serve_session_lease,
 )
-from ._recorder import Offload, StoreRecorder, serve_store_recorder
+from ._offload import Offload, SerialOffload
+from ._recorder import StoreRecorder, serve_store_recorder
 from ._store import SessionRecord, SessionStore, StoredTask, UsageTotals, interrupted_line
 
 __all__ = [

@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from ._exceptions import LeaseLostError, SessionLeasedError, UnknownSessionError
-from ._recorder import Offload
+from ._offload import Offload, to_worker_thread
 from ._store import SessionStore, _now
 
 #: Seconds between heartbeats.
@@ -379,32 +379,11 @@ def release_lease(store: SessionStore, lease: SessionLease) -> None:
         store.write_guard = None
 
 
-async def _in_worker_thread(write: Callable[[], object]) -> None:
-    await trio.to_thread.run_sync(write)
-
-
-@attrs.define(eq=False)
-class SerialOffload:
-    """Runs store writes in a worker thread, one at a time.
-
-    The recorder and the heartbeat write through one connection: the thread
-    that uses it must be alone, and one's transaction must not open inside the
-    other's (``cannot start a transaction within a transaction``).
-    """
-
-    offload: Offload = _in_worker_thread
-    _lock: trio.Lock = attrs.field(factory=trio.Lock)
-
-    async def __call__(self, write: Callable[[], object]) -> None:
-        async with self._lock:
-            await self.offload(write)
-
-
 async def serve_session_lease(
     store: SessionStore,
     lease: SessionLease,
     *,
-    offload: Offload = _in_worker_thread,
+    offload: Offload = to_worker_thread,
     clock: Clock = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:

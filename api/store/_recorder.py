@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import structlog
@@ -29,18 +29,11 @@ import trio
 from events import Published, Publisher, TaskOutput
 
 from ._exceptions import StoreError, StoreOverloadedError
+from ._offload import Offload, to_worker_thread
 from ._rows import RowBuilder, StoreRows, describe_too_large, escape_text
 from ._store import SessionStore
 
 log = structlog.get_logger("runcast.store")
-
-# Runs a blocking write away from the trio thread; replaceable in tests.
-Offload = Callable[[Callable[[], object]], Awaitable[None]]
-
-
-async def _to_worker_thread(write: Callable[[], object]) -> None:
-    await trio.to_thread.run_sync(write)
-
 
 DEFAULT_FLUSH_INTERVAL = 0.25
 DEFAULT_HISTORY_KEEP = 50_000
@@ -112,7 +105,7 @@ class StoreRecorder:
     history_keep: int = DEFAULT_HISTORY_KEEP
     record_output: bool = True
     on_backpressure: Callable[[bool], None] | None = None
-    offload: Offload = _to_worker_thread
+    offload: Offload = to_worker_thread
     #: Published and not yet written, oldest first. The listener appends on the
     #: trio thread while the worker thread pops from the left: a deque, whose
     #: append and popleft are each atomic, so neither needs a lock.
@@ -295,7 +288,7 @@ async def serve_store_recorder(
     hard_limit: int = DEFAULT_HARD_LIMIT,
     history_keep: int = DEFAULT_HISTORY_KEEP,
     on_backpressure: Callable[[bool], None] | None = None,
-    offload: Offload = _to_worker_thread,
+    offload: Offload = to_worker_thread,
     task_status: trio.TaskStatus[StoreRecorder] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Record ``publisher``'s events into ``store`` until cancelled, then flush."""
