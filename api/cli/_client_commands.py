@@ -13,8 +13,8 @@ import os
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TextIO, TypeVar
 
 import trio
 
@@ -28,6 +28,8 @@ from ..clients import (
     Screen,
     ServerUnreachableError,
     TaskLine,
+    can_redraw,
+    draws_table,
     fetch_tasks,
     format_session_line,
     format_task_table,
@@ -72,15 +74,35 @@ async def fetch_status(url: str, token: str | None) -> dict[str, Any]:
     return {"session": session, "tasks": await fetch_tasks(url, token)}
 
 
+def _session_duration(session: dict[str, Any]) -> float:
+    duration = session.get("duration_seconds", 0)
+    return float(duration) if _is_number(duration) else 0.0
+
+
 def render_status(status: dict[str, Any], now: datetime | None = None) -> list[str]:
     """``status``'s lines, escaped: ids, names and errors are the server's text."""
     session = status["session"]
-    duration = session.get("duration_seconds", 0)
-    lines = [format_session_line(session, float(duration) if _is_number(duration) else 0.0)]
+    lines = [format_session_line(session, _session_duration(session))]
     rows = [TaskLine.from_api(row) for row in status["tasks"]]
     lines.append("")
     lines.extend(format_task_table(rows, now) if rows else ["no tasks"])
     return [printable(line) for line in lines]
+
+
+def write_status(status: dict[str, Any], out: TextIO, now: datetime | None = None) -> None:
+    """``status`` as a table drawn with rich on a terminal; piped (or too long to
+    draw quickly), the plain lines of :func:`render_status`: scripts read those, so
+    they keep their columns."""
+    if not draws_table(out, len(status["tasks"])):
+        out.write("\n".join(render_status(status, now)) + "\n")
+        return
+    # Imported only here: rich costs start-up time that a piped status does not pay.
+    from ..clients import status_view, terminal_console
+
+    session = status["session"]
+    rows = [TaskLine.from_api(row) for row in status["tasks"]]
+    view = status_view(session, _session_duration(session), rows, now or datetime.now(UTC))
+    terminal_console(out).print(view)
 
 
 def _is_number(value: object) -> bool:
@@ -331,7 +353,7 @@ def _run_status(args: argparse.Namespace) -> int:
         if args.json:
             print(json_text(status, indent=2, sort_keys=True))
         else:
-            print("\n".join(render_status(status)))
+            write_status(status, sys.stdout)
         return EXIT_OK
 
     return _exit_with(args, run)
@@ -367,10 +389,11 @@ def _run_budget_set(args: argparse.Namespace) -> int:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    screen = Screen(sys.stdout, redraw=sys.stdout.isatty())
+    screen = Screen(sys.stdout, redraw=can_redraw(sys.stdout))
 
     def run() -> int:
-        trio.run(watch, args.url, _token(args), screen)
+        with screen:  # Ctrl-C too ends the live display and shows the cursor again
+            trio.run(watch, args.url, _token(args), screen)
         return EXIT_OK
 
     return _exit_with(args, run)

@@ -284,7 +284,9 @@ async def run_job(options: RunOptions, *, out: TextIO = sys.stdout) -> int:
         tasks = summary_tasks(stack.executor, store, plan.session_id)
     finally:
         store.close()
-    summary = format_summary(tasks, stack.broadcaster.snapshot(), interrupted=plan.interrupted)
+    summary = format_summary(
+        tasks, stack.broadcaster.snapshot(), interrupted=plan.interrupted, terminal=out.isatty()
+    )
     print(summary, file=out, flush=True)
     earlier = list(plan.kept_outcomes.values())
     if all(task.state == "completed" for task in tasks) and all(

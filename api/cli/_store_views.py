@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from ..clients import csv_cell, format_usd, json_text, printable
+from ..clients import csv_cell, draws_table, format_usd, json_text, printable
 from ..store import (
     SessionRecord,
     SessionStore,
@@ -266,7 +266,16 @@ def _usd(usd: float) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
-    """Aligned columns; every cell escaped first (ids, models and errors come from tasks)."""
+    """Aligned columns; every cell escaped first (ids, models and errors come from tasks).
+
+    On a terminal the table is drawn with rich; piped (or too long to draw quickly),
+    plain columns that scripts read.
+    """
+    if draws_table(out, len(rows)):
+        from ..clients import print_table  # rich, only when drawing on a terminal
+
+        print_table(out, headers, rows)
+        return
     rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:

@@ -20,7 +20,7 @@ from events import MAX_NAME, Published, Publisher, TaskUsage
 from executor import LineSplitter, TaskContext, UsageParser, open_executor
 from executor.process import READ_CHUNK, StdoutReader
 
-from ..clients import format_usd, json_text, printable
+from ..clients import draws_table, format_usd, json_text, printable
 
 EXIT_UNREADABLE = 2
 _KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -187,6 +187,12 @@ def _print_file(found: FileUsage) -> None:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns, indented under the file's line; drawn with rich on a terminal."""
+    if draws_table(sys.stdout, len(rows)):
+        from ..clients import print_table  # rich, only when drawing on a terminal
+
+        print_table(sys.stdout, headers, rows, indent=2)
+        return
     rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:

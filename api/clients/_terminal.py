@@ -10,7 +10,7 @@ visible escapes (``\\x1b``, ``\\u202e``), the way ``repr`` would.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 # C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence).
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
@@ -25,6 +25,11 @@ _ESCAPES: dict[int, str] = {
     **{code: f"\\u{code:04x}" for code in (*_BIDI, *_SURROGATES)},
     **_NAMED,
 }
+
+#: Tables longer than this are printed as plain columns even on a terminal: rich lays
+#: a table out at ~0.5 ms of CPU a row (50 ms for 100 rows, 5 s for 10,000 tasks),
+#: plain columns at ~7 us (bench/README.md, section 7).
+MAX_DRAWN_ROWS = 100
 
 # OWASP's CSV-injection list: a cell starting with one of these may be run as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -69,3 +74,9 @@ def json_text(value: Any, *, indent: int | None = None, sort_keys: bool = False)
     JSON value, nothing raw for a terminal.
     """
     return json.dumps(value, indent=indent, sort_keys=sort_keys).replace("\x7f", "\\u007f")
+
+
+def draws_table(out: TextIO, rows: int) -> bool:
+    """Whether a table of ``rows`` rows is drawn with rich on ``out``: on a terminal, and
+    not longer than ``MAX_DRAWN_ROWS``. Otherwise plain columns, which scripts read."""
+    return rows <= MAX_DRAWN_ROWS and out.isatty()

@@ -159,7 +159,7 @@ class SessionView:
     def _apply_session(self, seq: int, data: dict[str, Any], now: float) -> str | None:
         restarted = self.session is not None and (
             data.get("session_id") != self.session.get("session_id")
-            or (self.last_seq is not None and seq <= self.last_seq)
+            or (self.last_seq is not None and seq < self.last_seq)
         )
         if restarted:
             # A new server process: its seqs start again and the old rows are not its tasks.
@@ -249,8 +249,8 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def format_session_line(data: dict[str, Any], duration: float) -> str:
-    """The one-line session summary of ``watch`` and ``status``."""
+def session_parts(data: dict[str, Any], duration: float) -> list[str]:
+    """The parts of the session line: duration, tokens, cost, counts, state, budget."""
     cache = f"cache r{_int(data, 'cache_read_tokens'):,}/w{_int(data, 'cache_write_tokens'):,}"
     tokens = (
         f"tokens {_int(data, 'total_tokens'):,} (in {_int(data, 'input_tokens'):,} "
@@ -266,7 +266,7 @@ def format_session_line(data: dict[str, Any], duration: float) -> str:
     unpriced = _int(data, "unpriced_tokens")
     if unpriced:
         cost += f"* (* {unpriced:,} tokens of unpriced models not included)"
-    parts = [
+    return [
         f"session {format_duration(duration)}",
         tokens,
         cost,
@@ -274,7 +274,11 @@ def format_session_line(data: dict[str, Any], duration: float) -> str:
         "PAUSED" if data.get("is_paused") is True else "live",
         _format_budget(data),
     ]
-    return " | ".join(parts)
+
+
+def format_session_line(data: dict[str, Any], duration: float) -> str:
+    """The one-line session summary of ``watch`` and ``status``."""
+    return " | ".join(session_parts(data, duration))
 
 
 def _format_budget(data: dict[str, Any]) -> str:
@@ -286,11 +290,11 @@ def _format_budget(data: dict[str, Any]) -> str:
     return f"budget {format_usd(spent)} of {format_usd(budget)}{share}"
 
 
-def _short_name(name: str) -> str:
+def short_name(name: str) -> str:
     return name if len(name) <= 24 else name[:23] + "…"
 
 
-def _elapsed_text(row: TaskLine, now: datetime) -> str:
+def elapsed_text(row: TaskLine, now: datetime) -> str:
     elapsed = row.elapsed(now)
     return format_duration(elapsed) if elapsed is not None else "-"
 
@@ -302,19 +306,10 @@ def _tokens_text(row: TaskLine) -> str:
     )
 
 
-def _cost_text(row: TaskLine) -> str:
+def cost_text(row: TaskLine) -> str:
     """The task's cost; ``*`` when tokens of unpriced models are not in it (as the summary)."""
     text = format_usd(row.cost_usd)
     return text + "*" if row.unpriced_tokens else text
-
-
-def format_task_line(row: TaskLine, now: datetime) -> str:
-    """``watch``'s line for a running task: id, name, elapsed, tokens, cost."""
-    elapsed = _elapsed_text(row, now)
-    return (
-        f"{row.task_id:<20} {_short_name(row.name):<24} {elapsed:>9}  "
-        f"{_tokens_text(row)}  {_cost_text(row)}"
-    )
 
 
 def format_task_table(rows: list[TaskLine], now: datetime | None = None) -> list[str]:
@@ -324,8 +319,8 @@ def format_task_table(rows: list[TaskLine], now: datetime | None = None) -> list
     lines = [header]
     for row in rows:
         line = (
-            f"{row.task_id:<20} {_short_name(row.name):<24} {row.state:<10} {row.attempts:>3} "
-            f"{_elapsed_text(row, moment):>9}  {_tokens_text(row)}  {_cost_text(row)}"
+            f"{row.task_id:<20} {short_name(row.name):<24} {row.state:<10} {row.attempts:>3} "
+            f"{elapsed_text(row, moment):>9}  {_tokens_text(row)}  {cost_text(row)}"
         )
         if row.error:
             line += f"  error: {row.error}"

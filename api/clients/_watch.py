@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import shutil
+import os
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 import trio
@@ -13,7 +13,10 @@ import trio
 from ._connection import Backoff, RuncastClient, fetch_tasks, open_client
 from ._exceptions import ServerUnreachableError
 from ._terminal import printable
-from ._view import SessionView, format_session_line, format_task_line
+from ._view import SessionView, format_session_line
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 REDRAW_INTERVAL = 1.0
 MIN_REDRAW_GAP = 0.1
@@ -21,23 +24,43 @@ MIN_REDRAW_GAP = 0.1
 # (a server that vanished without closing the TCP connection would hang us forever).
 PING_AFTER = 15.0
 DEAD_AFTER = 45.0
+# rich's list: terminals that take text but no cursor movement.
+_DUMB_TERMINALS = ("dumb", "unknown")
+
+
+def can_redraw(out: TextIO) -> bool:
+    """Whether ``out`` can show a live display: a terminal that moves its cursor.
+
+    ``TERM=dumb`` (Emacs shells, some CI logs) cannot: rich would show nothing until
+    the end, so ``watch`` prints lines there, as into a pipe.
+    """
+    return out.isatty() and os.environ.get("TERM", "").lower() not in _DUMB_TERMINALS
 
 
 class Screen:
-    """Where ``watch`` writes: redrawn in place on a terminal, appended lines otherwise.
+    """Where ``watch`` writes: a live display on a terminal, appended lines otherwise.
 
-    Every line is escaped (``printable``) on its way out: ids, names, errors and
-    notices carry the server's text, and only the redraw's own sequences may reach
-    the terminal.
+    On a terminal the screen is drawn with rich (``rich.live``), imported on the first
+    draw: a piped ``watch`` never loads it. Every piece of the server's text (ids,
+    names, errors, notices) is escaped (``printable``) on its way out, so only the
+    display's own sequences reach the terminal. ``close()`` (or leaving ``with``)
+    ends the display and gives the cursor back, Ctrl-C included.
     """
 
     def __init__(self, out: TextIO, *, redraw: bool) -> None:
         self.out = out
         self.redraw = redraw
         self.status = ""
+        self._live: Live | None = None
+
+    def __enter__(self) -> Screen:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def note(self, text: str) -> None:
-        """A connection notice: a line when piped, the header line on a terminal."""
+        """A connection notice: a line when piped, the heading on a terminal."""
         self.status = text
         if not self.redraw:
             self._write(text)
@@ -50,21 +73,20 @@ class Screen:
     def draw(self, url: str, view: SessionView, now: float) -> None:
         if not self.redraw:
             return
-        height = shutil.get_terminal_size().lines
-        lines = [f"runcast watch {url} - {self.status}"]
-        if view.session is not None:
-            stale = "  [stale]" if view.stale else ""
-            lines.append(format_session_line(view.session, view.duration(now)) + stale)
-        running = view.running()
-        lines.append(f"running tasks: {len(running)}")
-        moment = datetime.now(UTC)
-        shown = running[: max(0, height - len(lines) - 1)]
-        lines.extend(format_task_line(row, moment) for row in shown)
-        if len(shown) < len(running):
-            lines.append(f"... and {len(running) - len(shown)} more")
-        # Home the cursor, clear the screen below it, then draw.
-        self.out.write("\x1b[H\x1b[J" + "\n".join(map(printable, lines)) + "\n")
-        self.out.flush()
+        from ._rich_view import open_live, watch_view  # rich: only once there is a screen
+
+        if self._live is None:
+            self._live = open_live(self.out)
+        heading = f"runcast watch {url} - {self.status}"
+        height = self._live.console.size.height
+        frame = watch_view(heading, view, now, datetime.now(UTC), height)
+        self._live.update(frame, refresh=True)
+
+    def close(self) -> None:
+        """End the live display, leaving its last frame on screen and the cursor shown."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
 
     def _write(self, text: str) -> None:
         self.out.write(printable(text) + "\n")

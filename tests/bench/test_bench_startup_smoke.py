@@ -3,7 +3,9 @@
 The target (<= 2x importing trio and trio-websocket) is not asserted here: one
 pair of runs on a shared machine is noise. What this guards is the benchmark
 itself: every client command it times still runs to "unreachable" (exit 3),
-which the benchmark checks, so a command that broke or changed fails here.
+which the benchmark checks, so a command that broke or changed fails here; and
+against a live server, ``status`` and ``watch`` draw styled on a pseudo-terminal
+and ``status`` prints plain text when piped (checked by the benchmark too).
 """
 
 from __future__ import annotations
@@ -38,3 +40,7 @@ async def test_startup_benchmark_runs(tmp_path: Path) -> None:
     assert document["worst_median_wall_ratio"] == max(
         figures["median_wall_ratio"] for figures in document["commands"].values()
     )
+    drawn = document["drawn"]
+    assert set(drawn) == {"status, terminal", "status, piped", "watch, terminal"}
+    assert all(figures["median_wall_ratio"] > 0 for figures in drawn.values())
+    assert "Drawing against a live server" in finished.stdout.decode()

@@ -21,6 +21,7 @@ import structlog
 import trio
 from _client_support import run_handler
 from _live_stack import OPERATOR_TOKEN, VIEWER_TOKEN, LiveStack, eventually, live_stack
+from _terminal_support import as_terminal, without_drawing
 
 from api.clients._connection import Backoff
 from api.clients._watch import Screen, watch
@@ -179,28 +180,33 @@ async def test_watch_follows_live_and_reconnects_after_a_restart() -> None:
                 nursery.cancel_scope.cancel()
 
 
-async def test_watch_redraws_in_place_on_a_terminal() -> None:
-    out = io.StringIO()
-    screen = Screen(out, redraw=True)
+async def test_watch_redraws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = as_terminal(monkeypatch, width=160, height=30)
+    screen = Screen(terminal, redraw=True)
+
+    def last_frame() -> list[str]:
+        # rich's live display redraws from the heading: the last one starts the last frame.
+        shown = without_drawing(terminal.getvalue())
+        return ("runcast watch" + shown.split("runcast watch")[-1]).splitlines()
+
     with trio.fail_after(30):
         async with live_stack() as stack, trio.open_nursery() as nursery:
             feed = stack.start_burner("t1", "alpha")
             await feed.send(300)
             await until_usage_seen(stack, 300)
             nursery.start_soon(watch, stack.ws_url, None, screen)
-
-            def last_frame() -> list[str]:
-                return out.getvalue().split("\x1b[H\x1b[J")[-1].splitlines()
-
-            await eventually(lambda: len(last_frame()) == 4 and "alpha" in last_frame()[3])
+            await eventually(lambda: len(last_frame()) == 6 and "alpha" in last_frame()[5])
             nursery.cancel_scope.cancel()
-    assert out.getvalue().startswith("\x1b[H\x1b[J")
+    screen.close()
+    assert terminal.getvalue().startswith("\x1b[?25l")  # the live display's cursor hide
+    assert terminal.getvalue().endswith("\x1b[?25h")  # and the cursor back at the end
     last = last_frame()
     assert last[0] == f"runcast watch {stack.ws_url} - connected to {stack.ws_url}"
     assert last[1].startswith("session ")
     assert "in 300" in last[1]
     assert last[2] == "running tasks: 1"
-    assert last[3].split()[:2] == ["t1", "alpha"]
+    assert last[3].split()[:2] == ["TASK", "NAME"]
+    assert last[5].split()[:2] == ["t1", "alpha"]
 
 
 # -- the real ``runcast`` executable -------------------------------------------------

@@ -29,6 +29,8 @@ HEAVY = (
     "api.server",
     "api.store",
     "api._stack",
+    # Drawing a terminal table: only once there is something to draw (bench section 7).
+    "rich",
 )
 PROBE = """
 import json, sys

@@ -258,7 +258,7 @@
   function applySession(seq, data) {
     const restarted = state.session !== null && (
       data.session_id !== state.session.session_id ||
-      (state.lastSeq !== null && typeof seq === "number" && seq <= state.lastSeq));
+      (state.lastSeq !== null && typeof seq === "number" && seq < state.lastSeq));
     if (restarted) {
       // A new server process: its seqs start again and the old rows are not its tasks.
       state.tasks.clear();

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _terminal_support import as_terminal, styled, without_drawing
 
 from api.cli import main
 
@@ -50,6 +51,25 @@ def test_text_output_and_stdin(
     assert out.startswith("-: format gemini-json\n")
     assert "gemini-3-flash-preview  9,058  55" in out
     assert "total: 12,965 tokens" in out
+
+
+def test_text_output_on_a_terminal_is_drawn_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (DATA / "gemini-json" / "flash-lite-router-plus-3-flash.json").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    terminal = as_terminal(monkeypatch, width=160)
+    assert main(["usage", "-"]) == 0
+    drawn = terminal.getvalue()
+    assert styled(drawn)
+    lines = without_drawing(drawn).splitlines()
+    assert lines[0] == "-: format gemini-json"
+    # The tables stay indented under their file's line, numbers right-aligned.
+    assert lines[1].split() == [
+        *("MODEL", "IN", "OUT", "CACHE", "R", "CACHE", "W"),
+        *("COST", "COST", "SOURCE", "FORMAT"),
+    ]
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert any(line.split()[:3] == ["gemini-3-flash-preview", "9,058", "55"] for line in lines)
+    assert lines[-1].startswith("  total: 12,965 tokens, cost $0.00")
 
 
 def test_a_file_with_no_usage_and_an_unreadable_file(

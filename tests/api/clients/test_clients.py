@@ -17,9 +17,10 @@ from api.clients._money import format_usd
 from api.clients._view import (
     SessionView,
     TaskLine,
+    cost_text,
+    elapsed_text,
     format_duration,
     format_session_line,
-    format_task_line,
     format_task_table,
 )
 
@@ -114,7 +115,7 @@ def test_view_builds_rows_from_task_events() -> None:
     assert (row.input_tokens, row.output_tokens, row.cache_read_tokens) == (200, 40, 14)
     assert row.cost_usd == 0.5
     assert view.running() == [row]
-    assert format_task_line(row, T0 + timedelta(seconds=65)).split()[:3] == ["t1", "alpha", "1m00s"]
+    assert elapsed_text(row, T0 + timedelta(seconds=65)) == "1m00s"
     notice = view.apply(
         event("task_failed", 5, {"attempt": 1, "error": "boom", "duration_seconds": 2}, "t1", 9), 0
     )
@@ -281,7 +282,7 @@ def test_an_unpriced_task_s_cost_is_marked_as_the_summary_marks_it() -> None:
     view.apply(event("task_usage", 2, {**unpriced, "cost_usd": None}, "t1"), 0)
     row = view.tasks["t1"]
     assert row.unpriced_tokens == 120
-    assert format_task_line(row, T0).split()[-1] == "$0.00*"
+    assert cost_text(row) == "$0.00*"
     listed = TaskLine.from_api({"task_id": "t2", "estimated_cost_usd": 0.0, "unpriced_tokens": 5})
     assert format_task_table([listed])[1].endswith("$0.00*")
     priced = TaskLine.from_api({"task_id": "t3", "estimated_cost_usd": 0.0})

@@ -19,6 +19,7 @@ import pytest
 import structlog
 import trio
 import trio.testing
+from _terminal_support import as_terminal, styled, without_drawing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from api.cli._logging import configure_logging
 from api.cli._main import main
 from api.cli._store_commands import register
 from api.cli._summary import format_summary
-from api.clients._terminal import csv_cell, json_text, printable
+from api.clients._terminal import MAX_DRAWN_ROWS, csv_cell, json_text, printable
 from api.clients._watch import Screen
 from api.store._recorder import serve_store_recorder
 from api.store._store import SessionStore
@@ -271,20 +272,62 @@ def test_watch_screen_escapes_lines_notes_and_redraws() -> None:
     ]
 
 
-def test_watch_redraw_sends_only_its_own_sequences() -> None:
+def test_watch_redraw_sends_only_its_own_sequences(monkeypatch: pytest.MonkeyPatch) -> None:
     from api.clients._view import SessionView
 
     view = SessionView()
     view.load_tasks([{**_status()["tasks"][0], "state": "running"}])
     view.session = {"session_id": "s"}
-    terminal = io.StringIO()
-    screen = Screen(terminal, redraw=True)
-    screen.status = "connected \x1b]0;PWNED\x07"
-    screen.draw("ws://x", view, 0.0)
+    terminal = as_terminal(monkeypatch)
+    with Screen(terminal, redraw=True) as screen:
+        screen.status = "connected \x1b]0;PWNED\x07"
+        screen.draw("ws://x", view, 0.0)
     drawn = terminal.getvalue()
-    assert drawn.startswith("\x1b[H\x1b[J")
-    assert_no_raw(drawn.removeprefix("\x1b[H\x1b[J"))
+    assert drawn.startswith("\x1b[?25l")  # rich's live display hides the cursor
+    assert_no_raw(without_drawing(drawn))
     assert printable(EVIL_ID) in drawn
+    assert "connected \\x1b]0;PWNED\\x07" in drawn
+
+
+def test_store_tables_on_a_terminal_are_drawn_and_escaped(
+    evil_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = as_terminal(monkeypatch, width=200)
+    assert _call(["show", "s-evil", "--store", str(evil_store)]) == 0
+    assert _call(["sessions", "--store", str(evil_store)]) == 0
+    drawn = terminal.getvalue()
+    assert styled(drawn)  # drawn by rich: bold headers
+    shown = without_drawing(drawn)
+    assert_no_raw(shown)
+    assert printable(EVIL_MODEL) in shown
+    assert printable(EVIL_ID) in shown
+    rows = [line for line in shown.splitlines() if "completed" in line]
+    assert len(rows) == 2
+    assert len({row.index("$0.0010") for row in rows}) == 1
+    assert "SESSION" in shown
+    assert "s-evil" in shown
+
+
+def test_run_summary_on_a_terminal_is_drawn_and_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    as_terminal(monkeypatch, width=200)
+    tasks = [_task(EVIL_ID, "boom \x1b]0;PWNED\x07"), _task("plain", None)]
+    session = SessionUpdate(session_id="s[bold]", total_tokens=2, input_tokens=2)
+    plain = format_summary(tasks, session)
+    drawn = format_summary(tasks, session, terminal=True)
+    assert styled(drawn)
+    assert not styled(plain)
+    lines = without_drawing(drawn).splitlines()
+    assert_no_raw("\n".join(lines))
+    assert lines[0].split()[:3] == ["TASK", "STATE", "TRIES"]
+    assert lines[2].startswith(printable(EVIL_ID))
+    assert "boom \\x1b]0;PWNED\\x07" in lines[2]
+    assert lines[2].index("failed") == lines[3].index("failed")
+    # The totals follow as in the plain summary; the session id is text, not markup.
+    assert lines[-4:] == plain.splitlines()[-4:]
+    assert lines[-1].endswith("session: s[bold]")
+    # A summary longer than a few screens stays plain: rich would take seconds to lay it out.
+    many = [_task(f"t{n}", None) for n in range(MAX_DRAWN_ROWS + 1)]
+    assert not styled(format_summary(many, session, terminal=True))
 
 
 def test_cli_error_lines_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
