@@ -17,8 +17,8 @@ from ..store import (
     StoredTask,
     StoreError,
     UsageTotals,
-    interrupted_line,
 )
+from ._summary import interrupted_line
 
 EXIT_ERROR = 1
 COST_PLACES = 4

@@ -9,12 +9,19 @@ from events import SessionUpdate
 from executor import TaskInfo
 
 from ..clients import MAX_DRAWN_ROWS, format_usd, printable
-from ..store import UsageTotals, interrupted_line
+from ..store import UsageTotals
 
 COLUMNS = ("TASK", "STATE", "TRIES", "TIME", "IN", "OUT", "CACHE R", "CACHE W", "COST", "ERROR")
 MAX_ERROR = 60
 MAX_ID = 40
 COST_PLACES = 4
+
+
+def interrupted_line(usage: UsageTotals) -> str:
+    """How much of a session's spend interrupted attempts account for (already in it)."""
+    records = f"{usage.records:,} usage record{'' if usage.records == 1 else 's'}"
+    spent = f"{usage.total_tokens:,} tokens, {format_usd(usage.cost_usd)}"
+    return f"of which interrupted attempts: {spent} ({records}; their tasks ran again)"
 
 
 def _seconds(task: TaskInfo) -> str:

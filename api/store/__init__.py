@@ -20,7 +20,7 @@ from ._lease import (
 )
 from ._offload import Offload, SerialOffload
 from ._recorder import StoreRecorder, serve_store_recorder
-from ._store import SessionRecord, SessionStore, StoredTask, UsageTotals, interrupted_line
+from ._store import SessionRecord, SessionStore, StoredTask, UsageTotals
 
 __all__ = [
     "Clock",
@@ -41,7 +41,6 @@ __all__ = [
     "claim_session",
     "command_hashes",
     "discard_unserved",
-    "interrupted_line",
     "newest_session",
     "record_command_hashes",
     "release_lease",

@@ -41,15 +41,6 @@ class StoredTask:
     cancelled_attempt: int | None = None
 
 
-def interrupted_line(usage: UsageTotals) -> str:
-    """How much of a session's spend interrupted attempts account for (already in it)."""
-    records = f"{usage.records:,} usage record{'' if usage.records == 1 else 's'}"
-    return (
-        f"of which interrupted attempts: {usage.total_tokens:,} tokens, ${usage.cost_usd:.4f}"
-        f" ({records}; their tasks ran again)"
-    )
-
-
 @attrs.frozen
 class SessionRecord:
     session_id: str

@@ -127,7 +127,7 @@ def test_show_and_export_set_interrupted_attempts_apart(
     store.close()
     assert _call(["show", "s-0001", "--store", str(recorded_store)]) == 0
     text = capsys.readouterr().out
-    assert "of which interrupted attempts: 115 tokens, $0.2500 (1 usage record;" in text
+    assert "of which interrupted attempts: 115 tokens, $0.25 (1 usage record;" in text
     assert "INTERRUPTED TOKENS" in text
     assert _call(["show", "s-0001", "--store", str(recorded_store), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
