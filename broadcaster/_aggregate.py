@@ -81,6 +81,7 @@ Trigger = Literal[
     "subscribe",
     "usage",
     "tick",
+    "stale",
 ]
 TRIGGERS: Final[tuple[Trigger, ...]] = (
     "task_start",
@@ -92,6 +93,7 @@ TRIGGERS: Final[tuple[Trigger, ...]] = (
     "subscribe",
     "usage",
     "tick",
+    "stale",
 )
 
 
@@ -110,10 +112,17 @@ class SessionAggregate:
 
     ``clock`` is monotonic seconds (``trio.current_time`` by default); it is
     only read when a task starts and when the duration is asked for.
+    ``wall_clock`` (a cluster serve node's): the duration counts from the first
+    start event's own time, not from when this process read it, so a node
+    that catches up on a stream (started late, or back after Redis was away)
+    reports the duration every other node does.
     """
 
     session_id: str
     clock: Callable[[], float] = trio.current_time
+    wall_clock: Callable[[], datetime] | None = None
+    #: The numbers may be behind: a cluster serve node cannot read its stream.
+    stale: bool = False
     started_at: datetime | None = None
     # The running sums, uncapped (see the module docstring); read them capped
     # through the properties of the same names.
@@ -276,6 +285,7 @@ class SessionAggregate:
             budget_remaining_usd=self.budget_remaining_usd,
             paused_by=self.paused_by,
             pause_reason=self.pause_reason,
+            stale=self.stale,
         )
 
     # -- seeding -------------------------------------------------------------
@@ -415,6 +425,9 @@ class SessionAggregate:
     def _note_start(self, item: Published) -> None:
         if self._first_start is None:
             self._first_start = self.clock()
+            if self.wall_clock is not None:
+                age = (self.wall_clock() - item.time).total_seconds()
+                self._first_start -= max(0.0, age)
             if self.started_at is None:
                 self.started_at = item.time
 

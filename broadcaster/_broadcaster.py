@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import attrs
@@ -73,6 +74,9 @@ class SessionBroadcaster:
     min_spacing: float = DEFAULT_MIN_SPACING
     usage_delay: float = DEFAULT_USAGE_DELAY
     max_hold: float = DEFAULT_MAX_HOLD
+    #: A cluster serve node's: durations count from the events' own times
+    #: (``SessionAggregate.wall_clock``).
+    wall_clock: Callable[[], datetime] | None = None
     aggregate: SessionAggregate = attrs.field(init=False)
     #: Updates sent, by the trigger that caused each (the first pending one).
     updates_sent: dict[Trigger, int] = attrs.field(init=False)
@@ -106,7 +110,7 @@ class SessionBroadcaster:
             raise BroadcasterConfigError(
                 f"session_id must be a non-empty string of <= 256 chars, got {self.session_id!r}"
             )
-        self.aggregate = SessionAggregate(session_id=self.session_id)
+        self.aggregate = SessionAggregate(session_id=self.session_id, wall_clock=self.wall_clock)
         self.updates_sent = dict.fromkeys(TRIGGERS, 0)
 
     # -- public API ------------------------------------------------------------
@@ -158,6 +162,14 @@ class SessionBroadcaster:
             release()
 
         return stop_feeding
+
+    def set_stale(self, stale: bool) -> None:
+        """Say whether the numbers may be behind (a cluster node's stream is out of
+        reach, or not caught up); a change goes out at once, like a pause."""
+        if stale == self.aggregate.stale:
+            return
+        self.aggregate.stale = stale
+        self._mark_pending("stale", self._clock(), False)
 
     @property
     def ticker_running(self) -> bool:
@@ -290,14 +302,20 @@ async def serve_broadcaster(
     metrics: RuncastMetrics | None = None,
     interval: float = DEFAULT_INTERVAL,
     session_id: str | None = None,
+    wall_clock: Callable[[], datetime] | None = None,
     task_status: trio.TaskStatus[SessionBroadcaster] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a :class:`SessionBroadcaster` until cancelled; ``started`` hands it over."""
+    """Run a :class:`SessionBroadcaster` until cancelled; ``started`` hands it over.
+
+    ``wall_clock``: count the duration from the events' own times (a cluster
+    serve node, which may read them long after they happened).
+    """
     broadcaster = SessionBroadcaster(
         publisher,
         metrics=metrics,
         interval=interval,
         session_id=session_id if session_id is not None else uuid.uuid4().hex,
+        wall_clock=wall_clock,
     )
     broadcaster._clock = trio.lowlevel.current_clock().current_time
     remove_listener = publisher.add_listener(broadcaster.on_event)

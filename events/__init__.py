@@ -39,6 +39,7 @@ from ._models import (
     truncate,
 )
 from ._publisher import DirectDelivery, Listener, Publisher, Subscription
+from ._relay import RelayPublisher, SeqWait, StreamCounter
 from ._times import format_time, parse_time
 from ._wire import EventCodec, Gap, Published, make_converter
 
@@ -73,8 +74,11 @@ __all__ = [
     "OutputStream",
     "Published",
     "Publisher",
+    "RelayPublisher",
     "RuncastError",
+    "SeqWait",
     "SessionUpdate",
+    "StreamCounter",
     "Subscription",
     "TaskCancelled",
     "TaskCompleted",

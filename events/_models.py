@@ -354,6 +354,10 @@ class SessionUpdate(Event):
     #: Tasks that may run at once, once an operator changed it (``concurrency_changed``);
     #: None before, and in frames from before this field.
     concurrency: int | None = attrs.field(default=None, metadata=checked(optional(POSITIVE)))
+    #: True while the serve node of a cluster session cannot read its event stream
+    #: (Redis unreachable) or has not caught up since: the numbers may be behind.
+    #: Always False on a single process, and in frames from before this field.
+    stale: bool = attrs.field(default=False, metadata=checked(BOOL))
 
     def __attrs_post_init__(self) -> None:
         expected = total_tokens(self)

@@ -270,7 +270,11 @@ class Endpoints:
         return Reply(FAVICON, FAVICON_TYPE)
 
     async def healthz(self, head: RequestHead) -> Reply:
-        return _json({"status": "ok"})
+        """200 while the loop answers; ``stale``: a cluster serve node's numbers may be
+        behind (its Redis is out of reach, or it has not caught up since)."""
+        if self.session_source.snapshot().stale:
+            return _json({"status": "stale", "stale": True})
+        return _json({"status": "ok", "stale": False})
 
     async def prometheus(self, head: RequestHead) -> Reply:
         if self.metrics is None:

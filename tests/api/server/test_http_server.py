@@ -24,7 +24,7 @@ async def test_healthz() -> None:
             reply = await http_get(stack.port, "/healthz")
     assert reply.status == 200
     assert reply.headers["content-type"] == "application/json"
-    assert reply.json() == {"status": "ok"}
+    assert reply.json() == {"status": "ok", "stale": False}
     assert reply.headers["connection"] == "close"
     assert reply.headers["referrer-policy"] == "no-referrer"
 
