@@ -14,12 +14,15 @@ import attrs
 #: attributed to the code that spent it; cattrs' and attrs' generated functions
 #: and the json module belong to the event stage that calls them.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("trio-websocket and wsproto (framing, send)", ("trio_websocket", "wsproto")),
+    ("wsproto (framing, control frames)", ("trio_websocket", "wsproto")),
     (
         "direct socket writes (frame once, one write)",
-        ("api/_frames", ":try_write", ":deliver", "posix.write"),
+        ("api/server/_direct_writes", ":_deliver", "posix.write"),
     ),
-    ("api WebSocket session (writer loop)", ("api/_websocket", "api/_server", "api/_http")),
+    (
+        "api WebSocket session (reader, writer)",
+        ("api/server/_websocket", "api/server/_ws_", "api/server/_server", "api/server/_http"),
+    ),
     ("store recorder", ("api/_store_recorder.py",)),
     ("store (sqlite, thread)", ("api/_store.py", "sqlite3", "_thread.", "threading.py")),
     ("metrics listener", ("broadcaster/_metrics.py",)),

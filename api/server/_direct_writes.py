@@ -2,28 +2,29 @@
 
 The slow path of the fan-out is a subscription's queue drained by the
 session's writer task (``_websocket``).  The fast path, all here: while a
-writer is idle it lends its subscription a :func:`direct_delivery` hook, and
-the publisher's own call writes the event's shared frame (:class:`FrameCache`)
-to the socket with one non-blocking write (:meth:`ReplayStream.try_write`); no
-task is woken.  :class:`DeliveryCounts` says how each frame went out.
+session has nothing queued it lends its subscription a hook, and the
+publisher's own call writes the event's shared frame (:class:`FrameCache`) to
+the socket with one non-blocking write (:func:`offer_frame`,
+:meth:`ReplayStream.try_write`); no task is woken.  :class:`DeliveryCounts`
+says how each frame went out.
 
 A server's text frame (RFC 6455 section 5.2) is the same bytes for every
 client: servers do not mask, and this server negotiates no extension
-(trio-websocket accepts with none, so never permessage-deflate), so each
+(``_ws_wire.accept_response`` accepts none, so never permessage-deflate), so each
 event's frame is built once and written as is to every idle subscriber.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import struct
 from collections import deque
-from typing import Protocol
 
 import attrs
 import trio
 
-from events import DirectDelivery, Published, Subscription
+from events import Published
 
 from ._streams import close_quietly
 
@@ -92,66 +93,49 @@ class DeliveryCounts:
     direct: int = 0
     #: Written in part by the publisher's call; the writer task sent the rest.
     partial: int = 0
-    #: Offered directly but declined (socket full, or trio-websocket was sending): queued.
+    #: Offered directly but declined (socket full, or a reply was being sent): queued.
     declined: int = 0
     #: Sent by a session's writer task (queued items and gaps).
     queued: int = 0
 
 
-class DirectWriter(Protocol):
-    """What a :func:`direct_delivery` hook asks of the WebSocket session that lends it."""
+class Offer(enum.Enum):
+    """What became of a frame offered to a socket by :func:`offer_frame`."""
 
-    frames: FrameCache
-    counts: DeliveryCounts
-
-    @property
-    def answering(self) -> bool:
-        """A reply is being sent: frames queue behind it, in order."""
-
-    @property
-    def closed(self) -> bool:
-        """The close frame is out or on its way: nothing may follow it."""
+    #: Written whole.
+    WHOLE = "whole"
+    #: Written in part: the rest is owed (``ReplayStream.owed``) and must go first.
+    PART = "part"
+    #: Not written (socket full, or a send in progress): queue it.
+    DECLINED = "declined"
 
 
-def direct_delivery(
-    writer: DirectWriter, subscription: Subscription, stream: ReplayStream, wake: trio.CancelScope
-) -> DirectDelivery:
-    """The hook the publisher calls with each event while ``writer`` idles.
+def offer_frame(
+    stream: ReplayStream, frames: FrameCache, counts: DeliveryCounts, item: Published
+) -> Offer:
+    """Write ``item``'s shared frame to ``stream``'s socket now, as much as it takes.
 
-    True: the frame went out whole, or in part with the rest owed (the hook is
-    then withdrawn and ``wake`` cancelled so the writer sends the rest first).
-    False: declined, so the publisher queues the event as usual.
+    The publisher's call does this for each idle subscriber (see ``_websocket``);
+    nothing waits and no task is woken.
     """
-    frames, counts = writer.frames, writer.counts
-
-    def deliver(item: Published) -> bool:
-        if writer.answering:
-            counts.declined += 1
-            return False
-        if writer.closed:
-            return False  # the writer stops
-        frame = frames.frame_for(item)
-        sent = stream.try_write(frame)
-        if sent == len(frame):
-            counts.direct += 1
-            return True
-        if not sent:
-            counts.declined += 1
-            return False
-        counts.partial += 1
-        subscription.set_direct(None)
-        wake.cancel()
-        return True
-
-    return deliver
+    frame = frames.frame_for(item)
+    sent = stream.try_write(frame)
+    if sent == len(frame):
+        counts.direct += 1
+        return Offer.WHOLE
+    if not sent:
+        counts.declined += 1
+        return Offer.DECLINED
+    counts.partial += 1
+    return Offer.PART
 
 
 @attrs.define(eq=False)
 class ReplayStream(trio.abc.Stream):
     """A stream that first returns bytes already read from ``inner``, then reads on.
 
-    Every byte for a WebSocket client passes here: trio-websocket writes through
-    :meth:`send_all`, and the fan-out writes whole pre-built frames through
+    Every byte for a WebSocket client passes here: the session's replies and its
+    writer's frames through :meth:`send_all`, and the fan-out whole pre-built frames through
     :meth:`try_write` without waiting.  The two never interleave inside a frame:
     ``try_write`` refuses while ``send_all`` runs, and what a partial
     ``try_write`` left over is sent by the next ``send_all`` (or :meth:`flush`)
@@ -173,11 +157,17 @@ class ReplayStream(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self.buffered:
+            # The checkpoint first: a cancelled call must not lose what it took.
+            await trio.lowlevel.checkpoint()
             size = len(self.buffered) if max_bytes is None else max_bytes
             chunk, self.buffered = self.buffered[:size], self.buffered[size:]
-            await trio.lowlevel.checkpoint()
             return chunk
         return bytes(await self.inner.receive_some(max_bytes))
+
+    def take_buffered(self) -> bytes:
+        """The bytes still to be replayed, now, instead of through :meth:`receive_some`."""
+        chunk, self.buffered = self.buffered, b""
+        return chunk
 
     @property
     def sending(self) -> bool:
@@ -247,7 +237,7 @@ class ReplayStream(trio.abc.Stream):
             self._senders -= 1
 
     async def _acquire(self) -> None:
-        # Mostly uncontended (trio-websocket serializes its own sends), so skip
+        # Mostly uncontended (one task sends at a time, as a rule), so skip
         # the extra trip through the scheduler that ``acquire`` makes.
         try:
             self._send_lock.acquire_nowait()
@@ -258,6 +248,22 @@ class ReplayStream(trio.abc.Stream):
         if self._owed:
             owed, self._owed = self._owed, b""
             await self.inner.send_all(owed)
+
+    async def send_eof(self) -> None:
+        """End our direction after anything owed, if ``inner`` can (a socket can)."""
+        if not isinstance(self.inner, trio.abc.HalfCloseableStream):
+            await trio.lowlevel.checkpoint()
+            return
+        self._senders += 1
+        try:
+            await self._acquire()
+            try:
+                await self._send_owed()
+                await self.inner.send_eof()
+            finally:
+                self._send_lock.release()
+        finally:
+            self._senders -= 1
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()

@@ -1,8 +1,8 @@
 """The HTTP side of the single port: read a request head, answer it with h11.
 
-The head is read here (not by trio-websocket) so plain HTTP requests can be
-answered too; for WebSocket upgrades the bytes already read are replayed to
-trio-websocket through :class:`ReplayStream`.
+The head is read here so plain HTTP requests can be answered too; for WebSocket
+upgrades the bytes already read are replayed to the WebSocket session
+(``_ws_wire``) through :class:`ReplayStream`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import attrs
 import structlog
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from broadcaster import RuncastMetrics
 from events import Publisher
@@ -19,22 +18,20 @@ from ._access import AccessPolicy, Role
 from ._config import ServerConfig
 from ._direct_writes import DeliveryCounts, FrameCache, ReplayStream
 from ._exceptions import ConfigError, HttpError, ListenError
-from ._http import HttpConnection, RequestHead
+from ._http import HEAD_END, HttpConnection, RequestHead
 from ._interfaces import ExecutorControls, SessionSource
 from ._limits import HttpRefusals, RequestLimit, register_refusals
 from ._output_buffer import OutputBuffer
 from ._pages import answer_error
 from ._routes import Endpoints
 from ._websocket import WebSocketSession
+from ._ws_wire import NO_CLOSE_FRAME, WebSocketWire, accept_response
 
 log = structlog.get_logger("runcast.api")
 
 WEBSOCKET_PATH = "/ws"
 #: Answered whatever the load: a fixed reply, and what a probe asks to see the loop alive.
 UNLIMITED_PATHS = frozenset({"/healthz"})
-#: Messages trio-websocket may hold before our reader takes them; small, so a
-#: flooding client is slowed by TCP instead of filling memory.
-MESSAGE_QUEUE_SIZE = 4
 #: Closing after an outside cancellation cannot wait for the client's reply.
 CANCELLED_CLOSE_SECONDS = 0.25
 
@@ -168,9 +165,10 @@ class RuncastServer:
                 return
             role = self._admit(head, peer)
             if head.path == WEBSOCKET_PATH and head.method == "GET":
-                self._check_upgrade(head)
+                key = self._check_upgrade(head)
                 handed_over = True
-                await self._serve_websocket(http, head, role, peer)
+                head = None  # a session may last hours: keep none of the head's headers
+                await self._serve_websocket(http, key, role, peer)
             else:
                 await self._serve_http(http, head, peer)
         except HttpError as error:
@@ -223,12 +221,14 @@ class RuncastServer:
 
     # -- WebSocket -------------------------------------------------------------
     @staticmethod
-    def _check_upgrade(head: RequestHead) -> None:
+    def _check_upgrade(head: RequestHead) -> str:
+        """The request's ``Sec-WebSocket-Key``, once it is a WebSocket upgrade we speak."""
         if not head.wants_websocket:
             raise HttpError(
                 426, "this endpoint speaks WebSocket only", headers=(("Upgrade", "websocket"),)
             )
-        if not head.headers.get("sec-websocket-key"):
+        key = head.headers.get("sec-websocket-key")
+        if not key:
             raise HttpError(400, "Sec-WebSocket-Key header missing")
         if head.headers.get("sec-websocket-version") != "13":
             raise HttpError(
@@ -236,55 +236,42 @@ class RuncastServer:
                 "unsupported WebSocket version (13 required)",
                 headers=(("Sec-WebSocket-Version", "13"),),
             )
+        return key
 
-    async def _serve_websocket(
-        self, http: HttpConnection, head: RequestHead, role: Role, peer: str
-    ) -> None:
+    async def _serve_websocket(self, http: HttpConnection, key: str, role: Role, peer: str) -> None:
         stream = http.upgrade()
         try:
-            async with trio.open_nursery() as ws_nursery:
-                try:
-                    ws = await self._accept(ws_nursery, stream, peer)
-                    if ws is not None:
-                        await self._run_session(ws, stream, role, peer)
-                finally:
-                    ws_nursery.cancel_scope.cancel()
+            wire = WebSocketWire(stream, self.config.max_message_bytes)
+            # Frames the client sent right behind its head are the session's to read.
+            wire.receive_data(_after_head(stream.take_buffered()), eof_if_empty=False)
+            if await self._accept(stream, key, peer):
+                await self._run_session(wire, role, peer)
         finally:
             await stream.aclose()
 
-    async def _accept(
-        self, nursery: trio.Nursery, stream: ReplayStream, peer: str
-    ) -> WebSocketConnection | None:
-        # wsproto re-parses the head we replay; if it rejects it, trio-websocket
-        # answers and closes but never hands over a request, hence the timeout.
+    async def _accept(self, stream: ReplayStream, key: str, peer: str) -> bool:
+        """Send the ``101``; False if the client left (or took nothing) meanwhile."""
         with trio.move_on_after(self.config.head_timeout):
-            request = await wrap_server_stream(
-                nursery,
-                stream,
-                message_queue_size=MESSAGE_QUEUE_SIZE,
-                max_message_size=self.config.max_message_bytes,
-            )
             try:
-                return await request.accept()
-            except ConnectionClosed:
+                await stream.send_all(accept_response(key))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # The client closed or reset before our 101 went out: routine churn,
                 # not a server fault, so no error and no traceback in the log.
                 log.info("websocket client left during the handshake", peer=peer)
-                return None
-        return None
+                return False
+            return True
+        log.info("websocket client took no handshake reply", peer=peer)
+        return False
 
-    async def _run_session(
-        self, ws: WebSocketConnection, stream: ReplayStream, role: Role, peer: str
-    ) -> None:
+    async def _run_session(self, wire: WebSocketWire, role: Role, peer: str) -> None:
         session = WebSocketSession(
-            ws=ws,
+            wire=wire,
             role=role,
             publisher=self.publisher,
             session_source=self.session_source,
             executor=self.executor,
             config=self.config,
             peer=peer,
-            stream=stream,
             frames=self.frames,
             counts=self.delivery,
         )
@@ -307,12 +294,22 @@ class RuncastServer:
                 gauge.dec()
             if not session.dropped_dead:
                 limit = CANCELLED_CLOSE_SECONDS if cancelled else self.config.close_timeout
-                with trio.CancelScope(shield=True), trio.move_on_after(limit):
-                    await ws.aclose(session.close_code, session.close_reason)
-            # ``ws.closed`` holds the peer's close frame (1006: none came), ``code`` ours.
-            received = ws.closed.code if ws.closed is not None else None
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(limit),
+                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+                ):
+                    await wire.close(session.close_code, session.close_reason)
+            # The peer's close code (1006: none came), and ours.
+            received = wire.peer_close_code or NO_CLOSE_FRAME
             log.info("websocket closed", peer=peer, code=session.close_code, peer_code=received)
             entry.finished.set()
+
+
+def _after_head(received: bytes) -> bytes:
+    """What follows the request head in ``received``."""
+    end = HEAD_END.search(received)
+    return received[end.end() :] if end is not None else b""
 
 
 async def serve_runcast(
