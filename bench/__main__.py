@@ -14,7 +14,17 @@ import attrs
 import structlog
 import trio
 
-from . import _burst, _fanout, _ingest, _memory, _readers, _startup, _throughput
+from . import (
+    _burst,
+    _cluster,
+    _fanout,
+    _ingest,
+    _memory,
+    _readers,
+    _redis_clients,
+    _startup,
+    _throughput,
+)
 from ._report import RESULTS_DIR, Machine, emit
 
 Mode = str  # "full" | "quick" | "smoke"
@@ -125,6 +135,66 @@ async def _startup_run(options: Options) -> dict[str, Any]:
     return await _startup.main(config, options.results_dir)
 
 
+async def _redis_clients_run(options: Options) -> dict[str, Any]:
+    full = _redis_clients.FULL_SIZES
+    config = {
+        "full": _redis_clients.RedisClientsConfig(),
+        "quick": _redis_clients.RedisClientsConfig(
+            rounds=3,
+            sizes=attrs.evolve(
+                full,
+                appends=2_000,
+                batches=100,
+                stream_seconds=2.0,
+                scripts=2_000,
+                backlog=20_000,
+            ),
+        ),
+        "smoke": _redis_clients.RedisClientsConfig(
+            rounds=1,
+            sizes=attrs.evolve(
+                full,
+                warmup=10,
+                appends=50,
+                batches=3,
+                stream_seconds=0.1,
+                scripts=50,
+                appenders=2,
+                appends_each=20,
+                backlog=2_000,
+            ),
+        ),
+    }[options.mode]
+    return await _redis_clients.main(config, options.results_dir)
+
+
+async def _cluster_run(options: Options) -> dict[str, Any]:
+    config = {
+        "full": _cluster.ClusterConfig(),
+        "quick": _cluster.ClusterConfig(
+            throughput=_cluster.ThroughputSizes(tasks=500, rounds=2),
+            fold=_cluster.FoldSizes(tasks=2_000, rounds=2),
+            latency=_cluster.LatencySizes(seconds=10.0, control_rounds=20),
+        ),
+        "smoke": _cluster.ClusterConfig(
+            throughput=_cluster.ThroughputSizes(
+                tasks=20, usage_lines=2, concurrency=4, workers=(2,), rounds=1
+            ),
+            fold=_cluster.FoldSizes(tasks=50, rounds=1),
+            latency=_cluster.LatencySizes(
+                events_per_second=100,
+                workers=1,
+                task_seconds=0.3,
+                seconds=1.0,
+                warmup_seconds=0.0,
+                control_workers=2,
+                control_rounds=2,
+            ),
+        ),
+    }[options.mode]
+    return await _cluster.main(config, options.results_dir)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "fanout": _fanout_run,
     "memory": _memory_run,
@@ -133,6 +203,8 @@ BENCHMARKS: dict[str, Runner] = {
     "burst": _burst_run,
     "readers": _readers_run,
     "startup": _startup_run,
+    "redis-clients": _redis_clients_run,
+    "cluster": _cluster_run,
 }
 
 

@@ -22,7 +22,7 @@ from events import RuncastError
 
 from .._defaults import DEFAULT_HOST, DEFAULT_PORT
 from ..clients import printable
-from . import _client_commands, _logs_command, _store_commands, _usage_args
+from . import _client_commands, _cluster_args, _logs_command, _store_commands, _usage_args
 from ._exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, consists_of
 from ._help import ArgumentParser, VersionAction
 from ._lazy import Handler, LazyHandler
@@ -281,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run(commands)
     _add_demo(commands)
+    _cluster_args.register(
+        commands,
+        positive_int=_positive_int,
+        number=_number,
+        on_budget=ON_BUDGET,
+        add_logging_options=_add_logging_options,
+        add_server_options=_add_server_options,
+        default_store=DEFAULT_STORE,
+    )
     _register_others(commands)
     return parser
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from events import SessionUpdate, parse_time
+from events import SessionUpdate
 from executor import CommandSpec, JobFile
 
 from ..store import (
@@ -121,25 +121,10 @@ def _split_tasks(
 
 def _previous_update(session: SessionRecord, outcomes: list[str]) -> SessionUpdate:
     """The session as its last run left it, for the broadcaster to carry on from."""
-    usage = session.usage
-    budget = session.budget_usd
-    return SessionUpdate(
-        session_id=session.session_id,
-        started_at=None if session.started_at is None else parse_time(session.started_at),
-        duration_seconds=int(session.duration_seconds),
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        total_tokens=usage.total_tokens,
-        estimated_cost_usd=usage.cost_usd,
-        unpriced_tokens=usage.unpriced_tokens,
-        tasks_completed=outcomes.count("completed"),
-        tasks_failed=outcomes.count("failed"),
-        tasks_cancelled=outcomes.count("cancelled"),
-        is_paused=session.is_paused,
-        budget_usd=budget,
-        budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
+    return session.carried_on(
+        completed=outcomes.count("completed"),
+        failed=outcomes.count("failed"),
+        cancelled=outcomes.count("cancelled"),
     )
 
 

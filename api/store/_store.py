@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import attrs
 
+from events import SessionUpdate, parse_time
+
 from ._exceptions import StoreError, UnknownSessionError
 from ._rows import StoreRows
 from ._schema import migrate
@@ -61,6 +63,40 @@ class SessionRecord:
     #: The share of ``usage`` spent by attempts a crash or stop cut short and a
     #: resumed run ran again (real spend, counted once, shown apart).
     interrupted: UsageTotals = attrs.field(factory=UsageTotals)
+
+    def carried_on(
+        self,
+        *,
+        session_id: str | None = None,
+        completed: int | None = None,
+        failed: int | None = None,
+        cancelled: int | None = None,
+    ) -> SessionUpdate:
+        """The session as stored, for a broadcaster to carry on from.
+
+        The end counts default to the stored ones; a resumed run passes those of the
+        outcomes it keeps (the tasks it runs again are not ended any more).
+        """
+        usage = self.usage
+        budget = self.budget_usd
+        return SessionUpdate(
+            session_id=self.session_id if session_id is None else session_id,
+            started_at=None if self.started_at is None else parse_time(self.started_at),
+            duration_seconds=int(self.duration_seconds),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            total_tokens=usage.total_tokens,
+            estimated_cost_usd=usage.cost_usd,
+            unpriced_tokens=usage.unpriced_tokens,
+            tasks_completed=self.tasks_completed if completed is None else completed,
+            tasks_failed=self.tasks_failed if failed is None else failed,
+            tasks_cancelled=self.tasks_cancelled if cancelled is None else cancelled,
+            is_paused=self.is_paused,
+            budget_usd=budget,
+            budget_remaining_usd=None if budget is None else max(0.0, budget - usage.cost_usd),
+        )
 
 
 _INTERRUPTED = """
