@@ -13,6 +13,7 @@ from events import Published, Publisher
 
 if TYPE_CHECKING:
     from _cdp import Page
+    from _redis_support import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,21 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
         pytest.fail("chromium is not installed; scripts/ensure-system-deps installs it")
     async with open_page(tmp_path / "chromium") as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the module's own (integration tests; a session name per test)."""
+    from _redis_support import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the test's own, for tests that stop, restart or kill it."""
+    from _redis_support import running_redis
+
+    with running_redis(tmp_path / "redis") as server:
+        yield server

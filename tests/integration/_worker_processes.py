@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,16 @@ def fold_summary(output: str) -> dict[str, TaskFold]:
         counts = tuple(int(cell.replace(",", "")) for cell in cells[4:8])
         folded[cells[0]] = TaskFold(cells[1], int(cells[2]), counts, cells[8])  # type: ignore[arg-type]
     return folded
+
+
+#: Seconds a test waits on worker processes and Redis for what it expects.
+WAIT_TIMEOUT = 60
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll ``condition()`` (a process and Redis are not ours to wake us); bounded."""
+    with trio.fail_after(WAIT_TIMEOUT):
+        while True:
+            if condition():
+                return
+            await trio.sleep(0.05)

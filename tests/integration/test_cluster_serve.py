@@ -3,8 +3,6 @@ every node, ``since`` carried from one node to another, and history gaps after t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,18 +11,12 @@ from _api_support import http_get, receive_json, ws_client
 from _api_support import request as ws_request
 from _cluster_front_support import caught_up, producing, serve_node
 from _cluster_link_support import session_name
-from _redis_support import RedisServer, running_redis
+from _redis_support import RedisServer
 
 from api.cluster import SessionKeys
 from events import TaskCompleted, TaskFailed, TaskOutput, TaskStarted, TaskUsage
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(Path(tmp_path_factory.mktemp("redis"))) as server:
-        yield server
 
 
 async def _get(port: int, target: str) -> Any:

@@ -9,27 +9,19 @@ behind it is. Against a real redis-server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import trio
 from _api_support import receive_json, send_json, ws_client
 from _cluster_front_support import FakeWorker, caught_up, producing, serve_node
-from _redis_support import RedisServer, running_redis
+from _redis_support import RedisServer
 
 from api.cluster import ClusterLink, StreamEvent
 from api.cluster._front import Front
 from events import TaskCompleted, TaskOutput, TaskStarted
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(Path(tmp_path_factory.mktemp("redis"))) as server:
-        yield server
 
 
 class HeldReads:

@@ -4,14 +4,13 @@ Either way it answers what a node that read the whole stream answers, and record
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 from _cluster_front_support import FakeWorker, caught_up, eventually, producing, serve_node
 from _cluster_link_support import session_name
-from _redis_support import RedisServer, running_redis
+from _redis_support import RedisServer
 
 from api.store import SessionStore, claim_session, release_lease
 from events import TaskCompleted, TaskFailed, TaskOutput, TaskStarted, TaskUsage
@@ -29,12 +28,6 @@ COMPARED = (
     "tasks_queued",
     "session_id",
 )
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(Path(tmp_path_factory.mktemp("redis"))) as server:
-        yield server
 
 
 async def _first_run(worker: FakeWorker) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from _worker_processes import (
     start_worker,
     stream_frames,
     usage_code,
+    wait_for,
     write_job,
 )
 
@@ -32,23 +32,8 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 60
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
-
-
-async def _wait_for(condition: Callable[[], bool]) -> None:
-    """Poll ``condition()`` (a process and Redis are not ours to wake us); TIMEOUT bounds it."""
-    with trio.fail_after(TIMEOUT):
-        while True:
-            if condition():
-                return
-            await trio.sleep(0.05)
-
-
 async def test_three_workers_give_the_totals_runcast_run_gives(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     # Task "flaky" fails its first attempt (its marker file is new) and retries.
     flaky = "import os, sys\nif not os.path.exists('flaky'):\n    open('flaky', 'w'); sys.exit(1)\n"
@@ -67,20 +52,20 @@ async def test_three_workers_give_the_totals_runcast_run_gives(
     assert len(expected) == 7
 
     code, out, err = await runcast(
-        "submit", str(job), "--redis", redis_server.url, "--session", "totals", cwd=tmp_path
+        "submit", str(job), "--redis", own_redis.url, "--session", "totals", cwd=tmp_path
     )
     assert code == 0, err
     with trio.fail_after(TIMEOUT):
         workers = [
             await start_worker(
-                tmp_path / "cluster", redis_server.url, "totals", name, "--concurrency", "1",
+                tmp_path / "cluster", own_redis.url, "totals", name, "--concurrency", "1",
                 "--exit-when-idle",
             )
             for name in ("one", "two", "three")
         ]  # fmt: skip
         codes = [await worker.process.wait() for worker in workers]
     assert codes == [0, 0, 0], [worker.output for worker in workers]
-    frames = stream_frames(redis_server.client(), "totals")
+    frames = stream_frames(own_redis.client(), "totals")
     assert fold_events(frames) == expected
     for task in tasks:  # each ended once, completed
         ends = [k for k in kinds(frames, task["id"]) if k.startswith("task_") and k != "task_usage"]
@@ -93,24 +78,22 @@ async def test_three_workers_give_the_totals_runcast_run_gives(
 
 
 async def test_a_killed_workers_task_is_reclaimed_as_an_interrupted_attempt(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     # The task writes its pid so the test can end the killed worker's orphan.
     code = usage_code(
         1, sleep=2.0, prefix="import os\nopen('pids', 'a').write(f'{os.getpid()}\\n')\n"
     )
     job = write_job(tmp_path / "job.toml", [{"id": "sleepy", "code": code, "retries": 1}])
-    client = redis_server.client()
+    client = own_redis.client()
     try:
-        await runcast(
-            "submit", str(job), "--redis", redis_server.url, "--session", "k", cwd=tmp_path
-        )
-        first = await start_worker(tmp_path / "w", redis_server.url, "k", "first", "--lease", "1")
-        await _wait_for(lambda: "task_usage" in kinds(stream_frames(client, "k")))
+        await runcast("submit", str(job), "--redis", own_redis.url, "--session", "k", cwd=tmp_path)
+        first = await start_worker(tmp_path / "w", own_redis.url, "k", "first", "--lease", "1")
+        await wait_for(lambda: "task_usage" in kinds(stream_frames(client, "k")))
         first.kill()
         await first.process.wait()
         second = await start_worker(
-            tmp_path / "w", redis_server.url, "k", "second", "--lease", "1", "--exit-when-idle"
+            tmp_path / "w", own_redis.url, "k", "second", "--lease", "1", "--exit-when-idle"
         )
         with trio.fail_after(TIMEOUT):
             assert await second.process.wait() == 0, second.output
@@ -156,19 +139,19 @@ async def _control(url: str, session: str, op: str, event: object) -> None:
 
 
 async def test_a_pause_starts_nothing_new_on_any_worker(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     tasks = [{"id": f"t{i}", "code": usage_code(i, sleep=0.3)} for i in range(8)]
     job = write_job(tmp_path / "job.toml", tasks)
-    client = redis_server.client()
-    await runcast("submit", str(job), "--redis", redis_server.url, "--session", "p", cwd=tmp_path)
+    client = own_redis.client()
+    await runcast("submit", str(job), "--redis", own_redis.url, "--session", "p", cwd=tmp_path)
     workers = [
-        await start_worker(tmp_path / "w", redis_server.url, "p", name, "--concurrency", "1",
+        await start_worker(tmp_path / "w", own_redis.url, "p", name, "--concurrency", "1",
                            "--exit-when-idle")
         for name in ("one", "two")
     ]  # fmt: skip
-    await _wait_for(lambda: "task_started" in kinds(stream_frames(client, "p")))
-    await _control(redis_server.url, "p", "pause", ExecutorPaused(by="operator", reason="test"))
+    await wait_for(lambda: "task_started" in kinds(stream_frames(client, "p")))
+    await _control(own_redis.url, "p", "pause", ExecutorPaused(by="operator", reason="test"))
     # What was claimed before the pause may still start; then nothing for a while.
     await trio.sleep(0.5)
     started = kinds(stream_frames(client, "p")).count("task_started")
@@ -177,7 +160,7 @@ async def test_a_pause_starts_nothing_new_on_any_worker(
     assert kinds(frames).count("task_started") == started
     assert started <= 4  # at most one per worker before the pause and one claimed meanwhile
     assert all(w.process.returncode is None for w in workers)  # paused is not idle
-    await _control(redis_server.url, "p", "resume", ExecutorResumed(by="operator", reason="test"))
+    await _control(own_redis.url, "p", "resume", ExecutorResumed(by="operator", reason="test"))
     with trio.fail_after(TIMEOUT):
         codes = [await worker.process.wait() for worker in workers]
     assert codes == [0, 0], [w.output for w in workers]
@@ -234,11 +217,11 @@ async def test_a_bad_url_or_session_name_is_one_line_and_exit_2(
 
 
 async def test_submitting_twice_adds_nothing_the_second_time(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     tasks = [{"id": f"t{i}", "code": "print(1)"} for i in range(3)]
     job = write_job(tmp_path / "job.toml", tasks)
-    args = ("submit", str(job), "--redis", redis_server.url, "--session", "twice")
+    args = ("submit", str(job), "--redis", own_redis.url, "--session", "twice")
     first = await runcast(*args, cwd=tmp_path)
     second = await runcast(*args, cwd=tmp_path)
     assert first[:2] == (
@@ -249,23 +232,23 @@ async def test_submitting_twice_adds_nothing_the_second_time(
         0,
         "runcast: 0 of 3 task(s) submitted to session twice (3 already there)\n",
     )
-    client = redis_server.client()
+    client = own_redis.client()
     assert client.xlen("runcast:{twice}:tasks") == 3
     assert kinds(stream_frames(client, "twice")) == ["task_queued"] * 3
 
 
 async def test_a_bad_job_file_fails_submit_as_it_fails_run(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     job = write_job(tmp_path / "job.toml", [{"id": "a", "code": "print(1)"}])
     job.write_text(job.read_text() + "timeout = -1\n", encoding="utf-8")
     with trio.fail_after(TIMEOUT):
         run = await runcast("run", str(job), "--port", "0", "--store", ":memory:", cwd=tmp_path)
         submit = await runcast(
-            "submit", str(job), "--redis", redis_server.url, "--session", "bad", cwd=tmp_path
+            "submit", str(job), "--redis", own_redis.url, "--session", "bad", cwd=tmp_path
         )
     assert (run[0], submit[0]) == (2, 2)
     message = run[2].removeprefix("runcast run: ")
     assert "job.toml:5: task 1 ('a'): timeout:" in message
     assert submit[2] == f"runcast submit: {message}"
-    assert redis_server.client().keys("runcast:{bad}:*") == []
+    assert own_redis.client().keys("runcast:{bad}:*") == []

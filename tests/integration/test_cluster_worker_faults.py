@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
-from _redis_support import RedisServer, running_redis
-from _worker_processes import kinds, runcast, start_worker, stream_frames, write_job
+from _redis_support import RedisServer
+from _worker_processes import kinds, runcast, start_worker, stream_frames, wait_for, write_job
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
-
-
-async def _wait_for(condition: Callable[[], bool]) -> None:
-    with trio.fail_after(TIMEOUT):
-        while True:
-            if condition():
-                return
-            await trio.sleep(0.05)
 
 
 USAGE_EVERY_TENTH = (
@@ -40,26 +25,26 @@ USAGE_EVERY_TENTH = (
 
 
 async def test_a_redis_restart_mid_task_loses_and_doubles_nothing(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     job = write_job(tmp_path / "job.toml", [{"id": "long", "code": USAGE_EVERY_TENTH}])
-    await runcast("submit", str(job), "--redis", redis_server.url, "--session", "r", cwd=tmp_path)
-    worker = await start_worker(tmp_path / "w", redis_server.url, "r", "one", "--exit-when-idle")
-    client = redis_server.client()
-    await _wait_for(lambda: "task_usage" in kinds(stream_frames(client, "r")))
-    redis_server.stop()  # SIGTERM: the AOF is flushed, then replayed at start
+    await runcast("submit", str(job), "--redis", own_redis.url, "--session", "r", cwd=tmp_path)
+    worker = await start_worker(tmp_path / "w", own_redis.url, "r", "one", "--exit-when-idle")
+    client = own_redis.client()
+    await wait_for(lambda: "task_usage" in kinds(stream_frames(client, "r")))
+    own_redis.stop()  # SIGTERM: the AOF is flushed, then replayed at start
     await trio.sleep(0.5)  # the task prints on; the worker buffers and retries
-    redis_server.start()
+    own_redis.start()
     with trio.fail_after(TIMEOUT):
         assert await worker.process.wait() == 0, worker.output
-    frames = stream_frames(redis_server.client(), "r")
+    frames = stream_frames(own_redis.client(), "r")
     assert kinds(frames) == ["task_queued", "task_started", *["task_usage"] * 12, "task_completed"]
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     assert "Redis unreachable: buffering events" in worker.output
 
 
 async def test_a_graceful_stop_hands_back_a_task_waiting_to_retry(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     # Fails its first attempt (its marker is new), then waits out the 1 s retry back-off.
     flaky = (
@@ -68,17 +53,17 @@ async def test_a_graceful_stop_hands_back_a_task_waiting_to_retry(
         "print('second time lucky')\n"
     )
     job = write_job(tmp_path / "job.toml", [{"id": "flaky", "code": flaky, "retries": 1}])
-    await runcast("submit", str(job), "--redis", redis_server.url, "--session", "g", cwd=tmp_path)
-    first = await start_worker(tmp_path / "w", redis_server.url, "g", "first")
-    client = redis_server.client()
-    await _wait_for(lambda: "task_retrying" in kinds(stream_frames(client, "g")))
+    await runcast("submit", str(job), "--redis", own_redis.url, "--session", "g", cwd=tmp_path)
+    first = await start_worker(tmp_path / "w", own_redis.url, "g", "first")
+    client = own_redis.client()
+    await wait_for(lambda: "task_retrying" in kinds(stream_frames(client, "g")))
     first.process.send_signal(signal.SIGTERM)
     with trio.fail_after(TIMEOUT):
         assert await first.process.wait() == 0, first.output
     assert "handed back waiting tasks" in first.output
     assert client.hlen("runcast:{g}:leases") == 0
     assert client.zcard("runcast:{g}:workers") == 0  # it said goodbye
-    second = await start_worker(tmp_path / "w", redis_server.url, "g", "second", "--exit-when-idle")
+    second = await start_worker(tmp_path / "w", own_redis.url, "g", "second", "--exit-when-idle")
     with trio.fail_after(TIMEOUT):
         assert await second.process.wait() == 0, second.output
     frames = stream_frames(client, "g")
@@ -95,7 +80,7 @@ async def test_a_graceful_stop_hands_back_a_task_waiting_to_retry(
 
 
 async def test_the_budget_counts_across_workers_and_stops_them_all(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     costs_a_cent = (
         "import json, time\n"
@@ -106,14 +91,14 @@ async def test_the_budget_counts_across_workers_and_stops_them_all(
     job = write_job(
         tmp_path / "job.toml", [{"id": f"t{i}", "code": costs_a_cent} for i in range(8)]
     )
-    submit = ("submit", str(job), "--redis", redis_server.url, "--session", "b")
+    submit = ("submit", str(job), "--redis", own_redis.url, "--session", "b")
     await runcast(*submit, "--budget-usd", "0.025", cwd=tmp_path)
     workers = [
-        await start_worker(tmp_path / "w", redis_server.url, "b", name, "--concurrency", "1")
+        await start_worker(tmp_path / "w", own_redis.url, "b", name, "--concurrency", "1")
         for name in ("one", "two")
     ]
-    client = redis_server.client()
-    await _wait_for(lambda: "budget_exhausted" in kinds(stream_frames(client, "b")))
+    client = own_redis.client()
+    await wait_for(lambda: "budget_exhausted" in kinds(stream_frames(client, "b")))
     await trio.sleep(0.5)  # what was claimed before the crossing may still start
     started = kinds(stream_frames(client, "b")).count("task_started")
     await trio.sleep(1.0)
@@ -131,22 +116,22 @@ async def test_the_budget_counts_across_workers_and_stops_them_all(
 
 
 async def test_a_second_signal_stops_at_once_and_leaves_the_attempt_to_the_next_claimer(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     sleeps = "import time\nprint('started', flush=True)\ntime.sleep(30)\n"
     wakes = "import os\nif os.path.exists('again'):\n    raise SystemExit(0)\nopen('again', 'w')\n"
     job = write_job(tmp_path / "job.toml", [{"id": "t", "code": wakes + sleeps, "retries": 1}])
-    await runcast("submit", str(job), "--redis", redis_server.url, "--session", "a", cwd=tmp_path)
-    first = await start_worker(tmp_path / "w", redis_server.url, "a", "first", "--lease", "1")
-    client = redis_server.client()
-    await _wait_for(lambda: "task_output" in kinds(stream_frames(client, "a")))
+    await runcast("submit", str(job), "--redis", own_redis.url, "--session", "a", cwd=tmp_path)
+    first = await start_worker(tmp_path / "w", own_redis.url, "a", "first", "--lease", "1")
+    client = own_redis.client()
+    await wait_for(lambda: "task_output" in kinds(stream_frames(client, "a")))
     first.process.send_signal(signal.SIGTERM)
     await trio.sleep(0.2)
     first.process.send_signal(signal.SIGTERM)
     with trio.fail_after(TIMEOUT):
         assert await first.process.wait() == 128 + signal.SIGTERM, first.output
     second = await start_worker(
-        tmp_path / "w", redis_server.url, "a", "second", "--lease", "1", "--exit-when-idle"
+        tmp_path / "w", own_redis.url, "a", "second", "--lease", "1", "--exit-when-idle"
     )
     with trio.fail_after(TIMEOUT):
         assert await second.process.wait() == 0, second.output

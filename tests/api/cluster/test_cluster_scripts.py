@@ -3,13 +3,12 @@ fencing, claims and leases, the global budget, control commands, submit and trim
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 from _cluster_link_support import Producer, link_to, submit, wire
-from _redis_support import RedisServer, running_redis
+from _redis_support import RedisServer
 
 from api.cluster import ClusterLink, ControlCommand, SubmitSettings
 from events import (
@@ -27,12 +26,6 @@ from events import (
 pytestmark = pytest.mark.integration
 
 LEASE_MS = 100
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(Path(tmp_path_factory.mktemp("redis"))) as server:
-        yield server
 
 
 @pytest.fixture
