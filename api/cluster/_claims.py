@@ -16,6 +16,7 @@ none are left (``task_failed``).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -35,6 +36,8 @@ log = structlog.get_logger("runcast.cluster")
 
 #: Seconds between claims when nothing wakes the claimer.
 CLAIM_EVERY = 1.0
+#: Seconds between idle checks for a budget crossing nobody announced.
+ANNOUNCE_CHECK_EVERY = 5.0
 
 
 class ClaimLink(Protocol):
@@ -81,6 +84,7 @@ class Claims:
     reclaimed: int = 0
     #: Successful claim calls that found nothing to take.
     empty_claims: int = 0
+    _announce_checked_at: float = attrs.field(default=-math.inf, repr=False)
     _rerun_ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), repr=False)
     _wake: trio.Event = attrs.field(factory=trio.Event, repr=False)
     changed: trio.Event = attrs.field(factory=trio.Event, repr=False)
@@ -137,8 +141,17 @@ class Claims:
             if not claims:
                 self.empty_claims += 1
                 self._changed()
+                await self._check_announcements()
             for claim in claims:
                 await self._take(claim)
+
+    async def _check_announcements(self) -> None:
+        """Nothing to claim: perhaps the budget paused the session and the worker whose
+        append crossed it died before announcing (no appends of ours would tell us)."""
+        now = trio.current_time()
+        if now - self._announce_checked_at >= ANNOUNCE_CHECK_EVERY:
+            self._announce_checked_at = now
+            await self.forwarder.announce_if_pending()
 
     async def _take(self, claim: Claim) -> None:
         task_id = claim.task_id

@@ -77,6 +77,11 @@ class _Pending:
     output_lines: int  # 0: an accounting event (or a notice, which no bound holds back)
 
 
+def _spent_when(crossings: list[AppendResult], line: str) -> float | None:
+    """The spend when one of ``crossings`` crossed ``line`` (None: none did)."""
+    return next((result.spent_usd for result in crossings if line in result.crossed), None)
+
+
 def dropped_notice(lines: int) -> str:
     return f"[runcast: {lines} output lines dropped while Redis was unreachable]"
 
@@ -115,6 +120,8 @@ class Forwarder:
     unreachable: bool = False
     _wake: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _drained: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    #: A budget warning is in the buffer: announcing it again would only be a dup.
+    _warning_queued: bool = attrs.field(default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._drained.set()
@@ -264,23 +271,42 @@ class Forwarder:
             if request.kind in TASK_END_EVENTS and request.task_id in self.tokens:
                 del self.tokens[request.task_id]
                 self.on_end_appended(request.task_id)
-            if result.crossed:
-                await self._announce_crossing(result)
+            if request.kind == "budget_warning":
+                self._warning_queued = False
+        # A crossing of this batch's, else one whose announcement was lost (the reply
+        # to its append, even this worker's own: its resend came back a dup).
+        crossings = [result for result in results if result.crossed]
+        if crossings or any(result.announce for result in results):
+            await self._announce(crossings)
 
-    async def _announce_crossing(self, result: AppendResult) -> None:
-        """This append crossed a budget line: warn, and if it is spent pause every worker
-        (the warning first when one append crossed both, as on one host)."""
-        budget = result.budget_usd
+    async def announce_if_pending(self) -> None:
+        """Announce a budget crossing nobody announced (its worker's reply was lost, or
+        the worker died): the claims call this while idle, as a state read."""
+        await self._announce([])
+
+    async def _announce(self, crossings: list[AppendResult]) -> None:
+        """Warn, and if the budget is spent pause every worker (the warning first, as on
+        one host). ``crossings``: this worker's appends that crossed a line; the state
+        says which crossings (anyone's) still wait. The scripts admit each announcement
+        once, so several workers announcing the same crossing append it once."""
+        state = await retry_unavailable(self.link.state)
+        budget = crossings[-1].budget_usd if crossings else state.budget_usd
         if budget is None:
             return
-        spent = result.spent_usd
-        warning = BudgetWarning(budget_usd=budget, spent_usd=spent)
-        if "exhausted" not in result.crossed:
-            self.queue(warning)
+        warned_usd = _spent_when(crossings, "warning")
+        spent = _spent_when(crossings, "exhausted")
+        warn = warned_usd is not None or state.warning_unannounced
+        if warned_usd is None:
+            warned_usd = state.warned_usd
+        warning = BudgetWarning(budget_usd=budget, spent_usd=warned_usd)
+        if spent is None and not state.exhaustion_unannounced:
+            if warn and not self._warning_queued:
+                self._warning_queued = True
+                self.queue(warning)
             return
-        state = await retry_unavailable(self.link.state)
+        spent = state.exhausted_usd if spent is None else spent
         reason = f"budget exhausted: spent ${spent:.4f} of ${budget:.4f}"
-        announced: list[Event] = [warning] if "warning" in result.crossed else []
+        announced: list[Event] = [warning] if warn else []
         announced += [
             BudgetExhausted(budget_usd=budget, spent_usd=spent),
             ExecutorPaused(by="budget", reason=reason),
@@ -295,4 +321,10 @@ class Forwarder:
             events=tuple(self.codec.encode(0, now, event) for event in announced),
         )
         outcome = await retry_unavailable(self.link.control, command)
-        log.warning("budget exhausted: pausing every worker", spent_usd=spent, ok=outcome.ok)
+        log.warning(
+            "budget exhausted: pausing every worker",
+            spent_usd=spent,
+            ok=outcome.ok,
+            appended=outcome.seq != 0,
+            own_crossing=bool(crossings),
+        )

@@ -36,8 +36,12 @@ def _shape_error(what: str, reply: object, exc: Exception) -> ClusterError:
     return ClusterError(f"unexpected {what} reply from Redis: {str(reply)[:200]} ({exc})")
 
 
+#: Values per request in the append script's reply.
+APPEND_REPLY_FIELDS = 7
+
+
 def parse_appends(reply: Any) -> list[AppendResult]:
-    """The append script's flat reply: 6 values per request."""
+    """The append script's flat reply: 7 values per request."""
     try:
         return [
             AppendResult(
@@ -47,17 +51,19 @@ def parse_appends(reply: Any) -> list[AppendResult]:
                 _crossed(crossed),
                 _optional_float(budget),
                 bool(int(paused)),
+                bool(int(announce)),
             )
-            for status, seq, spent, crossed, budget, paused in _sixes(reply)
+            for status, seq, spent, crossed, budget, paused, announce in _groups(reply)
         ]
     except (TypeError, ValueError) as exc:
         raise _shape_error("append", reply, exc) from exc
 
 
-def _sixes(flat: list[Any]) -> list[tuple[Any, ...]]:
-    if len(flat) % 6:
-        raise ValueError(f"{len(flat)} values, not 6 per request")
-    return list(zip(*[iter(flat)] * 6, strict=True))
+def _groups(flat: list[Any]) -> list[tuple[Any, ...]]:
+    size = APPEND_REPLY_FIELDS
+    if len(flat) % size:
+        raise ValueError(f"{len(flat)} values, not {size} per request")
+    return list(zip(*[iter(flat)] * size, strict=True))
 
 
 def parse_control(reply: Any) -> ControlResult:
@@ -136,6 +142,11 @@ def parse_first_seq(reply: Any) -> int | None:
         raise _shape_error("events stream", reply, exc) from exc
 
 
+def _unannounced(state: dict[str, str], crossed: str, announced: str) -> bool:
+    """Crossed, and its announcement not in the stream (the append script's rule)."""
+    return state.get(crossed) == "1" and state.get(announced) == "0"
+
+
 def parse_state(reply: Any) -> ClusterState:
     try:
         flat, seq, workers, open_tasks = reply
@@ -153,6 +164,10 @@ def parse_state(reply: Any) -> ClusterState:
             exists="created_at" in state,
             events_maxlen=int(state.get("events_maxlen") or DEFAULT_EVENTS_MAXLEN),
             open_tasks=int(open_tasks),
+            warning_unannounced=_unannounced(state, "warned", "warn_announced"),
+            exhaustion_unannounced=_unannounced(state, "exhausted", "exhausted_announced"),
+            warned_usd=_float(state.get("warned_usd")),
+            exhausted_usd=_float(state.get("exhausted_usd")),
         )
     except (TypeError, ValueError) as exc:
         raise _shape_error("state", reply, exc) from exc

@@ -86,7 +86,9 @@ class AppendResult:
     """``status``: ok | dup (already appended) | fenced (the lease is not the sender's).
 
     ``crossed``: the budget thresholds this append crossed, in order (``"warning"``,
-    ``"exhausted"``); ``paused``: this append paused the session (it was not paused).
+    ``"exhausted"``); ``paused``: this append paused the session (it was not paused);
+    ``announce``: a crossing (this one or an earlier one, whose worker's reply was lost)
+    is not announced yet, whatever the status: the producer should announce it.
     """
 
     status: str
@@ -95,6 +97,7 @@ class AppendResult:
     crossed: tuple[str, ...] = ()
     budget_usd: float | None = None
     paused: bool = False
+    announce: bool = False
 
 
 @attrs.frozen
@@ -178,3 +181,14 @@ class ClusterState:
     events_maxlen: int = DEFAULT_EVENTS_MAXLEN
     #: Tasks queued or held by a worker (not ended): 0 with nothing left to run.
     open_tasks: int = 0
+    #: The 80 % line / the budget was crossed and its event is not in the stream yet.
+    warning_unannounced: bool = False
+    exhaustion_unannounced: bool = False
+    #: The spend when the 80 % line / the budget was crossed (0.0: not crossed).
+    warned_usd: float = 0.0
+    exhausted_usd: float = 0.0
+
+    @property
+    def announce_pending(self) -> bool:
+        """A budget crossing still waits for its announcement."""
+        return self.warning_unannounced or self.exhaustion_unannounced

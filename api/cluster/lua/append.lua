@@ -1,13 +1,15 @@
 -- append(warn_threshold, [src, src_seq, task_id, token, kind, cost_usd, event_json] * n)
---   -> n replies {status, seq, spent_usd, crossed (comma separated), budget_usd, paused_now}
--- status: ok | dup | fenced. One call appends a batch, in order: one script run and one
+--   -> n replies {status, seq, spent_usd, crossed (comma separated), budget_usd, paused_now,
+--      announce (1: a budget crossing is not announced yet: announce it)}
+-- status: ok | dup | fenced. A budget_warning/budget_exhausted session event already
+-- announced (by another worker) is a dup too. One call appends a batch, in order: one script run and one
 -- reply per batch instead of per event (the producers batch what they buffered).
 local warn_threshold = tonumber(ARGV[1])
 local FIELDS = 7
 
 local function reply(status, seq, crossed, paused_now)
   return {status, seq, state_field('spent_usd'), table.concat(crossed or {}, ','),
-    state_field('budget_usd'), paused_now or 0}
+    state_field('budget_usd'), paused_now or 0, announce_pending() and 1 or 0}
 end
 
 local function append_one(src, src_seq, task_id, token, kind, cost, event_json)
@@ -24,6 +26,9 @@ local function append_one(src, src_seq, task_id, token, kind, cost, event_json)
   -- so its late usage never counts twice.
   if task_id ~= '*' and redis.call('HGET', K.leases, task_id) ~= src .. '|' .. token then
     return reply('fenced', 0)
+  end
+  if task_id == '*' and not admit_announcement(kind) then
+    return reply('dup', 0)
   end
 
   local seq = append_event(event_json, src, src_seq)

@@ -80,12 +80,16 @@ local function budget_crossings(spent, warn_threshold)
   if not limit then
     return crossed, paused_now
   end
+  -- `*_announced` 0: crossed, its event not yet in the stream. The spend at the crossing
+  -- is kept, so whichever worker announces it says what one host would have said.
   if state_field('warned') ~= '1' and spent >= warn_threshold * limit then
-    redis.call('HSET', K.state, 'warned', '1')
+    redis.call('HSET', K.state, 'warned', '1', 'warn_announced', '0',
+      'warned_usd', format_usd(spent))
     table.insert(crossed, 'warning')
   end
   if state_field('exhausted') ~= '1' and spent >= limit then
-    redis.call('HSET', K.state, 'exhausted', '1')
+    redis.call('HSET', K.state, 'exhausted', '1', 'exhausted_announced', '0',
+      'exhausted_usd', format_usd(spent))
     table.insert(crossed, 'exhausted')
     if state_field('paused') ~= '1' then
       paused_now = 1
@@ -98,4 +102,30 @@ end
 
 local function holds(lease, instance)
   return lease and string.sub(lease, 1, #instance + 1) == instance .. '|'
+end
+
+-- A crossing whose announcement is not in the stream yet (its worker's reply was lost,
+-- or the worker died): every reply that carries this flag asks its worker to announce.
+local function announce_pending()
+  return (state_field('warned') == '1' and state_field('warn_announced') == '0')
+    or (state_field('exhausted') == '1' and state_field('exhausted_announced') == '0')
+end
+
+-- Budget announcements go in once per crossing, whoever sends them and however often:
+-- a warning only while one is crossed and unannounced. `kind` '' (not an announcement)
+-- is always admitted.
+local function admit_announcement(kind)
+  if kind == 'budget_warning' then
+    if state_field('warned') ~= '1' or state_field('warn_announced') == '1' then
+      return false
+    end
+    redis.call('HSET', K.state, 'warn_announced', '1')
+  elseif kind == 'budget_exhausted' then
+    if state_field('exhausted') ~= '1' or state_field('exhausted_announced') == '1' then
+      return false
+    end
+    -- An exhaustion announced supersedes a warning still pending: it would come after.
+    redis.call('HSET', K.state, 'exhausted_announced', '1', 'warn_announced', '1')
+  end
+  return true
 end

@@ -15,7 +15,39 @@ local function spent()
   return tonumber(state_field('spent_usd')) or 0
 end
 
+local function event_kind(event_json)
+  local ok, decoded = pcall(cjson.decode, event_json)
+  return ok and type(decoded) == 'table' and decoded.event or ''
+end
+
+-- A budget pause announces the exhaustion (and a warning it crossed too): exactly once
+-- per crossing, whichever workers (or serve nodes) send it, and never once the budget
+-- was raised or the announcement is in. The warning is dropped if already announced.
+local function budget_announcement()
+  if state_field('exhausted') ~= '1' or state_field('exhausted_announced') == '1' then
+    return nil
+  end
+  local admitted = {}
+  for i = FIRST_EVENT, #ARGV do
+    if admit_announcement(event_kind(ARGV[i])) then
+      table.insert(admitted, ARGV[i])
+    end
+  end
+  -- The caller's events may lack the budget_exhausted one (an old caller): still once.
+  redis.call('HSET', K.state, 'exhausted_announced', '1', 'warn_announced', '1')
+  return admitted
+end
+
 local function pause()
+  local events = ARGV
+  local first = FIRST_EVENT
+  if by == 'budget' then
+    events = budget_announcement()
+    if not events then
+      return reply('ok', 0)
+    end
+    first = 1
+  end
   local already = state_field('paused') == '1'
   -- Every worker hears it, even when already paused: a pause that suspends stops the
   -- commands a plain pause left running, as on one host.
@@ -29,7 +61,7 @@ local function pause()
   if not already then
     redis.call('HSET', K.state, 'paused', '1', 'paused_by', by, 'pause_reason', reason)
   end
-  return reply('ok', append_all(ARGV, FIRST_EVENT, by))
+  return reply('ok', append_all(events, first, by))
 end
 
 local function resume()
