@@ -30,6 +30,7 @@ from ._exceptions import (
 )
 from ._executor import Executor, open_executor
 from ._handle import TaskHandle
+from ._host import ProcessGroupHook
 from ._jobfile import JobFile, load_job_file
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage
 from ._states import RETRIABLE_STATES, TRANSITIONS, TaskInfo, check_transition
@@ -82,6 +83,7 @@ __all__ = [
     "OnBudget",
     "PriceTable",
     "PriceTableError",
+    "ProcessGroupHook",
     "TaskCancelledError",
     "TaskContext",
     "TaskFailedError",

@@ -311,9 +311,7 @@ class TaskContext:
 
     def remove_process_group(self, pgid: int) -> None:
         """The group is gone: pause and resume no longer signal it."""
-        groups = self._record.process_groups
-        if groups is not None:
-            groups.discard(pgid)
+        self._host.remove_process_group(self._record, pgid)
 
     def set_exit_code(self, code: int | None) -> None:
         """The task's exit status (a command's), shown in its end event and snapshot."""

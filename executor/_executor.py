@@ -31,6 +31,7 @@ from ._checks import check_concurrency, check_names, check_options, check_submis
 from ._context import TaskContext
 from ._exceptions import BudgetExceededError, ExecutorClosedError, InvalidArgumentError
 from ._handle import TaskHandle
+from ._host import ProcessGroupHook
 from ._lifecycle import TaskLifecycle
 from ._record import TaskFunction, TaskRecord
 from ._registry import DEFAULT_KEEP_FINISHED, TaskPage, TaskRegistry, check_keep_finished
@@ -58,6 +59,7 @@ class Executor:
     _budget: Budget
     _registry: TaskRegistry = attrs.field(factory=TaskRegistry, repr=False)
     _submitted: int = 0
+    _on_process_group: ProcessGroupHook | None = attrs.field(default=None, repr=False)
     _lifecycle: TaskLifecycle = attrs.field(init=False, repr=False)
     _spending: Spending = attrs.field(init=False, repr=False)
 
@@ -72,6 +74,7 @@ class Executor:
             self._spending,
             self.concurrency,
             self.retry_backoff,
+            on_process_group=self._on_process_group,
         )
 
     # -- properties and queries ----------------------------------------------
@@ -362,6 +365,7 @@ async def open_executor(
     on_budget: OnBudget = "pause",
     spent_usd: float = 0.0,
     keep_finished: int = DEFAULT_KEEP_FINISHED,
+    on_process_group: ProcessGroupHook | None = None,
 ) -> AsyncIterator[Executor]:
     """Open an executor whose tasks run in a nursery this block owns.
 
@@ -372,8 +376,13 @@ async def open_executor(
     (the newest; older ones are counted in ``Executor.finished_evicted``).
     ``on_budget`` (``ON_BUDGET``) is what an exhausted budget does to running
     tasks; ``suspend_on_pause`` makes an operator's pause suspend by default.
+    ``on_process_group`` is told of each command's process group as it starts
+    and ends (``ProcessGroupHook``), e.g. to keep a record by which another
+    process can stop them if this one is killed.
     """
     check_options(concurrency, retry_backoff, kill_grace)
+    if on_process_group is not None and not callable(on_process_group):
+        raise InvalidArgumentError(f"on_process_group must be callable, got {on_process_group!r}")
     if on_budget not in ON_BUDGET:
         raise InvalidArgumentError(f"on_budget must be one of {list(ON_BUDGET)}, got {on_budget!r}")
     registry = TaskRegistry(check_keep_finished(keep_finished))
@@ -393,6 +402,7 @@ async def open_executor(
             CostCalculator(prices),
             budget,
             registry=registry,
+            on_process_group=on_process_group,
         )
         executor._startup(start_paused=start_paused)
         try:

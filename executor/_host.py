@@ -9,11 +9,18 @@ attributes because a task adds to them on its hot paths.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeAlias
 
 from events import Event
 
 from ._record import TaskRecord
+
+#: Told of each command's process group as it starts (``True``) and once it is
+#: gone (``False``), with the task's id and the group's id (``open_executor``'s
+#: ``on_process_group``). Called synchronously right after the command started,
+#: so it should be quick; what it raises fails the attempt (the group is stopped).
+ProcessGroupHook: TypeAlias = Callable[[str, int, bool], None]
 
 
 class TaskHost(Protocol):
@@ -43,6 +50,9 @@ class TaskHost(Protocol):
     def add_process_group(self, record: TaskRecord, pgid: int) -> None:
         """Remember a group of the task's to stop and continue on pause and resume;
         stopped at once if the executor is paused and suspends."""
+
+    def remove_process_group(self, record: TaskRecord, pgid: int) -> None:
+        """The group is gone: nothing of it to stop or continue any more."""
 
     def cancel(self, task_id: str, *, reason: str) -> bool:
         """Cancel a task that has not ended (``Executor.cancel``); False if it had."""

@@ -65,6 +65,7 @@ from ._context import TaskContext
 from ._coroutines import attempt_of
 from ._exceptions import InvalidArgumentError
 from ._failures import describe_failure, sole_cause
+from ._host import ProcessGroupHook
 from ._queue import TaskQueue
 from ._record import EndState, TaskRecord
 from ._registry import TaskRegistry
@@ -113,6 +114,8 @@ class TaskLifecycle:
     names_cut: int = 0
     #: The running commands' groups a suspending pause stopped (see ``_suspension``).
     suspension: Suspension = attrs.field(init=False, repr=False)
+    #: Told of every command's process group as it starts and ends (``ProcessGroupHook``).
+    on_process_group: ProcessGroupHook | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._clock = trio.lowlevel.current_clock()
@@ -333,6 +336,15 @@ class TaskLifecycle:
         record.process_groups.add(pgid)
         if self.suspension.active:
             self.suspension.stop_group(record, pgid)
+        if self.on_process_group is not None:
+            self.on_process_group(record.task_id, pgid, True)
+
+    def remove_process_group(self, record: TaskRecord, pgid: int) -> None:
+        groups = record.process_groups
+        if groups is not None:
+            groups.discard(pgid)
+        if self.on_process_group is not None:
+            self.on_process_group(record.task_id, pgid, False)
 
     # -- workers -------------------------------------------------------------
     def _hand_over(self, record: TaskRecord) -> None:

@@ -91,8 +91,10 @@ def register(
         help="run a cluster session's tasks (cluster mode, Redis)",
         description="Claim tasks of a session from Redis, run them here and append their "
         "events to the session. Ctrl-C/SIGTERM: stop claiming, hand back waiting tasks, "
-        "finish running ones (a second one stops them at once). Exits 2 for bad input or "
-        "credentials Redis refuses.",
+        "finish running ones (a second one stops them at once). A worker killed outright "
+        "leaves a ledger of its commands' process groups in $RUNCAST_STATE_DIR (default "
+        "$XDG_RUNTIME_DIR/runcast, else /tmp/runcast-UID); the next worker on the host kills "
+        "them. Exits 2 for bad input or credentials Redis refuses.",
     )
     add_redis_options(worker)
     worker.add_argument(

@@ -9,7 +9,9 @@ only module that imports ``redis``), ``_scripts`` + ``lua/`` (the atomic scripts
 A worker (``runcast worker``): ``_worker`` runs claimed tasks on a local executor;
 ``_claims`` claims, renews and hands back leases; ``_forwarder`` appends the tasks'
 events through a bounded buffer; ``_control_follower`` obeys the control stream;
-``_retrying`` is their capped back-off. ``_submit`` enqueues a job file.
+``_retrying`` is their capped back-off; ``_ledger`` records the process groups its
+commands run in and ``_orphans`` kills those of dead workers on the same host (``_proc``
+reads ``/proc``). ``_submit`` enqueues a job file.
 
 A serve node (``runcast serve``): ``_front`` wires the stack; ``_follower`` folds the
 event stream into a ``RelayPublisher``; ``_controls`` sends operators' commands;

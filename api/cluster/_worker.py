@@ -8,6 +8,10 @@ How the parts fit (each a task in the worker's nursery)::
     ControlFollower ◀── control stream                                       │ bounded buffer
          (pause, resume, cancel, new tasks)                     Forwarder.serve ──▶ events stream
 
+A worker's commands are recorded in its ledger (``_ledger``), and every worker
+reaps the commands of dead workers on this host before it claims anything and
+every few seconds after (``_orphans``).
+
 The local executor never accounts the budget: the append script does, across
 all workers. Stopping (:meth:`Worker.stop`): nothing more is claimed, tasks
 waiting here are handed back, running ones finish, their events are appended,
@@ -18,23 +22,34 @@ the attempt as interrupted.
 
 from __future__ import annotations
 
+import os
 import secrets
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import attrs
 import structlog
 import trio
 
 from events import Publisher
-from executor import Executor, PriceTable, PriceTableError, open_executor, parse_price_table
+from executor import (
+    Executor,
+    PriceTable,
+    PriceTableError,
+    ProcessGroupHook,
+    open_executor,
+    parse_price_table,
+)
 
 from ._claims import Claims
 from ._control_follower import ControlFollower
 from ._exceptions import ClusterError
 from ._forwarder import Forwarder
+from ._ledger import default_state_dir
 from ._link import ClusterLink
+from ._orphans import REAP_EVERY, OrphanGuard, open_orphan_guard
 from ._retrying import retry_unavailable
 
 log = structlog.get_logger("runcast.cluster")
@@ -68,6 +83,8 @@ class Worker:
     forwarder: Forwarder = attrs.field(repr=False)
     claims: Claims = attrs.field(repr=False)
     control: ControlFollower = attrs.field(repr=False)
+    #: Its ledger and the reaper of dead workers' commands (None: no ``/proc`` here).
+    orphans: OrphanGuard | None = attrs.field(default=None, repr=False)
     _stopping: trio.Event = attrs.field(factory=trio.Event, repr=False)
     #: Set by :meth:`abort`.
     aborted: trio.Event = attrs.field(factory=trio.Event, repr=False)
@@ -130,27 +147,62 @@ async def _flush(worker: Worker) -> None:
 
 
 @asynccontextmanager
+async def _guarded(instance: str, directory: Path | None) -> AsyncIterator[OrphanGuard | None]:
+    """This worker's ledger, from before its first command to after its last."""
+    orphans = open_orphan_guard(directory or default_state_dir(os.environ), instance)
+    try:
+        yield orphans
+    finally:
+        if orphans is not None:
+            orphans.ledger.close()
+
+
+def _ledger_hook(orphans: OrphanGuard | None, forwarder: Forwarder) -> ProcessGroupHook | None:
+    """The executor's ``on_process_group``: the ledger records groups by cluster task id."""
+    if orphans is None:
+        return None
+    ledger = orphans.ledger
+
+    def on_process_group(local_id: str, pgid: int, started: bool) -> None:
+        task_id = forwarder.cluster_ids.get(local_id, local_id)
+        ledger.on_process_group(task_id, pgid, started)
+
+    return on_process_group
+
+
+@asynccontextmanager
 async def _started(
-    link: ClusterLink, name: str, concurrency: int, lease_seconds: float
+    link: ClusterLink,
+    name: str,
+    concurrency: int,
+    lease_seconds: float,
+    directory: Path | None,
 ) -> AsyncIterator[Worker]:
     instance = worker_instance(name)
     lease_ms = max(1, round(lease_seconds * 1000))
     tail = await retry_unavailable(link.control_tail)
     state = await retry_unavailable(link.state)
     publisher = Publisher()
+    forwarder = Forwarder(link, instance)
     async with (
+        _guarded(instance, directory) as orphans,
         trio.open_nursery() as nursery,
         open_executor(
-            publisher, concurrency=concurrency, prices=session_prices(state.prices)
+            publisher,
+            concurrency=concurrency,
+            prices=session_prices(state.prices),
+            on_process_group=_ledger_hook(orphans, forwarder),
         ) as executor,
     ):
-        forwarder = Forwarder(link, instance)
+        if orphans is not None:  # dead workers' commands go before their tasks run again
+            await nursery.start(orphans.reaper.serve, min(REAP_EVERY, lease_seconds / 3))
+            await nursery.start(orphans.ledger.serve_writes)
         claims = Claims(link, instance, executor, forwarder, lease_ms)
         control = ControlFollower(link, executor, claims)
         publisher.add_listener(forwarder)
         publisher.add_listener(claims.on_event)
         control.apply_state(state)
-        worker = Worker(instance, executor, forwarder, claims, control)
+        worker = Worker(instance, executor, forwarder, claims, control, orphans)
         await nursery.start(forwarder.serve)
         await nursery.start(claims.serve_renewals)
         await nursery.start(control.serve, tail)
@@ -175,10 +227,15 @@ async def serve_worker(
     concurrency: int = 4,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     exit_when_idle: bool = False,
+    state_dir: Path | None = None,
     task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
 ) -> Worker:
-    """Run a worker on ``link``'s session until it is stopped (or idle); returns it."""
-    async with _started(link, name, concurrency, lease_seconds) as worker:
+    """Run a worker on ``link``'s session until it is stopped (or idle); returns it.
+
+    ``state_dir`` holds the workers' ledgers (None: ``$RUNCAST_STATE_DIR``, else
+    ``$XDG_RUNTIME_DIR/runcast``, else ``/tmp/runcast-<uid>``).
+    """
+    async with _started(link, name, concurrency, lease_seconds, state_dir) as worker:
         task_status.started(worker)
         await _until_stopped_or_idle(worker, link, exit_when_idle)
         worker.claims.claiming = False
@@ -206,4 +263,16 @@ def _log_exit(worker: Worker, link: ClusterLink) -> None:
         accounting_dropped=forwarder.accounting_dropped,
         tasks_reclaimed=worker.claims.reclaimed,
         redis_errors=dict(link.errors),
+        **_orphan_counts(worker.orphans),
     )
+
+
+def _orphan_counts(orphans: OrphanGuard | None) -> dict[str, int]:
+    if orphans is None:
+        return {}
+    reaper = orphans.reaper
+    return {
+        "orphans_killed": reaper.killed,
+        "orphans_left_alone": reaper.unverified,
+        "ledger_write_errors": orphans.ledger.write_errors,
+    }

@@ -56,9 +56,10 @@ async def run_command(
     """
     process = await _open(spec)
     pgid = process.pid
-    ctx.add_process_group(pgid)
     output = _output_of(process, ctx, max_line)
     try:
+        # In the try: whatever it raises, the group is stopped in ``finally``.
+        ctx.add_process_group(pgid)
         await _wait_for_end(process, pgid, output, ctx.task_id, kill_grace)
     except BaseException as cut:
         if not _is_cancellation(cut):

@@ -45,6 +45,9 @@ class RecordingHost:
     def add_process_group(self, record: TaskRecord, pgid: int) -> None:
         self.groups.append((record.task_id, pgid))
 
+    def remove_process_group(self, record: TaskRecord, pgid: int) -> None:
+        self.groups.remove((record.task_id, pgid))
+
     def cancel(self, task_id: str, *, reason: str) -> bool:
         self.cancelled.append((task_id, reason))
         return True
@@ -81,6 +84,8 @@ def test_a_context_publishes_counts_and_reports_groups_through_its_host() -> Non
     assert (record.tokens.input, record.cost_usd) == (3, 0.5)
     assert (host.names_cut, host.usage_records_refused) == (1, 1)
     assert host.groups == [("t1", 42)]
+    ctx.remove_process_group(42)
+    assert host.groups == []
     with pytest.raises(ExecutorError, match="after the attempt ended"):
         ctx.record_usage(model="m", input_tokens=1)
 

@@ -72,17 +72,26 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
 
 
+def state_dir_of(directory: Path) -> Path:
+    """The ledgers' directory of the workers started in ``directory`` (``start_worker``)."""
+    return directory / "state"
+
+
 async def start_worker(
     directory: Path, url: str, session: str, name: str, *options: str
 ) -> WorkerProcess:
+    """A worker running in ``directory``; its ledger in ``state_dir_of(directory)``, so
+    that workers of one test reap each other's orphans and no other test's."""
     await trio.Path(directory).mkdir(parents=True, exist_ok=True)
     log = directory / f"{name}.log"
+    env = {**os.environ, "RUNCAST_STATE_DIR": str(state_dir_of(directory))}
     with log.open("wb") as out:
         process = await trio.lowlevel.open_process(
             [RUNCAST, "worker", "--redis", url, "--session", session, "--name", name, *options],
             cwd=directory,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     return WorkerProcess(process, log)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 import trio.testing
 from _worker_support import FakeLink
@@ -10,14 +12,14 @@ from api.cluster._worker import Worker, serve_worker, session_prices
 
 
 async def test_exit_when_idle_leaves_once_the_session_has_nothing_open(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     link = FakeLink(open_tasks=1)
     with trio.fail_after(30):  # the worker leaves by itself once idle
-        await _idle_until_left(link)
+        await _idle_until_left(link, tmp_path)
 
 
-async def _idle_until_left(link: FakeLink) -> None:
+async def _idle_until_left(link: FakeLink, state_dir: Path) -> None:
     async with trio.open_nursery() as nursery:
         worker: Worker = await nursery.start(
             lambda task_status: serve_worker(
@@ -25,6 +27,7 @@ async def _idle_until_left(link: FakeLink) -> None:
                 name="idle",
                 lease_seconds=3,
                 exit_when_idle=True,
+                state_dir=state_dir,
                 task_status=task_status,
             )
         )
@@ -41,7 +44,7 @@ async def _idle_until_left(link: FakeLink) -> None:
 
 
 async def test_stop_leaves_at_once_when_nothing_runs(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     link = FakeLink(open_tasks=5)
     async with trio.open_nursery() as nursery:
@@ -49,6 +52,7 @@ async def test_stop_leaves_at_once_when_nothing_runs(
             lambda task_status: serve_worker(
                 link,  # type: ignore[arg-type]
                 name="stopper",
+                state_dir=tmp_path,
                 task_status=task_status,
             )
         )
