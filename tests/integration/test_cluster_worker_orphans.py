@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from _process_support import alive
 from _redis_support import RedisServer
 from _worker_processes import (
     kinds,
@@ -47,15 +48,6 @@ else:
     running = bool(stat) and stat.rsplit(')', 1)[1].split()[0] != 'Z'
     print(f'rerun; first attempt running: {running}', flush=True)
 """
-
-
-def alive(pid: int) -> bool:
-    """A process exists and is not a zombie (killed, its reaper not done yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def pids_written(directory: Path) -> list[int]:

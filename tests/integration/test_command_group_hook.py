@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+from _process_support import alive, group_exists
 
 from events import Publisher
 from executor import CommandSpec, TaskFailedError, open_executor
@@ -15,23 +15,6 @@ from executor import CommandSpec, TaskFailedError, open_executor
 pytestmark = pytest.mark.integration
 
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    """A process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_the_hook_hears_the_commands_own_group_and_its_end_once_it_is_gone(

@@ -16,6 +16,7 @@ import pytest
 import structlog
 import structlog.testing
 import trio
+from _process_support import alive
 
 from api.cli._heap import settled_heap
 from events import Published, Publisher, TaskOutput, TaskUsage
@@ -25,15 +26,6 @@ pytestmark = pytest.mark.integration
 
 PY = sys.executable
 HEARTBEAT = 0.005
-
-
-def alive(pid: int) -> bool:
-    """Exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def our_zombies() -> list[int]:

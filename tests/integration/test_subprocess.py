@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from _process_support import alive
 
 from events import Published, Publisher, TaskFailed, TaskOutput, TaskUsage
 from executor import CommandSpec, Executor, TaskCancelledError, TaskFailedError, open_executor
@@ -32,15 +33,6 @@ os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 while True:
     time.sleep(1)
 """
-
-
-def alive(pid: int) -> bool:
-    """A process exists and is not a zombie (zombies are dead, awaiting their reaper)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def state(pid: int) -> str:
