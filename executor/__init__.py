@@ -1,9 +1,10 @@
 """The trio task executor: bounded concurrency, pause/resume, usage, cost and budgets.
 
 Where things are: ``_executor`` (the ``Executor`` and ``open_executor``: the
-public face), ``_lifecycle`` (every task's life: queue, start, workers,
-retries, end, with its invariants), ``_context``/``_handle`` (what a task and
-a caller see, through the ``_host`` protocol), ``_record``/``_registry``/
+public face), ``_lifecycle`` (every task's life: queue, start, retries, end,
+with its invariants), ``_workers`` (the workers that run the attempts),
+``_context``/``_handle`` (what a task and a caller see, through the ``_host``
+protocol), ``_record``/``_registry``/
 ``_queue`` (task records, finished rows, the start queue), ``_suspension``
 (commands stopped by a pause, and ``on_budget``); subpackages
 ``process`` (commands, pipes, process groups), ``usage`` (token counts and the

@@ -1,6 +1,6 @@
 """Running a task's coroutine inside its own context variables, in a worker's task.
 
-A worker (``_lifecycle``) runs attempt after attempt in one trio task; each
+A worker (``_workers``) runs attempt after attempt in one trio task; each
 attempt's coroutine is stepped inside a copy of its submitter's context, so
 what one task binds never reaches the next task of the same worker.
 """

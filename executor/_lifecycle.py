@@ -4,7 +4,8 @@
                 ▲                 │
                 └─── retrying ◀───┘   (an attempt failed and retries are left)
 
-``TaskLifecycle`` makes every move and runs the attempts in its workers; the
+``TaskLifecycle`` makes every move and runs the attempts in its workers (the
+``TaskWorkers`` mixin of ``_workers``); the
 ``Executor`` is its public face, and a task's ``TaskContext`` and
 ``TaskHandle`` reach it only through the ``TaskHost`` protocol it implements.
 
@@ -19,31 +20,19 @@ Invariants (tests/executor/test_states.py drives random operations against them)
    running finish first); none starts while paused or once closed;
    one fill starts at most ``FILL_CHUNK``, the rest a turn of the loop later.
 4. A queued task is in the queue (a cancelled one lingers there until popped).
-5. A running task waits in ``_ready`` for a worker (``scope`` None) or is run
-   by one worker (``scope`` the worker's, deadline its start plus its timeout,
-   later by what a suspension held: ``_suspension``);
-   a retrying task's ``scope`` is its back-off's.
+5. A running task waits in ``_ready`` for a worker or is run by one (``_workers``,
+   invariant 5); a retrying task's ``scope`` is its back-off's.
 6. Every task ends once, in ``_end``: it leaves ``registry.live`` for the
    bounded finished rows, lets go of its function, arguments, scope and
    context (a failed or cancelled task's are kept with its row, for
    ``Executor.retry``, which reopens it: the one way out of an end state),
    and wakes whoever waits on its handle.
-7. At most ``concurrency`` workers exist (once it is lowered, the extra ones end when
-   idle), each running attempt after attempt in ONE cancel scope, replaced only
-   once cancelled (a cancel or a timeout): a task and a scope per attempt
-   would cost as much as a no-op task itself (bench/HISTORY.md, "Long-lived
-   workers").  An attempt runs in a copy of its submitter's context variables
-   (``_coroutines``); in a task,
-   ``trio.lowlevel.current_task()`` is its worker, shared with other tasks.
-8. An attempt cancelled while it waits for a worker never runs; a worker
-   cancelled from outside (the executor's nursery) ends its task as cancelled,
-   and the last one every task still waiting for a worker.
+7-8. The workers and how an attempt ends: ``_workers``' invariants.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from math import inf
 from typing import Final
 
 import attrs
@@ -61,16 +50,15 @@ from events import (
 )
 from events.lowlevel import fast_constructor
 
-from ._context import TaskContext
-from ._coroutines import attempt_of
 from ._exceptions import InvalidArgumentError
-from ._failures import describe_failure, sole_cause
+from ._failures import describe_failure
 from ._host import ProcessGroupHook
 from ._queue import TaskQueue
 from ._record import EndState, TaskRecord
 from ._registry import TaskRegistry
 from ._spending import Spending
 from ._suspension import Suspension
+from ._workers import TaskWorkers
 
 #: Most tasks started in one go; more wait for the next turn of the event loop,
 #: so a burst (a resume with 1,000 queued) never holds the loop for long and the
@@ -82,7 +70,7 @@ _task_started = fast_constructor(TaskStarted)
 
 
 @attrs.define(eq=False)
-class TaskLifecycle:
+class TaskLifecycle(TaskWorkers):
     """Moves tasks between their states and runs their attempts (see the module's invariants)."""
 
     _publisher: Publisher = attrs.field(repr=False)
@@ -345,109 +333,3 @@ class TaskLifecycle:
             groups.discard(pgid)
         if self.on_process_group is not None:
             self.on_process_group(record.task_id, pgid, False)
-
-    # -- workers -------------------------------------------------------------
-    def _hand_over(self, record: TaskRecord) -> None:
-        """Give a started task to a parked worker, a new one, or the next one free.
-
-        When every worker is busy, fewer than ``concurrency`` tasks are
-        running, so one of them is about to end and take this one before it parks.
-        """
-        self._ready.append(record)
-        if self._parked:
-            self._parked -= 1
-            self._parking.unpark()
-        elif self.workers < self.concurrency:
-            self.workers += 1
-            self._nursery.start_soon(self._work, name=f"runcast worker {self.workers}")
-
-    async def _work(self) -> None:
-        ready = self._ready
-        record: TaskRecord | None = None
-        try:
-            while True:
-                scope = trio.CancelScope()
-                with scope:
-                    while True:
-                        if not ready:
-                            if self.closed or self.workers > self.concurrency:
-                                return  # (fewer workers since ``set_concurrency``)
-                            await self._park()
-                            continue
-                        record = ready.popleft()
-                        if record.cancel_reason is not None:
-                            # Cancelled while it waited for a worker: it never runs.
-                            self._attempt_cut(record)
-                        else:
-                            record.scope = scope
-                            timeout = record.timeout
-                            if timeout is not None:
-                                scope.deadline = record.attempt_started + timeout
-                            await self._run_attempt(record)
-                            if timeout is not None and not scope.cancel_called:
-                                scope.deadline = inf
-                        record = None
-                        if scope.cancel_called:
-                            break  # spent: the next attempt gets a fresh scope
-                        # A new attempt's first step comes after what is runnable now,
-                        # as it would for a newly spawned task.
-                        await trio.lowlevel.cancel_shielded_checkpoint()
-                if record is not None:
-                    # This scope's cancellation (an operator cancel or the timeout)
-                    # ended the attempt; the scope caught its ``Cancelled``.
-                    self._attempt_cut(record)
-                    record = None
-        finally:
-            self.workers -= 1
-            if record is not None:
-                # Cancelled from outside (the executor's nursery): nothing runs it now.
-                self._attempt_abandoned(record)
-            self._drain()
-
-    async def _park(self) -> None:
-        self._parked += 1
-        try:
-            await self._parking.park()
-        except BaseException:
-            # Cancelled while parked: no ``unpark`` counted it off.
-            self._parked -= 1
-            raise
-
-    async def _run_attempt(self, record: TaskRecord) -> None:
-        """Run one attempt in its worker; ends it unless ``Cancelled`` cuts it short."""
-        ctx = TaskContext(self, self._spending, record, record.attempts)
-        try:
-            result = await attempt_of(record, ctx)
-        except Exception as exc:
-            if record.cancel_reason is not None:
-                self._end(record, "cancelled", reason=record.cancel_reason)
-            else:
-                # A nursery in the task wraps even a single error in a group: fail
-                # with the error itself, so its message (and a timeout) shows.
-                self._attempt_failed(record, sole_cause(exc))
-            return
-        finally:
-            ctx.end_attempt()
-        if record.cancel_reason is not None:
-            self._end(record, "cancelled", reason=record.cancel_reason)
-        else:
-            record.result = result
-            self._end(record, "completed")
-
-    def _attempt_cut(self, record: TaskRecord) -> None:
-        """Its worker's scope cut the attempt (or it never ran): ``cancel()`` or the timeout."""
-        if record.cancel_reason is not None:
-            self._end(record, "cancelled", reason=record.cancel_reason)
-        else:
-            self._attempt_failed(record, trio.TooSlowError(f"timed out after {record.timeout}s"))
-
-    def _attempt_abandoned(self, record: TaskRecord) -> None:
-        """The executor's own nursery is being cancelled (shutdown) under the attempt."""
-        if record.state == "running":
-            self._end(record, "cancelled", reason=record.cancel_reason or "executor stopped")
-
-    def _drain(self) -> None:
-        """A worker cancelled from outside: end what would wait for it for ever."""
-        if self.workers == 0:
-            while self._ready:
-                self._attempt_abandoned(self._ready.popleft())
