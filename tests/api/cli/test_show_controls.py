@@ -7,32 +7,16 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+from _store_support import record_session
 
 from api.cli import main
-from api.store._recorder import serve_store_recorder
-from api.store._store import SessionStore
-from events import BudgetChanged, Event, ExecutorPaused, ExecutorResumed, Publisher, TaskQueued
+from events import BudgetChanged, Event, ExecutorPaused, ExecutorResumed, TaskQueued
 
 SID = "s-controls"
 
 
 async def _recorded(path: Path, events: list[Event]) -> None:
-    store = SessionStore.open(path)
-    store.begin_session(SID)
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id=SID, task_status=task_status
-            )
-        )
-        publisher.publish(TaskQueued(task_id="a"))
-        for event in events:
-            publisher.publish(event)
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.close()
+    await record_session(path, SID, [TaskQueued(task_id="a"), *events])
 
 
 def test_show_text_lists_controls_after_the_tables(

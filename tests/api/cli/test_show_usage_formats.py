@@ -9,35 +9,22 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+from _store_support import record_session
 
 from api.cli import main
-from api.store._recorder import serve_store_recorder
-from api.store._store import SessionStore
-from events import Publisher, TaskQueued, TaskUsage
+from events import Event, TaskQueued, TaskUsage
 
 SID = "s-formats"
 
 
 async def _recorded(path: Path) -> None:
-    store = SessionStore.open(path)
-    store.begin_session(SID)
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id=SID, task_status=task_status
-            )
-        )
-        publisher.publish(TaskQueued(task_id="agent"))
-        publisher.publish(TaskQueued(task_id="lib"))
-        publisher.publish(
-            TaskUsage(task_id="agent", model="m", input_tokens=1, source="codex-exec")
-        )
-        publisher.publish(TaskUsage(task_id="lib", model="m", input_tokens=2))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.close()
+    events: list[Event] = [
+        TaskQueued(task_id="agent"),
+        TaskQueued(task_id="lib"),
+        TaskUsage(task_id="agent", model="m", input_tokens=1, source="codex-exec"),
+        TaskUsage(task_id="lib", model="m", input_tokens=2),
+    ]
+    await record_session(path, SID, events)
 
 
 def test_show_and_export_name_the_format(

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+from _store_support import record_session
 
 from api.cli._store_commands import register
-from api.store._recorder import serve_store_recorder
 from api.store._store import SessionStore
-from events import Publisher, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
+from events import Event, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,34 +37,23 @@ def recorded_store(tmp_path: Path) -> Path:
 
 
 async def _record_two_tasks(path: Path) -> None:
-    store = SessionStore.open(path)
-    store.begin_session("s-0001", job_key="k")
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id="s-0001", task_status=task_status
+    events: list[Event] = []
+    for task, model, cost in (("a", "gpt-4o", 0.25), ("b", "mystery", None)):
+        events.append(TaskQueued(task_id=task, name=f"{task} name"))
+        events.append(TaskStarted(task_id=task))
+        events.append(
+            TaskUsage(
+                task_id=task,
+                model=model,
+                input_tokens=100,
+                output_tokens=10,
+                cache_read_tokens=5,
+                cost_usd=cost,
+                cost_source="reported" if cost is not None else "unpriced",
             )
         )
-        for task, model, cost in (("a", "gpt-4o", 0.25), ("b", "mystery", None)):
-            publisher.publish(TaskQueued(task_id=task, name=f"{task} name"))
-            publisher.publish(TaskStarted(task_id=task))
-            publisher.publish(
-                TaskUsage(
-                    task_id=task,
-                    model=model,
-                    input_tokens=100,
-                    output_tokens=10,
-                    cache_read_tokens=5,
-                    cost_usd=cost,
-                    cost_source="reported" if cost is not None else "unpriced",
-                )
-            )
-            publisher.publish(TaskCompleted(task_id=task, exit_code=0))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.end_session("s-0001", status="finished")
-    store.close()
+        events.append(TaskCompleted(task_id=task, exit_code=0))
+    await record_session(path, "s-0001", events, job_key="k", end_status="finished")
 
 
 def test_sessions_lists_totals(recorded_store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+from _store_support import record_session
 
 from api.cli._store_commands import register
 from api.cli._summary import format_summary
 from api.clients._money import format_usd
 from api.clients._view import format_session_line
-from api.store._recorder import serve_store_recorder
-from api.store._store import SessionStore
-from events import Publisher, SessionUpdate, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
+from events import Event, SessionUpdate, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 
 
 @pytest.mark.parametrize(
@@ -72,27 +70,13 @@ def test_client_budget_line_shows_a_tenth_of_a_cent() -> None:
 
 
 async def _record_tiny_cost(path: Path) -> None:
-    store = SessionStore.open(path)
-    store.begin_session("s-tiny")
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id="s-tiny", task_status=task_status
-            )
-        )
-        publisher.publish(TaskQueued(task_id="t"))
-        publisher.publish(TaskStarted(task_id="t"))
-        publisher.publish(
-            TaskUsage(
-                task_id="t", model="m", input_tokens=1, cost_usd=0.00003, cost_source="reported"
-            )
-        )
-        publisher.publish(TaskCompleted(task_id="t", exit_code=0))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.end_session("s-tiny", status="finished")
-    store.close()
+    events: list[Event] = [
+        TaskQueued(task_id="t"),
+        TaskStarted(task_id="t"),
+        TaskUsage(task_id="t", model="m", input_tokens=1, cost_usd=0.00003, cost_source="reported"),
+        TaskCompleted(task_id="t", exit_code=0),
+    ]
+    await record_session(path, "s-tiny", events, end_status="finished")
 
 
 def test_store_commands_show_fractions_of_a_cent(

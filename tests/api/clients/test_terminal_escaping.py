@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import structlog
 import trio
-import trio.testing
+from _store_support import record_session
 from _terminal_support import as_terminal, styled, without_drawing
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,9 +30,7 @@ from api.cli._store_commands import register
 from api.cli._summary import format_summary
 from api.clients._terminal import MAX_DRAWN_ROWS, csv_cell, json_text, printable
 from api.clients._watch import Screen
-from api.store._recorder import serve_store_recorder
-from api.store._store import SessionStore
-from events import Publisher, SessionUpdate, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
+from events import Event, SessionUpdate, TaskCompleted, TaskQueued, TaskStarted, TaskUsage
 from executor import TaskInfo
 
 EVIL_MODEL = '\x1b]0;PWNED\x07\x1b[2J=HYPERLINK("http://x")'
@@ -105,34 +103,23 @@ def evil_store(tmp_path: Path) -> Path:
 
 
 async def _record_evil_tasks(path: Path) -> None:
-    store = SessionStore.open(path)
-    store.begin_session("s-evil", job_key="k")
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id="s-evil", task_status=task_status
+    events: list[Event] = []
+    for task in (EVIL_ID, FORMULA_ID):
+        events.append(TaskQueued(task_id=task, name="n\x1b[2J"))
+        events.append(TaskStarted(task_id=task))
+        events.append(
+            TaskUsage(
+                task_id=task,
+                model=EVIL_MODEL,
+                provider="-prov\x9b",
+                input_tokens=10,
+                output_tokens=5,
+                cost_usd=0.001,
+                cost_source="reported",
             )
         )
-        for task in (EVIL_ID, FORMULA_ID):
-            publisher.publish(TaskQueued(task_id=task, name="n\x1b[2J"))
-            publisher.publish(TaskStarted(task_id=task))
-            publisher.publish(
-                TaskUsage(
-                    task_id=task,
-                    model=EVIL_MODEL,
-                    provider="-prov\x9b",
-                    input_tokens=10,
-                    output_tokens=5,
-                    cost_usd=0.001,
-                    cost_source="reported",
-                )
-            )
-            publisher.publish(TaskCompleted(task_id=task, exit_code=0))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.end_session("s-evil", status="finished")
-    store.close()
+        events.append(TaskCompleted(task_id=task, exit_code=0))
+    await record_session(path, "s-evil", events, job_key="k", end_status="finished")
 
 
 def _call(argv: list[str]) -> int:

@@ -7,32 +7,22 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
+from _store_support import record_session
 
 from api.cli import main
-from api.store._recorder import serve_store_recorder
 from api.store._store import SessionStore
-from events import BudgetChanged, ConcurrencyChanged, Publisher, TaskQueued
+from events import BudgetChanged, ConcurrencyChanged, Event, TaskQueued
 
 SID = "s-concurrency"
 
 
 async def _record(path: Path) -> None:
-    store = SessionStore.open(path)
-    store.begin_session(SID)
-    publisher = Publisher()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_store_recorder(
-                store, publisher, session_id=SID, task_status=task_status
-            )
-        )
-        publisher.publish(TaskQueued(task_id="a"))
-        publisher.publish(ConcurrencyChanged(concurrency=8, previous=4, reason="busy hour"))
-        publisher.publish(BudgetChanged(budget_usd=3.0))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    store.close()
+    events: list[Event] = [
+        TaskQueued(task_id="a"),
+        ConcurrencyChanged(concurrency=8, previous=4, reason="busy hour"),
+        BudgetChanged(budget_usd=3.0),
+    ]
+    await record_session(path, SID, events)
 
 
 def test_a_concurrency_change_is_a_control_with_its_value(
